@@ -1,0 +1,31 @@
+"""diffutron-core: the masked-diffusion math of Diffutron, on plain torch tensors.
+
+Forward process (:func:`sample_t`, :func:`mask_tokens`) under a schedule (:class:`LinearSchedule`,
+:class:`CosineSchedule`); the training objective (:func:`mdlm_loss`); the pieces of the reverse
+process (:func:`transfer_counts`, :func:`gumbel_argmax`); and the likelihood estimator used for
+multiple-choice evaluation (:func:`mc_loglikelihood`). Depends on torch only.
+"""
+
+from importlib.metadata import version
+
+from diffutron_core.likelihood import mc_loglikelihood, stratified_mask_counts
+from diffutron_core.loss import mdlm_loss
+from diffutron_core.noise import mask_tokens, sample_t
+from diffutron_core.sampling import gumbel_argmax, transfer_counts
+from diffutron_core.schedules import CosineSchedule, LinearSchedule, Schedule
+
+__version__ = version("diffutron-core")
+
+__all__ = [
+    "CosineSchedule",
+    "LinearSchedule",
+    "Schedule",
+    "__version__",
+    "gumbel_argmax",
+    "mask_tokens",
+    "mc_loglikelihood",
+    "mdlm_loss",
+    "sample_t",
+    "stratified_mask_counts",
+    "transfer_counts",
+]

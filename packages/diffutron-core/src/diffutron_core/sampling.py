@@ -1,0 +1,66 @@
+"""Pieces of the reverse (unmasking) process shared by every sampler (LLaDA Algorithm 4/5)."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["gumbel_argmax", "transfer_counts"]
+
+
+def transfer_counts(n_masked: torch.Tensor | int, steps: int) -> torch.Tensor:
+    """How many tokens to commit at each of ``steps`` steps of a block with ``n_masked`` masks.
+
+    Step ``j`` commits ``round(remaining / (steps - j))`` with round-half-to-even (``torch.round``),
+    computed in float64, so every row sums to its ``n_masked`` and the last step takes what is left.
+    When ``steps`` divides ``n`` this equals LLaDA's ``get_num_transfer_tokens`` (``n // steps``
+    per step plus the remainder on the first steps); dLLM evaluates the same rule in float32.
+
+    Args:
+        n_masked: ``(B,)`` (or a scalar) number of masked positions in the block, per row.
+        steps: denoising steps for the block, ``>= 1``.
+
+    Returns:
+        Long tensor ``(B, steps)`` (``(steps,)`` for a scalar input).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    n = torch.as_tensor(n_masked)
+    if n.is_floating_point() or (n < 0).any():
+        raise ValueError("n_masked must hold non-negative integers")
+    remaining = n.to(torch.float64)
+    counts = torch.empty((*n.shape, steps), dtype=torch.long, device=n.device)
+    for j in range(steps):
+        k = torch.round(remaining / (steps - j))
+        counts[..., j] = k.long()
+        remaining = remaining - k
+    return counts
+
+
+def gumbel_argmax(
+    logits: torch.Tensor,
+    temperature: float,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample ``argmax`` over the last dim of Gumbel-perturbed logits (the Gumbel-max trick).
+
+    ``temperature == 0`` is plain ``argmax``. Otherwise draws ``u ~ U[0, 1)`` in float64 and returns
+    ``argmax(logits / T - log(-log u))``, a sample from ``softmax(logits / T)``. This is LLaDA's
+    ``add_gumbel_noise`` (``argmax exp(logits) / (-log u) ** T``) in log space: the same ``u`` gives
+    the same token, without overflowing ``exp`` for large logits.
+
+    Args:
+        logits: ``(..., V)``.
+        temperature: ``>= 0``.
+        generator: for ``u``, drawn on ``logits.device``.
+
+    Returns:
+        Long tensor ``(...)``.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    u = torch.rand(logits.shape, dtype=torch.float64, generator=generator, device=logits.device)
+    gumbel = -torch.log(-torch.log(u))
+    return (logits.to(torch.float64) / temperature + gumbel).argmax(dim=-1)

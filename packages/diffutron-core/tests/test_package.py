@@ -1,0 +1,26 @@
+import subprocess
+import sys
+from importlib.metadata import version
+
+import diffutron_core
+
+
+def test_version_is_the_distribution_version():
+    assert diffutron_core.__version__ == version("diffutron-core")
+
+
+def test_public_api_is_exported():
+    for name in diffutron_core.__all__:
+        assert hasattr(diffutron_core, name), name
+
+
+def test_import_pulls_in_torch_only():
+    code = (
+        "import sys, diffutron_core\n"
+        "heavy = [m for m in ('transformers', 'datasets', 'peft', 'accelerate', 'lm_eval') "
+        "if m in sys.modules]\n"
+        "print(heavy)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
