@@ -1,0 +1,10 @@
+"""``diffutron-eval``: perplexity and the CETVEL benchmark subset."""
+
+from diffutron_cli.options import app_group
+
+evaluate = app_group(
+    "diffutron-eval",
+    "Evaluate a Diffutron model: masked pseudo-perplexity and the CETVEL Turkish subset.",
+    envvar_prefix="DIFFUTRON_EVAL",
+    lazy_subcommands={},
+)

@@ -1,0 +1,91 @@
+"""What every Diffutron app shares: help and version flags, environment defaults, ``--config``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from diffutron_cli import __version__
+from diffutron_cli.lazy import LazyGroup
+
+
+def _normalise_keys(mapping: dict[str, Any]) -> dict[str, Any]:
+    """YAML may spell options as on the command line (``max-length``); click wants ``max_length``.
+
+    Nested mappings are the defaults of a subcommand and keep their key (the command's name).
+    """
+    return {
+        key if isinstance(value, dict) else str(key).replace("-", "_"): (
+            _normalise_keys(value) if isinstance(value, dict) else value
+        )
+        for key, value in mapping.items()
+    }
+
+
+def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Eager callback of ``--config``: merge a YAML mapping into ``ctx.default_map``.
+
+    click then resolves every option as command line > environment variable > this file > the
+    option's default. On a group the file maps subcommand names to their options.
+    """
+    if value is None:
+        return None
+    import yaml  # only when a config file is given
+
+    path = Path(value)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise click.BadParameter(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        reason = str(exc).splitlines()[0]
+        raise click.BadParameter(f"config file {path} is not valid YAML ({reason})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise click.BadParameter(
+            f"config file {path} must hold a mapping of option names to values, "
+            f"not a {type(data).__name__}"
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **_normalise_keys(data)}
+    return value
+
+
+config_option = click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    expose_value=False,
+    callback=load_config,
+    help="YAML file of option defaults (the command line and DIFFUTRON_* variables win).",
+)
+
+
+def app_group(
+    name: str, help_text: str, *, envvar_prefix: str, lazy_subcommands: dict[str, str]
+) -> click.Group:
+    """A root group of one Diffutron app, with ``-h/--help``, ``-V/--version`` and ``--config``.
+
+    Every option also reads ``{envvar_prefix}_{COMMAND}_{OPTION}`` from the environment.
+    """
+
+    @click.group(
+        name=name,
+        cls=LazyGroup,
+        lazy_subcommands=lazy_subcommands,
+        help=help_text,
+        context_settings={
+            "help_option_names": ["-h", "--help"],
+            "auto_envvar_prefix": envvar_prefix,
+        },
+    )
+    @click.version_option(__version__, "-V", "--version", prog_name=name)
+    @config_option
+    def group() -> None:
+        pass
+
+    return group

@@ -1,0 +1,10 @@
+"""``diffutron-train``: continual pre-training and instruction tuning."""
+
+from diffutron_cli.options import app_group
+
+train = app_group(
+    "diffutron-train",
+    "Train Diffutron models: LoRA continual pre-training (cpt) and MDLM instruction tuning (sft).",
+    envvar_prefix="DIFFUTRON_TRAIN",
+    lazy_subcommands={},
+)
