@@ -1,0 +1,142 @@
+"""Diffutron's checks, each in its own environment built from uv.lock.
+
+    uv run nox                 # every session: tests per package, integration, lint, build
+    uv run nox -s "tests(core)"
+    uv run nox -s build        # every wheel and sdist, each installed alone in a clean venv
+
+Each test session installs one workspace member with only its own declared dependencies
+(``uv sync --package``), so a missing dependency fails there rather than hiding behind a neighbour.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_external_run = True
+nox.options.reuse_venv = "yes"
+
+ROOT = Path(__file__).parent
+MEMBERS = {
+    "core": "packages/diffutron-core",
+    "data": "packages/diffutron-data",
+    "train": "packages/diffutron-train",
+    "sample": "packages/diffutron-sample",
+    "eval": "packages/diffutron-eval",
+    "cli": "apps/diffutron-cli",
+}
+# What each wheel must (and must not) bring along when installed alone.
+FORBIDDEN_IN_CLOSURE = {
+    "core": ("transformers", "datasets", "peft", "lm_eval"),
+    "sample": ("datasets", "peft", "bitsandbytes", "lm_eval", "accelerate"),
+}
+OFFLINE = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "UV_PYTHON_DOWNLOADS": "never",
+}
+
+
+def distribution(member: str) -> str:
+    return Path(MEMBERS[member]).name
+
+
+def sync(session: nox.Session, *args: str) -> None:
+    """Install exactly what uv.lock pins for ``args`` into this session's venv."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--no-default-groups",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location, **OFFLINE},
+        external=True,
+    )
+
+
+@nox.session
+@nox.parametrize("member", list(MEMBERS), ids=list(MEMBERS))
+def tests(session: nox.Session, member: str) -> None:
+    """One member's own tests, in a venv holding that member and its declared dependencies."""
+    sync(session, "--package", distribution(member), "--group", "test")
+    session.run("pytest", f"{MEMBERS[member]}/tests", *session.posargs, env=OFFLINE)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Cross-package tests (tests/): the workspace's shape and the CLI as users call it."""
+    sync(session, "--package", "diffutron-cli", "--group", "test")
+    session.run("pytest", "tests", *session.posargs, env=OFFLINE)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    sync(session, "--only-group", "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every wheel and sdist; install each wheel alone in a clean venv and import it."""
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("uv", "build", "--all-packages", "--out-dir", str(dist), external=True, env=OFFLINE)
+    wheels = sorted(dist.glob("*.whl"))
+    sdists = sorted(dist.glob("*.tar.gz"))
+    if len(wheels) != len(MEMBERS) or len(sdists) != len(MEMBERS):
+        session.error(
+            f"expected {len(MEMBERS)} wheels and sdists, got {len(wheels)} and {len(sdists)}"
+        )
+    # Pin the siblings to the wheels just built, so a same-named package on an index never wins.
+    constraints = dist / "constraints.txt"
+    constraints.write_text(
+        "".join(
+            f"{w.name.split('-')[0].replace('_', '-')}=={w.name.split('-')[1]}\n" for w in wheels
+        )
+    )
+    for member in MEMBERS:
+        module = distribution(member).replace("-", "_")
+        (wheel,) = [w for w in wheels if w.name.startswith(f"{module}-")]
+        venv = Path(session.create_tmp()) / f"venv-{member}"
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv), external=True)
+        python = str(venv / "bin" / "python")
+        session.run(
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "--find-links",
+            str(dist),
+            "--constraint",
+            str(constraints),
+            str(wheel),
+            external=True,
+            env=OFFLINE,
+        )
+        forbidden = FORBIDDEN_IN_CLOSURE.get(member, ())
+        check = (
+            "import importlib.util, sys\n"
+            f"import {module}\n"
+            f"print({module}.__name__, {module}.__version__)\n"
+            f"present = [m for m in {forbidden!r} if importlib.util.find_spec(m)]\n"
+            "sys.exit(f'installed but must not be: {present}' if present else 0)\n"
+        )
+        session.run(python, "-c", check, external=True, env=OFFLINE)
+        if member == "cli":
+            for script in ("diffutron", "diffutron-train", "diffutron-sample", "diffutron-eval"):
+                session.run(
+                    str(venv / "bin" / script), "--help", external=True, env=OFFLINE, silent=True
+                )
+            session.run(str(venv / "bin" / "diffutron"), "--version", external=True, env=OFFLINE)

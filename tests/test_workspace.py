@@ -1,0 +1,110 @@
+"""The workspace keeps its shape: one-way dependencies, lockstep versions, standalone packages."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MEMBERS = {
+    "diffutron-core": ROOT / "packages/diffutron-core",
+    "diffutron-data": ROOT / "packages/diffutron-data",
+    "diffutron-train": ROOT / "packages/diffutron-train",
+    "diffutron-sample": ROOT / "packages/diffutron-sample",
+    "diffutron-eval": ROOT / "packages/diffutron-eval",
+    "diffutron-cli": ROOT / "apps/diffutron-cli",
+}
+# ARCHITECTURE.md: data <- nothing; core <- sample; core, data <- train; core, sample <- eval.
+ALLOWED = {
+    "diffutron-core": set(),
+    "diffutron-data": set(),
+    "diffutron-sample": {"diffutron-core"},
+    "diffutron-train": {"diffutron-core", "diffutron-data"},
+    "diffutron-eval": {"diffutron-core", "diffutron-sample"},
+    "diffutron-cli": set(MEMBERS) - {"diffutron-cli"},
+}
+
+
+def project(name):
+    return tomllib.loads((MEMBERS[name] / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower()
+
+
+def test_every_member_is_in_the_workspace_glob():
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "project" not in root  # a virtual root
+    assert root["tool"]["uv"]["workspace"]["members"] == ["packages/*", "apps/*"]
+    found = {p.parent.name for p in ROOT.glob("packages/*/pyproject.toml")}
+    found |= {p.parent.name for p in ROOT.glob("apps/*/pyproject.toml")}
+    assert found == set(MEMBERS)
+
+
+@pytest.mark.parametrize("name", list(MEMBERS))
+def test_member_layout(name):
+    module = name.replace("-", "_")
+    path = MEMBERS[name]
+    assert (path / "README.md").is_file()
+    assert (path / "src" / module / "__init__.py").is_file()
+    assert (path / "src" / module / "py.typed").is_file()
+    assert list((path / "tests").glob("test_*.py")), f"{name} has no tests"
+
+
+@pytest.mark.parametrize("name", list(MEMBERS))
+def test_dependencies_point_one_way_and_are_declared_as_sources(name):
+    meta = project(name)
+    internal = {
+        requirement_name(r) for r in meta["project"]["dependencies"] if r.startswith("diffutron-")
+    }
+    assert internal == ALLOWED[name]
+    sources = meta.get("tool", {}).get("uv", {}).get("sources", {})
+    assert {k for k, v in sources.items() if v == {"workspace": True}} == internal
+
+
+def test_core_depends_on_torch_only():
+    assert [requirement_name(r) for r in project("diffutron-core")["project"]["dependencies"]] == [
+        "torch"
+    ]
+
+
+def test_versions_move_in_lockstep():
+    versions = {name: project(name)["project"]["version"] for name in MEMBERS}
+    assert len(set(versions.values())) == 1, versions
+    version = next(iter(versions.values()))
+    for name in MEMBERS:
+        for requirement in project(name)["project"]["dependencies"]:
+            if requirement.startswith("diffutron-"):
+                assert requirement.endswith(f"=={version}"), (name, requirement)
+
+
+def locked_closure(package: str) -> set[str]:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    graph = {p["name"]: {d["name"] for d in p.get("dependencies", [])} for p in lock["package"]}
+    seen, todo = set(), [package]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(graph.get(current, ()))
+    return seen
+
+
+def test_sample_installs_without_training_or_evaluation_stacks():
+    closure = locked_closure("diffutron-sample")
+    assert {"diffutron-core", "torch", "transformers"} <= closure
+    assert not closure & {
+        "datasets",
+        "peft",
+        "bitsandbytes",
+        "lm-eval",
+        "accelerate",
+        "diffutron-data",
+    }
+
+
+def test_core_installs_without_transformers():
+    closure = locked_closure("diffutron-core")
+    assert "torch" in closure and "transformers" not in closure
