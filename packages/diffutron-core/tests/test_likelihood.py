@@ -27,6 +27,17 @@ class TinyMaskedLM(torch.nn.Module):
         return h @ self.out
 
 
+def recording(fn):
+    """Wrap a logits function so that every canvas it is called with is kept."""
+    seen: list[torch.Tensor] = []
+
+    def logits_fn(ids):
+        seen.append(ids.clone())
+        return fn(ids)
+
+    return logits_fn, seen
+
+
 def masked_ce(model, context, target, positions) -> float:
     """Sum of -log p(y_i | c, y with `positions` masked) over the masked positions."""
     canvas = torch.cat([context, target]).clone()
@@ -72,12 +83,7 @@ def test_mc_mean_matches_the_enumerated_expectation(length):
 
 def test_single_token_continuation_is_exact_in_one_forward_pass():
     model = TinyMaskedLM(seed=3)
-    calls = []
-
-    def logits_fn(ids):
-        calls.append(ids.clone())
-        return model(ids)
-
+    logits_fn, calls = recording(model)
     context, target = torch.tensor([2, 6, 1]), torch.tensor([4])
     got = mc_loglikelihood(logits_fn, context, target, mask_token_id=MASK, mc_num=128)
     assert len(calls) == 1 and calls[0].tolist() == [[2, 6, 1, MASK]]
@@ -87,13 +93,7 @@ def test_single_token_continuation_is_exact_in_one_forward_pass():
 
 
 def test_context_is_never_masked_and_each_row_masks_one_to_L_positions():
-    model = TinyMaskedLM(seed=5)
-    seen = []
-
-    def logits_fn(ids):
-        seen.append(ids.clone())
-        return model(ids)
-
+    logits_fn, seen = recording(TinyMaskedLM(seed=5))
     context, target = torch.tensor([1, 2, 3]), torch.tensor([0, 4, 5, 6])
     mc_loglikelihood(
         logits_fn,
@@ -118,12 +118,7 @@ def test_context_is_never_masked_and_each_row_masks_one_to_L_positions():
 
 
 def test_mask_positions_are_uniform_within_a_level():
-    seen = []
-
-    def logits_fn(ids):
-        seen.append(ids.clone())
-        return torch.zeros(*ids.shape, VOCAB)
-
+    logits_fn, seen = recording(lambda ids: torch.zeros(*ids.shape, VOCAB))
     mc_loglikelihood(
         logits_fn,
         [],
