@@ -1,0 +1,112 @@
+"""Shared machinery of the dataset builders: stream records to Arrow on disk, finish atomically.
+
+Records are written in chunks to an Arrow stream file in a work folder beside the output, so a
+source never sits in memory; ``datasets`` then memory-maps it for tokenising with ``num_proc``. The
+finished dataset and its ``manifest.json`` appear in the output folder by one rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from diffutron_data.errors import DataError
+
+BUILDER_VERSION = version("diffutron-data")
+CHUNK = 10_000
+
+
+def write_arrow(records: Iterable[dict[str, Any]], columns: dict[str, Any], path: Path) -> int:
+    """Write dicts with ``columns``' keys to an Arrow stream file; return how many."""
+    import pyarrow as pa
+
+    schema = pa.schema(list(columns.items()))
+    count = 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        buffer: dict[str, list] = {name: [] for name in columns}
+
+        def flush() -> None:
+            if buffer[next(iter(columns))]:
+                writer.write_batch(pa.record_batch([buffer[n] for n in columns], schema=schema))
+                for values in buffer.values():
+                    values.clear()
+
+        for record in records:
+            for name in columns:
+                buffer[name].append(record[name])
+            count += 1
+            if count % CHUNK == 0:
+                flush()
+        flush()
+    return count
+
+
+def column(dataset, name: str) -> list:
+    """One column as a Python list, in the dataset's order, in one Arrow conversion.
+
+    (Iterating ``dataset[name]`` element by element costs a ``datasets`` call per row.)
+    """
+    return dataset.with_format("arrow")[name].to_pylist()
+
+
+def histogram(lengths: Iterable[int], max_length: int) -> list[dict[str, int | str]]:
+    """Counts of lengths in ``(0, 1], (1, 2], (2, 4], … (…, max_length]`` and ``> max_length``."""
+    import numpy as np
+
+    values = np.fromiter(lengths, dtype=np.int64)
+    edges = [0]
+    while edges[-1] < max_length:
+        edges.append(min(max(1, edges[-1] * 2), max_length))
+    counts = np.histogram(values, bins=[e + 0.5 for e in edges] + [np.inf])[0]  # (lo, hi]
+    bins = [
+        {"from": lo + 1, "to": hi, "count": int(n)}
+        for lo, hi, n in zip(edges, edges[1:], counts, strict=False)
+    ]
+    bins.append({"from": max_length + 1, "to": "inf", "count": int(counts[-1])})
+    return bins
+
+
+def fingerprint(payload: Any) -> str:
+    """A stable short hash of a JSON-able payload (used as the dataset fingerprint)."""
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@contextmanager
+def atomic_output(output_dir: str | Path, *, overwrite: bool) -> Iterator[tuple[Path, Path]]:
+    """Yield ``(work, final)``: build into ``final``; it replaces ``output_dir`` only on success.
+
+    ``work`` is a scratch folder for intermediate files, removed at the end either way.
+    """
+    out = Path(output_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DataError(
+            f"{out} exists and is not empty; choose another --output-dir or pass --overwrite"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    final = work / "result"
+    try:
+        yield work, final
+        if out.exists():
+            trash = work / "previous"
+            out.rename(trash)
+        final.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def save(dataset, final: Path, manifest: dict[str, Any]) -> None:
+    """Save ``dataset`` with a fingerprint derived from the manifest, then write the manifest."""
+    dataset = dataset.flatten_indices(new_fingerprint=fingerprint(manifest))
+    dataset.save_to_disk(str(final))
+    (final / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )

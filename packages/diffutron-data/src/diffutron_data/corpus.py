@@ -1,0 +1,223 @@
+"""The continual pre-training corpus builder (the paper's §4.1 recipe, reproducible).
+
+Per pool of sources: stream documents to disk, tokenise with the base tokenizer (``num_proc``
+workers), drop every document longer than ``max_length`` tokens (filter, never truncate),
+optionally sample ``sample_size`` documents after a seeded shuffle. Then shuffle the union with the
+seed and save it with ``datasets.save_to_disk`` beside a ``manifest.json``. The same inputs, seed
+and tokenizer give the same files, byte for byte, whatever ``num_proc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffutron_data.build import (
+    BUILDER_VERSION,
+    atomic_output,
+    column,
+    fingerprint,
+    histogram,
+    save,
+    write_arrow,
+)
+from diffutron_data.errors import DataError, ReadReport
+from diffutron_data.packing import pack_lengths, padding_fraction
+from diffutron_data.progress import progress, progress_enabled
+from diffutron_data.sources import Source, iter_texts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Pool:
+    """Sources read together; ``sample_size`` documents are kept after filtering (all if None)."""
+
+    name: str
+    sources: list[Source]
+    sample_size: int | None = None
+
+
+@dataclass
+class CorpusStats:
+    """Counts of one pool: every document read is kept, sampled out, or dropped for a reason."""
+
+    read: int = 0
+    tokenised: int = 0
+    kept: int = 0
+    selected: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+
+def _tokenize_batch(batch: dict[str, list], tokenizer) -> dict[str, list]:
+    """Tokenise with the model's special tokens (what the model sees); no truncation."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(batch["text"], add_special_tokens=True)
+    ids = [e.ids for e in encodings]
+    return {"input_ids": ids, "length": [len(x) for x in ids]}
+
+
+def _within(lengths: list[int], max_length: int) -> list[bool]:
+    return [n <= max_length for n in lengths]
+
+
+def _read_pool(pool: Pool, path: Path, report: ReadReport) -> int:
+    def records():
+        for source in pool.sources:
+            texts = iter_texts(source, report)
+            for text, origin in progress(texts, desc=f"reading {source}"):
+                yield {"text": text, "origin": origin}
+
+    import pyarrow as pa
+
+    return write_arrow(records(), {"text": pa.string(), "origin": pa.string()}, path)
+
+
+def build_cpt_corpus(
+    pools: list[Pool],
+    tokenizer,
+    output_dir: str | Path,
+    *,
+    tokenizer_name: str,
+    max_length: int = 512,
+    seed: int = 0,
+    num_proc: int = 1,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Build and save the CPT corpus; return its manifest.
+
+    Columns of the saved dataset: ``input_ids`` (with the tokenizer's special tokens), ``length``
+    and ``origin`` (``file:line`` or ``dataset:split:row`` of the document).
+    """
+    import datasets
+
+    if max_length < 1:
+        raise DataError(f"max_length must be >= 1, got {max_length}")
+    if num_proc < 1:
+        raise DataError(f"num_proc must be >= 1, got {num_proc}")
+    if not pools or not all(p.sources for p in pools):
+        raise DataError("every pool needs at least one source")
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(f"tokenizer {tokenizer_name!r} is not a fast (Rust) tokenizer")
+    if num_proc > 1:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not progress_enabled():
+        datasets.disable_progress_bars()
+    recipe = {
+        "kind": "cpt",
+        "builder": "diffutron-data",
+        "builder_version": BUILDER_VERSION,
+        "tokenizer": tokenizer_name,
+        "tokenizer_vocab_size": len(tokenizer),
+        "max_length": max_length,
+        "seed": seed,
+        "pools": [
+            {
+                "name": p.name,
+                "sample_size": p.sample_size,
+                "sources": [s.describe() for s in p.sources],
+            }
+            for p in pools
+        ],
+    }
+    key = fingerprint(recipe)
+    with atomic_output(output_dir, overwrite=overwrite) as (work, final):
+        selected, stats, problems, lengths = [], {}, [], []
+        for index, pool in enumerate(pools):
+            report = ReadReport()
+            raw = work / f"pool-{index}.arrow"
+            count = _read_pool(pool, raw, report)
+            problems += report.problems
+            ds = datasets.Dataset.from_file(str(raw))
+            ds = ds.map(
+                _tokenize_batch,
+                batched=True,
+                num_proc=num_proc if count > num_proc else None,
+                fn_kwargs={"tokenizer": tokenizer},
+                remove_columns=["text"],
+                cache_file_name=str(work / f"pool-{index}-tokens.arrow"),
+                new_fingerprint=f"{key}-{index}-tokens",
+                desc=f"tokenising {pool.name}",
+            )
+            lengths += column(ds, "length")
+            kept = ds.filter(
+                _within,
+                input_columns="length",
+                batched=True,
+                fn_kwargs={"max_length": max_length},
+                num_proc=num_proc if count > num_proc else None,
+                cache_file_name=str(work / f"pool-{index}-kept.arrow"),
+                new_fingerprint=f"{key}-{index}-kept",
+                desc=f"filtering {pool.name} to <= {max_length} tokens",
+            )
+            pool_stats = CorpusStats(read=report.read, tokenised=len(ds), kept=len(kept))
+            pool_stats.dropped.update(report.skipped)
+            pool_stats.dropped["too_long"] = len(ds) - len(kept)
+            if pool.sample_size is not None and pool.sample_size < len(kept):
+                kept = kept.shuffle(seed=seed).select(range(pool.sample_size))
+            elif pool.sample_size is not None:
+                logger.warning(
+                    "pool %s: asked for %d documents, only %d pass the filter; keeping all",
+                    pool.name,
+                    pool.sample_size,
+                    len(kept),
+                )
+            pool_stats.selected = len(kept)
+            stats[pool.name] = pool_stats
+            selected.append(kept)
+        corpus = datasets.concatenate_datasets(selected).shuffle(seed=seed)
+        manifest = _manifest(recipe, stats, corpus, lengths, problems)
+        save(corpus, final, manifest)
+    logger.info(
+        "saved %d documents (%d tokens) to %s", manifest["rows"], manifest["tokens"], output_dir
+    )
+    return manifest
+
+
+def padding_report(
+    lengths: list[int], max_length: int, *, batch_size: int = 64, window: int = 4096
+) -> dict[str, Any]:
+    """Pad fraction of random batches padded to their longest row, against packed rows
+    (:func:`~diffutron_data.packing.pack_lengths` over windows of ``window`` documents)."""
+    packed_rows = []
+    for start in range(0, len(lengths), window):
+        chunk = lengths[start : start + window]
+        packed_rows += [sum(chunk[i] for i in row) for row in pack_lengths(chunk, max_length)]
+    return {
+        "batch_size": batch_size,
+        "unpacked": round(padding_fraction(lengths, batch_size=batch_size), 6),
+        "packed": round(padding_fraction(packed_rows, batch_size=batch_size, pad_to=max_length), 6),
+        "packed_rows": len(packed_rows),
+    }
+
+
+def _manifest(recipe, stats: dict[str, CorpusStats], corpus, lengths, problems) -> dict[str, Any]:
+    def counts(s: CorpusStats) -> dict[str, Any]:
+        return {
+            "read": s.read,
+            "kept_after_filter": s.kept,
+            "selected": s.selected,
+            "not_sampled": s.kept - s.selected,
+            "dropped": dict(sorted(s.dropped.items())),
+        }
+
+    total = CorpusStats()
+    for s in stats.values():
+        total.read += s.read
+        total.kept += s.kept
+        total.selected += s.selected
+        total.dropped.update(s.dropped)
+    manifest = dict(recipe)
+    for entry in manifest["pools"]:
+        entry.update(counts(stats[entry["name"]]))
+    manifest["total"] = counts(total)
+    manifest["rows"] = len(corpus)
+    corpus_lengths = column(corpus, "length")
+    manifest["tokens"] = sum(corpus_lengths)
+    manifest["token_length_histogram"] = histogram(lengths, recipe["max_length"])
+    manifest["padding"] = padding_report(corpus_lengths, recipe["max_length"])
+    manifest["problems"] = problems
+    return manifest

@@ -1,0 +1,44 @@
+"""Errors and problem reports of diffutron-data."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+logger = logging.getLogger("diffutron_data")
+
+
+class DataError(Exception):
+    """A problem with the user's input, described in one line (the CLI prints it as is)."""
+
+
+@dataclass
+class ReadReport:
+    """What reading a source saw: documents yielded, and everything skipped, counted by reason.
+
+    Every skipped record is logged as ``origin: reason`` (the first ``log_limit`` of them; the
+    rest are counted) and the first ``keep_limit`` are kept for the manifest: nothing is lost
+    silently.
+    """
+
+    yielded: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    keep_limit: int = 100
+    log_limit: int = 20
+
+    def skip(self, reason: str, origin: str, detail: str = "") -> None:
+        self.skipped[reason] += 1
+        message = f"{origin}: {reason.replace('_', ' ')}{f' ({detail})' if detail else ''}; skipped"
+        if len(self.problems) < self.keep_limit:
+            self.problems.append(message)
+        total = sum(self.skipped.values())
+        if total <= self.log_limit:
+            logger.warning(message)
+        elif total == self.log_limit + 1:
+            logger.warning("more problems follow; they are counted in the manifest")
+
+    @property
+    def read(self) -> int:
+        return self.yielded + sum(self.skipped.values())

@@ -1,0 +1,195 @@
+"""Instruction sets -> SFT rows for the MDLM objective (response-only maskable).
+
+Each conversation is rendered with the chat template and split into prompt and response; both
+parts are tokenised *separately* without special tokens and concatenated, so the prompt ids are
+exactly what generation will see. A row holds ``input_ids``, ``maskable`` (False on the prompt,
+True on the response and its end marker; the pad tail is the collator's business) and
+``prompt_length``. Rows whose prompt leaves no room for a response within ``max_length`` are
+dropped; rows whose response does not fit are dropped (default: every kept row ends with its end
+marker) or right-truncated on request. Every drop is counted by reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from diffutron_data.build import (
+    BUILDER_VERSION,
+    atomic_output,
+    column,
+    fingerprint,
+    histogram,
+    save,
+    write_arrow,
+)
+from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, split_prompt_response
+from diffutron_data.errors import DataError, ReadReport
+from diffutron_data.instructions import iter_conversations
+from diffutron_data.progress import progress, progress_enabled
+from diffutron_data.sources import Source
+
+logger = logging.getLogger(__name__)
+
+KEPT, TRUNCATED = "kept", "truncated"
+
+
+def encode_example(
+    prompt: str,
+    response: str,
+    tokenizer,
+    *,
+    max_length: int,
+    truncate_response: bool = False,
+) -> tuple[dict[str, Any] | None, str]:
+    """Tokenise one prompt/response pair; return ``(row or None, status)``.
+
+    Status is ``kept``, ``truncated``, ``prompt_too_long`` or ``response_too_long``.
+    """
+    prompt_ids = tokenizer.backend_tokenizer.encode(prompt, add_special_tokens=False).ids
+    response_ids = tokenizer.backend_tokenizer.encode(response, add_special_tokens=False).ids
+    return _assemble(prompt_ids, response_ids, max_length, truncate_response)
+
+
+def _assemble(prompt_ids, response_ids, max_length, truncate_response):
+    if len(prompt_ids) >= max_length:
+        return None, "prompt_too_long"
+    status = KEPT
+    if len(prompt_ids) + len(response_ids) > max_length:
+        if not truncate_response:
+            return None, "response_too_long"
+        response_ids = response_ids[: max_length - len(prompt_ids)]
+        status = TRUNCATED
+    row = {
+        "input_ids": list(prompt_ids) + list(response_ids),
+        "maskable": [False] * len(prompt_ids) + [True] * len(response_ids),
+        "prompt_length": len(prompt_ids),
+    }
+    return row, status
+
+
+def _encode_batch(batch, tokenizer, max_length, truncate_response):
+    backend = tokenizer.backend_tokenizer
+    prompts = backend.encode_batch(batch["prompt"], add_special_tokens=False)
+    responses = backend.encode_batch(batch["response"], add_special_tokens=False)
+    out: dict[str, list] = {"input_ids": [], "maskable": [], "prompt_length": [], "status": []}
+    for p, r in zip(prompts, responses, strict=True):
+        row, status = _assemble(p.ids, r.ids, max_length, truncate_response)
+        row = row or {"input_ids": [], "maskable": [], "prompt_length": 0}
+        for key, value in row.items():
+            out[key].append(value)
+        out["status"].append(status)
+    return out
+
+
+def _usable(statuses: list[str]) -> list[bool]:
+    return [s in (KEPT, TRUNCATED) for s in statuses]
+
+
+def build_sft_dataset(
+    sources: Iterable[Source] | None,
+    tokenizer,
+    output_dir: str | Path,
+    *,
+    tokenizer_name: str,
+    schema: str = "auto",
+    max_length: int = 256,
+    truncate_response: bool = False,
+    chat_template: str = DLLM_BERT_CHAT_TEMPLATE,
+    extra_conversations: Iterable[list[dict[str, str]]] = (),
+    extra_name: str = "extra",
+    num_proc: int = 1,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Build and save SFT rows from instruction sources (and optional extra conversations,
+    e.g. synthetic tasks); return the manifest. Rows keep the input order."""
+    import datasets
+    import pyarrow as pa
+
+    sources = list(sources or [])
+    if max_length < 2:
+        raise DataError(f"max_length must be >= 2, got {max_length}")
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(f"tokenizer {tokenizer_name!r} is not a fast (Rust) tokenizer")
+    if num_proc > 1:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not progress_enabled():
+        datasets.disable_progress_bars()
+    extra = list(extra_conversations)
+    recipe = {
+        "kind": "sft",
+        "builder": "diffutron-data",
+        "builder_version": BUILDER_VERSION,
+        "tokenizer": tokenizer_name,
+        "max_length": max_length,
+        "schema": schema,
+        "truncate_response": truncate_response,
+        "chat_template": chat_template,
+        "sources": [s.describe() for s in sources],
+        "extra": {"name": extra_name, "conversations": len(extra)} if extra else None,
+    }
+    report = ReadReport()
+
+    def records():
+        streams = [(str(s), iter_conversations(s, report, schema=schema)) for s in sources]
+        streams.append((extra_name, ((m, f"{extra_name}:{i + 1}") for i, m in enumerate(extra))))
+        for name, conversations in streams:
+            for messages, origin in progress(conversations, desc=f"reading {name}", unit="row"):
+                prompt, response = split_prompt_response(messages, template=chat_template)
+                yield {"prompt": prompt, "response": response, "origin": origin}
+
+    key = fingerprint(recipe)
+    with atomic_output(output_dir, overwrite=overwrite) as (work, final):
+        columns = {"prompt": pa.string(), "response": pa.string(), "origin": pa.string()}
+        count = write_arrow(records(), columns, work / "rows.arrow")
+        if count == 0:
+            raise DataError("no usable instruction rows were read")
+        rows = datasets.Dataset.from_file(str(work / "rows.arrow"))
+        encoded = rows.map(
+            _encode_batch,
+            batched=True,
+            num_proc=num_proc if count > num_proc else None,
+            fn_kwargs={
+                "tokenizer": tokenizer,
+                "max_length": max_length,
+                "truncate_response": truncate_response,
+            },
+            remove_columns=["prompt", "response"],
+            cache_file_name=str(work / "encoded.arrow"),
+            new_fingerprint=f"{key}-encoded",
+            desc="tokenising",
+        )
+        statuses = Counter(column(encoded, "status"))
+        kept = encoded.filter(
+            _usable,
+            input_columns="status",
+            batched=True,
+            cache_file_name=str(work / "kept.arrow"),
+            new_fingerprint=f"{key}-kept",
+        ).remove_columns("status")
+        row_lengths = [len(ids) for ids in column(kept, "input_ids")]
+        dropped = Counter(report.skipped)
+        dropped.update({k: v for k, v in statuses.items() if k not in (KEPT, TRUNCATED)})
+        manifest = dict(recipe)
+        manifest.update(
+            {
+                "read": report.read + len(extra),
+                "kept": len(kept),
+                "truncated": statuses.get(TRUNCATED, 0),
+                "dropped": dict(sorted(dropped.items())),
+                "rows": len(kept),
+                "tokens": sum(row_lengths),
+                "token_length_histogram": histogram(row_lengths, max_length),
+                "problems": report.problems,
+            }
+        )
+        if not len(kept):
+            raise DataError(f"every row was dropped ({dict(dropped)}); is max_length too small?")
+        save(kept, final, manifest)
+    for reason, n in sorted(dropped.items()):
+        logger.warning("dropped %d row(s): %s", n, reason.replace("_", " "))
+    return manifest

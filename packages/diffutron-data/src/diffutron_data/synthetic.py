@@ -1,0 +1,104 @@
+"""Learnable synthetic instruction tasks made from any list of sentences (or nouns).
+
+Graded in difficulty, each with an exact answer, so a tiny model's progress can be measured:
+
+* ``is_question`` (classification): is the sentence a question? -> ``Evet`` / ``Hayır``
+* ``first_word`` / ``last_word`` (extraction): the first / last word, without punctuation
+* ``word_count`` (counting): how many words -> digits
+* ``plural`` (morphology): the plural of a noun by vowel harmony (-lar / -ler)
+* ``repeat`` (transformation): the sentence itself
+
+Rows are Alpaca-schema dicts (``instruction``, ``input``, ``output``, plus ``task``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+
+from diffutron_data.errors import DataError
+
+INSTRUCTIONS = {
+    "is_question": "Bu cümle bir soru mu? Evet ya da Hayır diye cevap ver.",
+    "first_word": "Bu cümlenin ilk kelimesini yaz.",
+    "last_word": "Bu cümlenin son kelimesini yaz.",
+    "word_count": "Bu cümlede kaç kelime var? Sayıyla yaz.",
+    "plural": "Bu kelimenin çoğulunu yaz.",
+    "repeat": "Bu cümleyi aynen tekrar et.",
+}
+TASKS = tuple(INSTRUCTIONS)
+BACK_VOWELS, FRONT_VOWELS = set("aıouâû"), set("eiöüî")
+_WORD = re.compile(r"[\wÇĞİÖŞÜçğıöşüâîû'’-]+")
+
+
+def words(sentence: str) -> list[str]:
+    """Words of a sentence, punctuation stripped (apostrophes and hyphens kept inside words)."""
+    return [w.strip("'’-") for w in _WORD.findall(sentence) if w.strip("'’-")]
+
+
+def plural(noun: str) -> str:
+    """``noun`` + ``lar`` after a back last vowel, ``ler`` after a front one (vowel harmony)."""
+    for char in reversed(noun.lower()):
+        if char in BACK_VOWELS:
+            return noun + "lar"
+        if char in FRONT_VOWELS:
+            return noun + "ler"
+    raise DataError(f"{noun!r} has no vowel to harmonise with")
+
+
+def answer(task: str, text: str) -> str:
+    """The exact answer of ``task`` on ``text`` (a sentence, or a noun for ``plural``)."""
+    if task == "is_question":
+        return "Evet" if text.rstrip().endswith("?") else "Hayır"
+    if task == "first_word":
+        return words(text)[0]
+    if task == "last_word":
+        return words(text)[-1]
+    if task == "word_count":
+        return str(len(words(text)))
+    if task == "plural":
+        return plural(text)
+    if task == "repeat":
+        return text
+    raise DataError(f"unknown synthetic task {task!r}; known: {', '.join(TASKS)}")
+
+
+def make_task_rows(
+    task: str,
+    texts: Sequence[str],
+    *,
+    n: int | None = None,
+    balance: bool = True,
+    seed: int = 0,
+) -> list[dict[str, str]]:
+    """Up to ``n`` rows of one task from ``texts`` (all usable texts when ``n`` is None).
+
+    For ``is_question`` with ``balance=True`` the rows alternate Evet / Hayır as far as the texts
+    allow, so the majority-answer baseline is about 50%.
+    """
+    if task not in INSTRUCTIONS:
+        raise DataError(f"unknown synthetic task {task!r}; known: {', '.join(TASKS)}")
+    usable = [t.strip() for t in texts if t.strip() and words(t)]
+    rng = random.Random(f"{seed}-{task}")
+    rng.shuffle(usable)
+    if task == "is_question" and balance:
+        yes = [t for t in usable if answer(task, t) == "Evet"]
+        no = [t for t in usable if answer(task, t) == "Hayır"]
+        half = min(len(yes), len(no))
+        if n is not None:
+            half = min(half, n // 2)
+        usable = [t for pair in zip(yes[:half], no[:half], strict=True) for t in pair]
+    elif n is not None:
+        usable = usable[:n]
+    return [
+        {"instruction": INSTRUCTIONS[task], "input": t, "output": answer(task, t), "task": task}
+        for t in usable
+    ]
+
+
+def synthetic_conversations(rows: Sequence[dict[str, str]]) -> list[list[dict[str, str]]]:
+    """Rows as chat conversations (the Alpaca rule: instruction, blank line, input)."""
+    from diffutron_data.instructions import row_to_messages
+
+    return [row_to_messages(row, "alpaca") for row in rows]
