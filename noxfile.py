@@ -31,6 +31,13 @@ MEMBERS = {
     "cli": "apps/diffutron-cli",
 }
 # What each wheel must (and must not) bring along when installed alone.
+# What each wheel must be able to do from its own files alone (e.g. ship its data).
+SMOKE = {
+    "data": "from diffutron_data import load_tokenizer\n"
+    "from diffutron_data.embedded import corpus_documents, instruction_conversations\n"
+    "assert len(load_tokenizer('tiny')) == 4096\n"
+    "assert corpus_documents() and instruction_conversations()\n",
+}
 FORBIDDEN_IN_CLOSURE = {
     "core": ("transformers", "datasets", "peft", "lm_eval"),
     "sample": ("datasets", "peft", "bitsandbytes", "lm_eval", "accelerate"),
@@ -131,7 +138,7 @@ def build(session: nox.Session) -> None:
             f"import {module}\n"
             f"print({module}.__name__, {module}.__version__)\n"
             f"present = [m for m in {forbidden!r} if importlib.util.find_spec(m)]\n"
-            "sys.exit(f'installed but must not be: {present}' if present else 0)\n"
+            "assert not present, f'installed but must not be: {present}'\n" + SMOKE.get(member, "")
         )
         session.run(python, "-c", check, external=True, env=OFFLINE)
         if member == "cli":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,27 @@ def app_group(
         pass
 
     return group
+
+
+USER_ERRORS = {"diffutron_data.errors:DataError"}
+"""Library exceptions that describe a user's mistake in one line; commands print them as is.
+Named as strings so that checking them imports nothing."""
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    return any(f"{cls.__module__}:{cls.__qualname__}" in USER_ERRORS for cls in type(exc).__mro__)
+
+
+def friendly_errors(command):
+    """Turn the libraries' user errors into one-line ``click.ClickException`` messages."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except Exception as exc:
+            if _is_user_error(exc):
+                raise click.ClickException(str(exc)) from None
+            raise
+
+    return wrapper

@@ -6,5 +6,5 @@ train = app_group(
     "diffutron-train",
     "Train Diffutron models: LoRA continual pre-training (cpt) and MDLM instruction tuning (sft).",
     envvar_prefix="DIFFUTRON_TRAIN",
-    lazy_subcommands={},
+    lazy_subcommands={"prepare": "diffutron_cli.prepare:prepare"},
 )
