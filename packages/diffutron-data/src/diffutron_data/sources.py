@@ -73,7 +73,9 @@ class Source:
             blob = "\n".join(_embedded_texts(self.location)).encode("utf-8")
             info["bytes"] = len(blob)
             info["sha256"] = hashlib.sha256(blob).hexdigest()
-        elif not self.hub:
+        elif self.hub:
+            info["resolved_revision"] = _hub_revision(self)
+        else:
             path = _check_file(self)
             info["bytes"] = path.stat().st_size
             info["sha256"] = _sha256(path)
@@ -96,6 +98,17 @@ def _embedded_texts(location: str) -> list[str]:
     if location == "embedded:corpus-heldout":
         return embedded.corpus_split()[1]
     raise DataError(f"unknown embedded source {location!r}; known: {', '.join(EMBEDDED)}")
+
+
+def _hub_revision(source: Source) -> str | None:
+    """The commit a Hub dataset's revision points to now, or None when it cannot be asked
+    (offline, or the dataset is unreachable; loading it then fails with its own message)."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(source.location, revision=source.revision, timeout=10).sha
+    except Exception:  # offline mode, network or permission errors: the manifest says None
+        return None
 
 
 def _sha256(path: Path) -> str:
