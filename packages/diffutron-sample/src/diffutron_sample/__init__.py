@@ -1,11 +1,48 @@
 """diffutron-sample: generation with masked diffusion language models.
 
-The LLaDA-style sampler, fast decoding, infilling and chat arrive with the Generation issue; this
-release only establishes the package. It depends on diffutron-core, torch and transformers alone.
+* :func:`generate` - LLaDA / dLLM iterative unmasking after a prompt (``SamplerConfig`` with
+  ``threshold=None`` is the reference sampler; a threshold gives confidence-threshold parallel
+  decoding); the output layer runs only where logits are needed.
+* :func:`infill` - fill mask tokens placed anywhere.
+* :class:`ChatSession`, :func:`prompt_ids`, :func:`trim`, :func:`render_canvas` - chat and text.
+* :func:`load_model` - a model directory or Hub id (safetensors only).
+
+Depends on diffutron-core, torch and transformers only.
 """
 
 from importlib.metadata import version
 
+from diffutron_sample.chat import ChatSession
+from diffutron_sample.config import SAMPLER_CONFIG_NAME, SampleError, SamplerConfig
+from diffutron_sample.model import MaskedLM, load_model
+from diffutron_sample.sampler import apply_repetition_penalty, generate, infill, left_pad
+from diffutron_sample.text import (
+    END_MARKERS,
+    batch_prompt_ids,
+    decode_new,
+    prompt_ids,
+    render_canvas,
+    trim,
+)
+
 __version__ = version("diffutron-sample")
 
-__all__ = ["__version__"]
+__all__ = [
+    "END_MARKERS",
+    "SAMPLER_CONFIG_NAME",
+    "ChatSession",
+    "MaskedLM",
+    "SampleError",
+    "SamplerConfig",
+    "__version__",
+    "apply_repetition_penalty",
+    "batch_prompt_ids",
+    "decode_new",
+    "generate",
+    "infill",
+    "left_pad",
+    "load_model",
+    "prompt_ids",
+    "render_canvas",
+    "trim",
+]

@@ -1,0 +1,137 @@
+"""Sampler settings, with the field names users of dLLM / LLaDA know."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+SAMPLER_CONFIG_NAME = "sampler_config.json"
+"""File in a model directory holding its sampler defaults (written by diffutron-train)."""
+REMASKING = ("low_confidence", "random")
+
+
+class SampleError(ValueError):
+    """A user's mistake (settings, prompt, model) described in one line with its fix."""
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to unmask: LLaDA's generator fields (REFERENCE §3) plus ``threshold`` for fast decoding.
+
+    Attributes:
+        steps: denoising steps over all blocks, split evenly (a multiple of the number of blocks).
+        max_new_tokens: masks appended after the prompt.
+        block_length: blocks of the canvas filled left to right; must divide ``max_new_tokens``.
+        temperature: Gumbel-max temperature; 0 is greedy.
+        remasking: ``"low_confidence"`` commits the most probable positions first; ``"random"``
+            commits random ones.
+        stochastic_transfer: draw each step's commit count binomially instead of the schedule.
+        cfg_scale: classifier-free guidance ``w``: ``un + (w + 1) (cond - un)``; 0 is off.
+        repetition_penalty: HF-style penalty on every id already on the canvas; 1.0 is off.
+        threshold: ``None`` for the reference schedule; a confidence in (0, 1] for parallel
+            decoding that commits every masked position of the block at or above it (at least one
+            per step). ``steps`` is then only an upper bound.
+        early_stop: finish a row once it has committed an end token (eos or pad) with no mask
+            before it, writing pad into its remaining masks: the pad tail costs no passes. Nothing
+            before the end token changes, so trimmed outputs are the same; off in the reference.
+    """
+
+    steps: int = 128
+    max_new_tokens: int = 128
+    block_length: int = 32
+    temperature: float = 0.0
+    remasking: Literal["low_confidence", "random"] = "low_confidence"
+    stochastic_transfer: bool = False
+    cfg_scale: float = 0.0
+    repetition_penalty: float = 1.0
+    threshold: float | None = None
+    early_stop: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def num_blocks(self) -> int:
+        return self.max_new_tokens // self.block_length
+
+    def validate(self) -> None:
+        """Raise :class:`SampleError` naming the fix for an impossible combination."""
+        if self.max_new_tokens < 1 or self.block_length < 1 or self.steps < 1:
+            raise SampleError("steps, max_new_tokens and block_length must all be >= 1")
+        if self.max_new_tokens % self.block_length:
+            raise SampleError(
+                f"block_length {self.block_length} does not divide max_new_tokens "
+                f"{self.max_new_tokens}; choose a block_length that divides it"
+            )
+        if self.steps < self.num_blocks:
+            raise SampleError(
+                f"steps {self.steps} is fewer than the {self.num_blocks} blocks; use at least "
+                f"{self.num_blocks} steps or a larger block_length"
+            )
+        if self.steps % self.num_blocks:
+            raise SampleError(
+                f"steps {self.steps} do not split evenly over {self.num_blocks} blocks; use a "
+                f"multiple of {self.num_blocks}"
+            )
+        if self.temperature < 0:
+            raise SampleError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if self.remasking not in REMASKING:
+            raise SampleError(
+                f"unknown remasking {self.remasking!r}; use one of {', '.join(REMASKING)}"
+            )
+        if self.cfg_scale < 0:
+            raise SampleError(f"cfg_scale must be >= 0 (0 is off), got {self.cfg_scale}")
+        if self.repetition_penalty <= 0:
+            raise SampleError(
+                f"repetition_penalty must be > 0 (1.0 is off), got {self.repetition_penalty}"
+            )
+        if self.threshold is not None:
+            if not 0 < self.threshold <= 1:
+                raise SampleError(f"threshold must be in (0, 1], got {self.threshold}")
+            if self.remasking != "low_confidence" or self.stochastic_transfer:
+                raise SampleError(
+                    "threshold decoding ranks positions by confidence: use "
+                    "remasking='low_confidence' without stochastic_transfer"
+                )
+
+    def replace(self, **changes: Any) -> SamplerConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def paper(cls, max_new_tokens: int = 128, **changes: Any) -> SamplerConfig:
+        """The paper's settings: steps = max_new_tokens, temperature 0.1, block 32, penalty 1.2."""
+        settings = {
+            "steps": max_new_tokens,
+            "max_new_tokens": max_new_tokens,
+            "block_length": 32,
+            "temperature": 0.1,
+            "remasking": "low_confidence",
+            "cfg_scale": 0.0,
+            "repetition_penalty": 1.2,
+        }
+        return cls(**{**settings, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SamplerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise SampleError(f"unknown sampler setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        path = Path(directory) / SAMPLER_CONFIG_NAME
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **changes: Any) -> SamplerConfig:
+        """The defaults saved in a model directory (else the class defaults), then ``changes``."""
+        path = Path(directory) / SAMPLER_CONFIG_NAME
+        values = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return cls.from_dict({**values, **changes})

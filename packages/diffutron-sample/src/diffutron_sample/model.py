@@ -1,0 +1,99 @@
+"""A masked LM seen as *backbone* (hidden states of every position) and *head* (logits of the rows
+asked for), so a sampler can run the vocabulary projection only where it needs logits.
+
+For mmBERT the 256k-vocabulary output layer is about 63% of a forward pass; a denoising step needs
+logits only at the still-masked positions of the active block.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from diffutron_sample.config import SampleError
+
+logger = logging.getLogger(__name__)
+
+
+class MaskedLM:
+    """Wraps a Hugging Face masked LM.
+
+    ModernBERT-style models (``model.model`` backbone, ``model.head`` and ``model.decoder``) get a
+    restricted head; any other masked LM falls back to full logits, gathered afterwards.
+    """
+
+    def __init__(self, model: torch.nn.Module, *, restrict_head: bool = True):
+        self.model = model
+        parts = ("model", "head", "decoder")
+        self.splittable = all(hasattr(model, p) for p in parts)
+        self.restrict_head = restrict_head and self.splittable
+        self.forward_passes = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def max_positions(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    def hidden(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
+        """``(B, L, H)`` backbone states, or ``(B, L, V)`` logits when the head cannot be split."""
+        self.forward_passes += 1
+        kwargs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "position_ids": position_ids,
+        }
+        if self.restrict_head:
+            return self.model.model(**kwargs).last_hidden_state
+        return self.model(**kwargs).logits
+
+    def logits_at(
+        self, states: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        """``(M, V)`` float32 logits at the ``(batch, position)`` index pairs ``rows``."""
+        picked = states[rows]  # (M, H) or (M, V)
+        if self.restrict_head:
+            picked = self.model.decoder(self.model.head(picked))
+        return picked.float()
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+):
+    """``(model, tokenizer)`` from a model directory or Hub id, in eval mode.
+
+    Weights load from safetensors only. ``device`` defaults to CUDA when present, else CPU;
+    ``dtype`` to bfloat16 on CUDA and float32 on CPU.
+    """
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() in ("1", "true", "yes"):
+        hf_logging.disable_progress_bar()
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype is None:
+        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    elif isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = AutoModelForMaskedLM.from_pretrained(
+            name_or_path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:  # OSError, ValueError, HF hub errors: one line for the user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = "directory" if Path(name_or_path).exists() else "model"
+        raise SampleError(f"cannot load {where} {name_or_path!r}: {reason}") from None
+    if tokenizer.mask_token_id is None:
+        raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
+    return model.to(device).eval(), tokenizer

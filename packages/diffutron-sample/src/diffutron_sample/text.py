@@ -1,0 +1,96 @@
+"""From text to prompt ids and from canvas back to text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from diffutron_sample.config import SampleError
+
+END_MARKERS = ("[/Answer]",)
+"""Text that ends an answer in dLLM's BERT chat format; the reply is cut at the first one."""
+Messages = list[dict[str, str]]
+
+
+def prompt_ids(tokenizer, prompt: str | Messages, *, chat: bool = True) -> list[int]:
+    """Token ids of one prompt.
+
+    ``chat=True``: a user message (or a message list) rendered with the tokenizer's chat template
+    up to the generation prompt, tokenised without special tokens (as SFT rows are).
+    ``chat=False``: the raw text after the tokenizer's ``<bos>`` (if it has one), for continuation.
+    """
+    if chat:
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        if not getattr(tokenizer, "chat_template", None):
+            raise SampleError(
+                "the tokenizer has no chat template: save one with the model (diffutron-train "
+                "does) or use raw prompts (--raw)"
+            )
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not isinstance(prompt, str):
+        raise SampleError("a raw prompt must be text, not a message list")
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + ids
+
+
+def batch_prompt_ids(
+    tokenizer, prompts: Sequence[str | Messages], *, chat: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` of several prompts, left-padded."""
+    rows = [prompt_ids(tokenizer, p, chat=chat) for p in prompts]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
+def stop_ids(tokenizer) -> set[int]:
+    return {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
+
+
+def trim(
+    tokenizer,
+    tokens: Sequence[int] | torch.Tensor,
+    *,
+    end_markers: Sequence[str] = END_MARKERS,
+) -> str:
+    """Text of generated ``tokens`` up to the first eos / pad token or end marker; special tokens
+    skipped, surrounding white space removed."""
+    tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
+    stops = stop_ids(tokenizer)
+    cut = next((i for i, t in enumerate(tokens) if t in stops), len(tokens))
+    text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
+    for marker in end_markers:
+        text = text.split(marker, 1)[0]
+    return text.strip()
+
+
+def decode_new(tokenizer, canvas: torch.Tensor, max_new_tokens: int, **kwargs) -> list[str]:
+    """Trimmed text of the last ``max_new_tokens`` positions of every canvas row."""
+    return [trim(tokenizer, row[-max_new_tokens:], **kwargs) for row in canvas]
+
+
+def render_canvas(
+    tokenizer, tokens: Sequence[int] | torch.Tensor, *, mask_symbol: str = "░"
+) -> str:
+    """The canvas as text with each still-masked position drawn as ``mask_symbol`` (live view)."""
+    tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
+    mask = tokenizer.mask_token_id
+    pieces, run = [], []
+    for token in [*tokens, None]:
+        if token is None or token == mask:
+            if run:
+                pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+                run = []
+            if token == mask:
+                pieces.append(mask_symbol)
+        else:
+            run.append(token)
+    return "".join(pieces)

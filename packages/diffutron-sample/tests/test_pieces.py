@@ -1,0 +1,55 @@
+import torch
+
+from diffutron_sample import SamplerConfig, apply_repetition_penalty, generate, left_pad
+from diffutron_sample.sampler import _present_ids
+
+from .conftest import EOS, MASK, PAD
+
+
+def test_repetition_penalty_pinned():
+    logits = torch.tensor([[2.0, -2.0, 1.0], [2.0, -2.0, 1.0]])
+    present = torch.tensor([[True, True, False], [False, False, True]])
+    got = apply_repetition_penalty(logits, torch.tensor([0, 1]), present, 2.0)
+    assert got.tolist() == [[1.0, -4.0, 1.0], [2.0, -2.0, 0.5]]
+
+
+def test_present_ids_skip_padding_mask_and_eos():
+    canvas = torch.tensor([[PAD, PAD, 5, 6, MASK, EOS], [7, 7, 8, MASK, MASK, MASK]])
+    attention = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]).bool()
+    present = _present_ids(canvas, attention, 10, mask_token_id=MASK, eos_token_id=EOS)
+    assert [row.nonzero().flatten().tolist() for row in present] == [[5, 6], [7, 8]]
+
+
+def test_left_pad_moves_real_tokens_flush_right():
+    ids = torch.tensor([[5, 6, 0], [7, 0, 0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    padded, padded_mask = left_pad(ids, mask, pad_token_id=9)
+    assert padded.tolist() == [[5, 6], [9, 7]] and padded_mask.tolist() == [
+        [True, True],
+        [False, True],
+    ]
+
+
+def test_batch_equals_alone_for_absolute_position_models_too():
+    """BERT has learnt absolute positions: left padding must not shift a row's positions."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+        initializer_range=0.3,
+    )
+    model = BertForMaskedLM(config).eval()
+    prompts = [[2, 11, 12, 13, 14, 15], [2, 21]]
+    sampler = SamplerConfig(steps=8, max_new_tokens=8, block_length=4)
+    alone = [generate(model, torch.tensor([p]), sampler, mask_token_id=MASK)[0] for p in prompts]
+    ids = torch.tensor([prompts[0], [0, 0, 0, 0, *prompts[1]]])
+    mask = torch.tensor([[1] * 6, [0, 0, 0, 0, 1, 1]])
+    batch = generate(model, ids, sampler, mask_token_id=MASK, attention_mask=mask)
+    assert batch[0].tolist() == alone[0].tolist()
+    assert batch[1, -10:].tolist() == alone[1].tolist()
