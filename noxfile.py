@@ -38,6 +38,20 @@ SMOKE = {
     "assert len(load_tokenizer('tiny')) == 4096\n"
     "assert corpus_documents() and instruction_conversations()\n",
 }
+SMOKE["sample"] = """
+import torch
+from transformers import ModernBertConfig, ModernBertForMaskedLM
+from diffutron_sample import SamplerConfig, generate
+config = ModernBertConfig(
+    vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+    num_attention_heads=2, max_position_embeddings=32,
+    pad_token_id=0, eos_token_id=1, bos_token_id=2, cls_token_id=2, sep_token_id=1,
+)
+model = ModernBertForMaskedLM(config).eval()
+out = generate(model, torch.tensor([[2, 5, 6]]), SamplerConfig(4, 8, 4), mask_token_id=4)
+assert out.shape == (1, 11) and bool((out != 4).all()), out
+print("generated", out.tolist())
+"""
 FORBIDDEN_IN_CLOSURE = {
     "core": ("transformers", "datasets", "peft", "lm_eval"),
     "sample": ("datasets", "peft", "bitsandbytes", "lm_eval", "accelerate"),

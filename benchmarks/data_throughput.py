@@ -22,6 +22,7 @@ os.environ.setdefault("DIFFUTRON_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import datasets
+from common import ud_sentences
 
 from diffutron_data import (
     Pool,
@@ -33,8 +34,6 @@ from diffutron_data import (
 )
 from diffutron_data.corpus import _tokenize_batch, _within
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ud-turkish"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,14 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     datasets.disable_progress_bars()
     tokenizer = load_tokenizer(args.tokenizer)
-    lines = [
-        line.strip()
-        for path in sorted(SHARED.glob("*.txt"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    if not lines:
-        raise SystemExit(f"no UD text under {SHARED}")
+    lines = ud_sentences()
     texts = lines * args.repeat
     print(
         f"{len(lines)} UD sentences x {args.repeat} = {len(texts)} documents, "

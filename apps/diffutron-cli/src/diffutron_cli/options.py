@@ -92,7 +92,7 @@ def app_group(
     return group
 
 
-USER_ERRORS = {"diffutron_data.errors:DataError"}
+USER_ERRORS = {"diffutron_data.errors:DataError", "diffutron_sample.config:SampleError"}
 """Library exceptions that describe a user's mistake in one line; commands print them as is.
 Named as strings so that checking them imports nothing."""
 

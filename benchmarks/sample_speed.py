@@ -1,0 +1,227 @@
+"""Sampler speed: the reference schedule against confidence-threshold decoding, and the restricted
+output layer at mmBERT's 256k vocabulary.
+
+    uv run python benchmarks/sample_speed.py [--train-seconds 120] [--skip-256k] [--ud-dir DIR]
+
+1. Trains a small ModernBERT for --train-seconds on ../shared/data/ud-turkish (MDLM loss from
+   diffutron-core, rows `<bos> sentence <eos>` padded to 72 with a maskable pad tail, as SFT rows
+   are), then continues held-out sentence prefixes with the paper's generation shape (64 new
+   tokens, blocks of 32, steps = new tokens): reference against threshold 0.9 and 0.7, and 0.9 with
+   early stop. Prints forward passes, tokens/s and token agreement with the reference. On a
+   CUDA GPU the training and generation run there (more steps in the same time).
+2. On a random model with mmBERT-base's shape (22 layers, hidden 768, 256k vocabulary) and the
+   paper's generation shape (64-token prompt, 128 new tokens, blocks of 32), times a denoising step
+   with the output layer restricted to the masked positions of the active block against the full
+   output layer (same tokens either way; CPU float32, or GPU bf16 at batch 16).
+3. On a CUDA GPU, when present: the mmBERT-base-sized model in bf16, batch 64, tokens/s of the
+   reference and of threshold 0.9 (random weights: the threshold rarely fires, so this measures
+   the per-step cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("DIFFUTRON_NO_PROGRESS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+from common import UD_TURKISH, ud_sentences
+from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+from diffutron_core import mask_tokens, mdlm_loss, sample_t
+from diffutron_sample import MaskedLM, SamplerConfig, generate
+
+PAD, EOS, BOS, MASK = 0, 1, 2, 4
+ROW = 72
+
+
+def modernbert(**dims) -> ModernBertConfig:
+    """A ModernBERT config with mmBERT's special ids and sdpa attention."""
+    ids = {"pad_token_id": PAD, "eos_token_id": EOS, "bos_token_id": BOS}
+    return ModernBertConfig(
+        **ids, cls_token_id=BOS, sep_token_id=EOS, attn_implementation="sdpa", **dims
+    )
+
+
+def ud_rows(tokenizer, folder: Path = UD_TURKISH):
+    encoded = [tokenizer(line)["input_ids"] for line in ud_sentences(folder)]
+    return [ids for ids in encoded if 8 < len(ids) <= 48]
+
+
+def train_small_model(rows, seconds: float, device: str = "cpu", seed: int = 0):
+    torch.manual_seed(seed)
+    config = modernbert(
+        vocab_size=4096,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+    )
+    model = ModernBertForMaskedLM(config).to(device)
+    data = torch.full((len(rows), ROW), PAD, device=device)
+    for i, ids in enumerate(rows):
+        data[i, : len(ids)] = torch.tensor(ids)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    g = torch.Generator(device=device).manual_seed(seed)
+    steps, start, loss = 0, time.perf_counter(), float("nan")
+    while time.perf_counter() - start < seconds:
+        batch = data[torch.randint(len(data), (32,), generator=g, device=device)]
+        maskable = torch.ones_like(batch, dtype=torch.bool)
+        maskable[:, 0] = False  # <bos> is always given
+        t = sample_t(len(batch), generator=g, device=device)
+        noisy, masked = mask_tokens(batch, t, mask_token_id=MASK, maskable=maskable, generator=g)
+        hidden = model.model(input_ids=noisy).last_hidden_state
+        logits = model.decoder(model.head(hidden[masked & maskable]))  # masked rows only
+        loss = mdlm_loss(logits, batch, masked, maskable, t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        steps += 1
+    print(f"trained {steps} steps of 32 rows in {seconds:.0f} s, last loss {loss.item():.2f}")
+    return model.eval()
+
+
+def timed_generate(model, prompts, config, **kwargs):
+    lm = MaskedLM(model, restrict_head=kwargs.pop("restrict_head", True))
+    if torch.cuda.is_available() and next(model.parameters()).is_cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    canvas = generate(lm, prompts, config, mask_token_id=MASK, eos_token_id=EOS, **kwargs)
+    if canvas.is_cuda:
+        torch.cuda.synchronize()
+    return canvas, lm.forward_passes, time.perf_counter() - start
+
+
+def compare_modes(model, prompts, new_tokens: int, block: int, label: str):
+    """Reference (one token per step, the paper's steps = new tokens) against fast modes."""
+    reference = SamplerConfig(steps=new_tokens, max_new_tokens=new_tokens, block_length=block)
+    modes = [
+        ("reference", reference),
+        ("threshold 0.9", reference.replace(threshold=0.9)),
+        ("threshold 0.7", reference.replace(threshold=0.7)),
+        ("0.9 + early stop", reference.replace(threshold=0.9, early_stop=True)),
+    ]
+    print(f"\n{label}: {len(prompts)} prompts x {new_tokens} new tokens, block {block}")
+    print("passes: mean per prompt run alone (and how many times fewer than the reference);")
+    print("tokens/s, speed-up: the whole batch at once, wall-clock; agreement: generated tokens")
+    print("equal to the reference's, up to each reference answer's end token")
+    header = ("mode", "passes", "tokens/s", "speed-up", "agreement")
+    print(f"{header[0]:>16} | {header[1]:>13} | {header[2]:>9} | {header[3]:>8} | {header[4]:>9}")
+    results = []
+    for name, config in modes:
+        timed_generate(model, prompts[:2], config)  # warm-up
+        canvas, _, seconds = timed_generate(model, prompts, config)
+        passes = [timed_generate(model, p[None], config)[1] for p in prompts]
+        results.append((name, canvas[:, -new_tokens:], passes, seconds))
+    ref_tokens, ref_passes, ref_time = results[0][1], sum(results[0][2]), results[0][3]
+    ends = torch.isin(ref_tokens, torch.tensor([EOS, PAD], device=ref_tokens.device))
+    index = torch.arange(new_tokens, device=ref_tokens.device).expand_as(ref_tokens)
+    upto = index <= torch.where(ends, index, new_tokens - 1).min(dim=1, keepdim=True).values
+    answer = torch.where(ends, index, new_tokens).min(dim=1).values.float().mean().item()
+    print(f"(reference answers: {answer:.1f} tokens before the end token on average)")
+    for name, tokens, passes, seconds in results:
+        agree = (tokens == ref_tokens)[upto].float().mean().item()
+        mean = sum(passes) / len(passes)
+        print(
+            f"{name:>16} | {mean:>5.1f} ({ref_passes / sum(passes):4.2f}x) | "
+            f"{len(prompts) * new_tokens / seconds:>9.1f} | {ref_time / seconds:>7.2f}x | "
+            f"{agree:>8.1%}"
+        )
+
+
+def mmbert_shaped(dtype=torch.float32, device="cpu"):
+    config = modernbert(
+        vocab_size=256_000,
+        hidden_size=768,
+        intermediate_size=1152,
+        num_hidden_layers=22,
+        num_attention_heads=12,
+        max_position_embeddings=8192,
+        global_attn_every_n_layers=3,
+        local_attention=128,
+    )
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = ModernBertForMaskedLM(config)
+    return model.to(dtype).eval()
+
+
+def restricted_head(device="cpu", dtype=torch.float32, batch=1, prompt=64, new=128, steps=32):
+    """Per-step time of the paper's generation shape (blocks of 32) with the full output layer
+    and with the output layer on the masked rows of the active block only."""
+    model = mmbert_shaped(dtype, device)
+    prompts = torch.randint(5, 256_000, (batch, prompt), device=device)
+    config = SamplerConfig(steps=steps, max_new_tokens=new, block_length=32)
+    print(
+        f"\nmmBERT-base shape, 256k vocabulary, {device} {str(dtype).split('.')[-1]}: "
+        f"batch {batch}, {prompt}-token prompt, {new} new tokens, blocks of 32, {steps} steps"
+    )
+    print(f"{'output layer':>16} | {'ms per step':>11} | {'speed-up':>8}")
+    timed_generate(model, prompts, config.replace(max_new_tokens=32, steps=steps // 4))  # warm-up
+    results = {}
+    for restrict in (False, True):
+        canvas, passes, seconds = timed_generate(model, prompts, config, restrict_head=restrict)
+        results[restrict] = (canvas, seconds / passes)
+    same = torch.equal(results[False][0], results[True][0])
+    for restrict, name in ((False, "full"), (True, "masked rows")):
+        per_step = results[restrict][1]
+        print(f"{name:>16} | {per_step * 1e3:>11.1f} | {results[False][1] / per_step:>7.2f}x")
+    print(f"(same tokens either way: {same})")
+    return model
+
+
+def gpu(model):
+    model = model.to("cuda", torch.bfloat16)
+    prompts = torch.randint(5, 256_000, (64, 64), device="cuda")
+    config = SamplerConfig(steps=128, max_new_tokens=128, block_length=32)
+    print(
+        f"\nGPU {torch.cuda.get_device_name()}: mmBERT-base-sized random model, bf16, batch 64, "
+        "64-token prompts, 128 new tokens"
+    )
+    print(f"{'mode':>16} | {'forward passes':>14} | {'tokens/s':>9}")
+    timed_generate(model, prompts[:8], config.replace(steps=32, max_new_tokens=32))  # warm-up
+    for name, cfg, restrict in (
+        ("reference", config, True),
+        ("reference, full head", config, False),
+        ("threshold 0.9", config.replace(threshold=0.9), True),
+    ):
+        torch.cuda.reset_peak_memory_stats()
+        _, passes, seconds = timed_generate(model, prompts, cfg, restrict_head=restrict)
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        print(f"{name:>16} | {passes:>14} | {64 * 128 / seconds:>9.0f}   (peak {peak:.1f} GiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-seconds", type=float, default=120)
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--ud-dir", type=Path, default=UD_TURKISH)
+    parser.add_argument("--skip-256k", action="store_true")
+    parser.add_argument("--only-256k", action="store_true")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}")
+    if not args.only_256k:
+        from diffutron_data import load_tokenizer
+
+        rows = ud_rows(load_tokenizer("tiny"), args.ud_dir)
+        held_out, train = rows[: args.prompts], rows[args.prompts :]
+        model = train_small_model(train, args.train_seconds, device)
+        prompts = torch.tensor([ids[:8] for ids in held_out], device=device)
+        label = f"small model trained {args.train_seconds:.0f} s on UD, {device}"
+        compare_modes(model, prompts, new_tokens=64, block=32, label=label)
+    if not args.skip_256k:
+        if device == "cuda":
+            big = restricted_head("cuda", torch.bfloat16, batch=16)
+            gpu(big)
+        else:
+            restricted_head()
+
+
+if __name__ == "__main__":
+    main()
