@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,22 @@ from diffutron_data.errors import DataError
 
 BUILDER_VERSION = version("diffutron-data")
 CHUNK = 10_000
+
+
+def start_build(tokenizer, tokenizer_name: str, num_proc: int) -> None:
+    """Checks and settings every builder needs before it tokenises with ``num_proc`` workers."""
+    import datasets
+
+    from diffutron_data.progress import progress_enabled
+
+    if num_proc < 1:
+        raise DataError(f"num_proc must be >= 1, got {num_proc}")
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError(f"tokenizer {tokenizer_name!r} is not a fast (Rust) tokenizer")
+    if num_proc > 1:  # forked workers must not share the Rust tokenizer's thread pool
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not progress_enabled():
+        datasets.disable_progress_bars()
 
 
 def write_arrow(records: Iterable[dict[str, Any]], columns: dict[str, Any], path: Path) -> int:

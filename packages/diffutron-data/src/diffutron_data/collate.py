@@ -20,13 +20,24 @@ def _output(batch: dict[str, np.ndarray], return_tensors: str) -> dict[str, Any]
     return {k: torch.from_numpy(v) for k, v in batch.items()}
 
 
-def _width(lengths: list[int], max_length: int | None, multiple: int | None) -> int:
-    width = max(lengths) if max_length is None else max_length
-    if max_length is not None and max(lengths) > max_length:
-        raise ValueError(f"a row of {max(lengths)} tokens exceeds max_length {max_length}")
+def _pad(
+    features: list[dict[str, Any]], pad_token_id: int, max_length: int | None, multiple: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(input_ids, real)``: rows right-padded to the longest (or ``max_length``), rounded up to
+    ``multiple``; ``real`` marks the tokens that are not padding."""
+    rows = [list(f["input_ids"]) for f in features]
+    longest = max(len(r) for r in rows)
+    if max_length is not None and longest > max_length:
+        raise ValueError(f"a row of {longest} tokens exceeds max_length {max_length}")
+    width = longest if max_length is None else max_length
     if multiple:
         width = -(-width // multiple) * multiple
-    return width
+    input_ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+    real = np.zeros((len(rows), width), dtype=bool)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = row
+        real[i, : len(row)] = True
+    return input_ids, real
 
 
 @dataclass
@@ -44,17 +55,13 @@ class CPTCollator:
     return_tensors: Literal["np", "pt"] = "pt"
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        rows = [list(f["input_ids"]) for f in features]
-        width = _width([len(r) for r in rows], self.max_length, self.pad_to_multiple_of)
-        input_ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
-        attention = np.zeros((len(rows), width), dtype=bool)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = row
-            attention[i, : len(row)] = True
-        maskable = attention & ~np.isin(input_ids, list(self.special_token_ids))
+        input_ids, real = _pad(
+            features, self.pad_token_id, self.max_length, self.pad_to_multiple_of
+        )
+        maskable = real & ~np.isin(input_ids, list(self.special_token_ids))
         batch = {
             "input_ids": input_ids,
-            "attention_mask": attention.astype(np.int64),
+            "attention_mask": real.astype(np.int64),
             "maskable": maskable,
         }
         return _output(batch, self.return_tensors)
@@ -77,18 +84,13 @@ class SFTCollator:
     return_tensors: Literal["np", "pt"] = "pt"
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        rows = [list(f["input_ids"]) for f in features]
-        width = _width([len(r) for r in rows], self.max_length, self.pad_to_multiple_of)
-        input_ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
-        maskable = np.zeros((len(rows), width), dtype=bool)
-        attention = np.ones((len(rows), width), dtype=np.int64)
-        for i, (row, feature) in enumerate(zip(rows, features, strict=True)):
-            input_ids[i, : len(row)] = row
-            maskable[i, : len(row)] = feature["maskable"]
-            if self.pad_tail:
-                maskable[i, len(row) :] = True
-            else:
-                attention[i, len(row) :] = 0
+        input_ids, real = _pad(
+            features, self.pad_token_id, self.max_length, self.pad_to_multiple_of
+        )
+        maskable = ~real if self.pad_tail else np.zeros_like(real)
+        for i, feature in enumerate(features):
+            maskable[i, : len(feature["maskable"])] = feature["maskable"]
+        attention = np.ones_like(real, dtype=np.int64) if self.pad_tail else real.astype(np.int64)
         prompt_length = np.array([f["prompt_length"] for f in features], dtype=np.int64)
         batch = {
             "input_ids": input_ids,

@@ -10,7 +10,6 @@ and tokenizer give the same files, byte for byte, whatever ``num_proc``.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +22,12 @@ from diffutron_data.build import (
     fingerprint,
     histogram,
     save,
+    start_build,
     write_arrow,
 )
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.packing import pack_lengths, padding_fraction
-from diffutron_data.progress import progress, progress_enabled
+from diffutron_data.progress import progress
 from diffutron_data.sources import Source, iter_texts
 
 logger = logging.getLogger(__name__)
@@ -96,16 +96,9 @@ def build_cpt_corpus(
 
     if max_length < 1:
         raise DataError(f"max_length must be >= 1, got {max_length}")
-    if num_proc < 1:
-        raise DataError(f"num_proc must be >= 1, got {num_proc}")
     if not pools or not all(p.sources for p in pools):
         raise DataError("every pool needs at least one source")
-    if not getattr(tokenizer, "is_fast", False):
-        raise DataError(f"tokenizer {tokenizer_name!r} is not a fast (Rust) tokenizer")
-    if num_proc > 1:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not progress_enabled():
-        datasets.disable_progress_bars()
+    start_build(tokenizer, tokenizer_name, num_proc)
     recipe = {
         "kind": "cpt",
         "builder": "diffutron-data",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -11,6 +12,15 @@ logger = logging.getLogger("diffutron_data")
 
 class DataError(Exception):
     """A problem with the user's input, described in one line (the CLI prints it as is)."""
+
+
+def load_error(what: str, exc: BaseException, *, offline_hint: str) -> DataError:
+    """A one-line :class:`DataError` for ``what`` that failed to load with ``exc``; says so when
+    ``HF_HUB_OFFLINE`` is set, since that is the usual cause here."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    return DataError(f"cannot load {what}: {reason}" + (f" ({offline_hint})" if offline else ""))
 
 
 @dataclass

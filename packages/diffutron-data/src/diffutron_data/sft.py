@@ -12,7 +12,6 @@ marker) or right-truncated on request. Every drop is counted by reason.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,12 +24,13 @@ from diffutron_data.build import (
     fingerprint,
     histogram,
     save,
+    start_build,
     write_arrow,
 )
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, split_prompt_response
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.instructions import iter_conversations
-from diffutron_data.progress import progress, progress_enabled
+from diffutron_data.progress import progress
 from diffutron_data.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -113,12 +113,7 @@ def build_sft_dataset(
     sources = list(sources or [])
     if max_length < 2:
         raise DataError(f"max_length must be >= 2, got {max_length}")
-    if not getattr(tokenizer, "is_fast", False):
-        raise DataError(f"tokenizer {tokenizer_name!r} is not a fast (Rust) tokenizer")
-    if num_proc > 1:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if not progress_enabled():
-        datasets.disable_progress_bars()
+    start_build(tokenizer, tokenizer_name, num_proc)
     extra = list(extra_conversations)
     recipe = {
         "kind": "sft",

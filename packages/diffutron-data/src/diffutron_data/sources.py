@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from diffutron_data.errors import DataError, ReadReport
+from diffutron_data.errors import DataError, ReadReport, load_error
 
 TEXT_SUFFIXES = (".txt", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -218,11 +217,10 @@ def _hub_rows(source: Source, column: str | None) -> Iterator[tuple[dict, str]]:
             streaming=True,
         )
     except Exception as exc:  # datasets raises many types; the user needs one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        hint = " (HF_HUB_OFFLINE is set: only datasets already in the local cache load)"
-        raise DataError(
-            f"cannot load Hub dataset {source.location!r}: {reason}{hint if offline else ''}"
+        raise load_error(
+            f"Hub dataset {source.location!r}",
+            exc,
+            offline_hint="HF_HUB_OFFLINE is set: only datasets already in the local cache load",
         ) from None
     names = dataset.column_names
     if column is not None and names is not None and column not in names:

@@ -8,11 +8,10 @@ on the embedded corpus and instruction set, deterministically.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, render_chat
-from diffutron_data.errors import DataError
+from diffutron_data.errors import load_error
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
 TINY = "tiny"
@@ -37,11 +36,10 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     try:
         return AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises OSError, ValueError, HF errors…
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        hint = " (HF_HUB_OFFLINE is set: only tokenizers already cached or on disk load)"
-        raise DataError(
-            f"cannot load tokenizer {name_or_path!r}: {reason}{hint if offline else ''}"
+        raise load_error(
+            f"tokenizer {name_or_path!r}",
+            exc,
+            offline_hint="HF_HUB_OFFLINE is set: only tokenizers already cached or on disk load",
         ) from None
 
 
