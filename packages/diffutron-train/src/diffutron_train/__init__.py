@@ -1,10 +1,32 @@
 """diffutron-train: LoRA continual pre-training and MDLM instruction tuning for Diffutron.
 
-CPT and SFT arrive with the Training issue; this release only establishes the package.
+So far: the backbones (:func:`model_config` for the ``tiny`` and ``paper`` presets,
+:func:`build_model`) and the paper's LoRA (:data:`PAPER_LORA`, :func:`apply_lora`,
+:func:`count_parameters`). The ``cpt`` and ``sft`` training entry points arrive next.
 """
 
 from importlib.metadata import version
 
+from diffutron_train.lora import PAPER_LORA, ParameterCount, apply_lora, count_parameters
+from diffutron_train.models import (
+    MMBERT_BASE,
+    MMBERT_BASE_CONFIG,
+    TINY_CONFIG,
+    build_model,
+    model_config,
+)
+
 __version__ = version("diffutron-train")
 
-__all__ = ["__version__"]
+__all__ = [
+    "MMBERT_BASE",
+    "MMBERT_BASE_CONFIG",
+    "PAPER_LORA",
+    "TINY_CONFIG",
+    "ParameterCount",
+    "__version__",
+    "apply_lora",
+    "build_model",
+    "count_parameters",
+    "model_config",
+]
