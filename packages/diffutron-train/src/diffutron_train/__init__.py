@@ -2,7 +2,8 @@
 
 So far: the backbones (:func:`model_config` for the ``tiny`` and ``paper`` presets,
 :func:`build_model`) and the paper's LoRA (:data:`PAPER_LORA`, :func:`apply_lora`,
-:func:`count_parameters`). The ``cpt`` and ``sft`` training entry points arrive next.
+:func:`count_parameters`), and the objectives (:func:`masked_lm_loss`: masked-LM at a fixed
+rate, or MDLM). The ``cpt`` and ``sft`` training entry points arrive next.
 """
 
 from importlib.metadata import version
@@ -15,6 +16,7 @@ from diffutron_train.models import (
     build_model,
     model_config,
 )
+from diffutron_train.objectives import masked_lm_loss
 
 __version__ = version("diffutron-train")
 
@@ -28,5 +30,6 @@ __all__ = [
     "apply_lora",
     "build_model",
     "count_parameters",
+    "masked_lm_loss",
     "model_config",
 ]
