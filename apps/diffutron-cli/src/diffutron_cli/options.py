@@ -92,7 +92,11 @@ def app_group(
     return group
 
 
-USER_ERRORS = {"diffutron_data.errors:DataError", "diffutron_sample.config:SampleError"}
+USER_ERRORS = {
+    "diffutron_data.errors:DataError",
+    "diffutron_sample.config:SampleError",
+    "diffutron_train.loop:TrainError",
+}
 """Library exceptions that describe a user's mistake in one line; commands print them as is.
 Named as strings so that checking them imports nothing."""
 

@@ -6,5 +6,8 @@ train = app_group(
     "diffutron-train",
     "Train Diffutron models: LoRA continual pre-training (cpt) and MDLM instruction tuning (sft).",
     envvar_prefix="DIFFUTRON_TRAIN",
-    lazy_subcommands={"prepare": "diffutron_cli.prepare:prepare"},
+    lazy_subcommands={
+        "prepare": "diffutron_cli.prepare:prepare",
+        "cpt": "diffutron_cli.cpt:cpt",
+    },
 )

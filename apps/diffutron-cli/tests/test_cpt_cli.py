@@ -1,0 +1,42 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from diffutron_cli.train import train
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch):
+    monkeypatch.setenv("DIFFUTRON_NO_PROGRESS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_dry_run_of_the_paper_preset_reads_14_94_percent():
+    result = CliRunner().invoke(train, ["cpt", "--dry-run", "--preset", "paper"])
+    assert result.exit_code == 0, result.output
+    assert "trainable parameters: 54,067,200 of 361,853,440 (14.94%)" in result.output
+    assert '"r": 256' in result.output and '"batch_size": 64' in result.output
+
+
+def test_tiny_cpt_trains_checkpoints_and_exports(tmp_path):
+    out = tmp_path / "run"
+    args = ["cpt", "--output-dir", str(out), "--max-steps", "4", "--save-every", "2"]
+    result = CliRunner().invoke(train, args)
+    assert result.exit_code == 0, result.output
+    assert f"model saved to {out / 'model'}" in result.output
+    from transformers import AutoModelForMaskedLM
+
+    assert AutoModelForMaskedLM.from_pretrained(out / "model").config.model_type == "modernbert"
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [
+        4
+    ]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-4"]
+    again = CliRunner().invoke(train, [*args, "--lr", "0.1"])
+    assert again.exit_code == 1 and "holds a different run" in again.output
+    assert again.output.count("\n") == 1
+
+
+def test_resume_without_a_run_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(train, ["cpt", "--output-dir", str(tmp_path / "none"), "--resume"])
+    assert result.exit_code == 1 and "holds no run to resume" in result.output
