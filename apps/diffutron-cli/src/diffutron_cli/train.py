@@ -9,5 +9,6 @@ train = app_group(
     lazy_subcommands={
         "prepare": "diffutron_cli.prepare:prepare",
         "cpt": "diffutron_cli.cpt:cpt",
+        "sft": "diffutron_cli.sft:sft",
     },
 )

@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffutron_train.loop import LoopSettings, TrainError, export_model, train_loop
+from diffutron_train.loop import (
+    LoopSettings,
+    TrainError,
+    export_model,
+    jsonl_logger,
+    start_run,
+    train_loop,
+)
 from diffutron_train.lora import PAPER_LORA, apply_lora, count_parameters
 from diffutron_train.models import MMBERT_BASE, build_model, model_config
 
 logger = logging.getLogger(__name__)
-RUN_FILE = "run.json"
 
 
 @dataclass
@@ -125,18 +131,6 @@ def dry_run(run: CPTRun) -> list[str]:
     return [json.dumps(run.to_dict(), indent=2), str(count_parameters(adapted))]
 
 
-def _check_output(run: CPTRun, out: Path, resume: bool) -> None:
-    saved = out / RUN_FILE
-    if saved.is_file():
-        previous = json.loads(saved.read_text(encoding="utf-8"))
-        if previous != json.loads(json.dumps(run.to_dict())):
-            raise TrainError(
-                f"{out} holds a different run; choose another --output-dir or repeat its settings"
-            )
-    elif resume:
-        raise TrainError(f"--resume: {out} holds no run to resume")
-
-
 def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, out: Path):
     import datasets
 
@@ -175,10 +169,7 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     """Train and export; returns the exported model directory (``output_dir/model``)."""
     from diffutron_data import CPTCollator, load_tokenizer, pack_documents
 
-    out = Path(run.output_dir)
-    _check_output(run, out, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / RUN_FILE).write_text(json.dumps(run.to_dict(), indent=2) + "\n", encoding="utf-8")
+    out = start_run(run.to_dict(), run.output_dir, resume=resume)
     tokenizer_name = _tokenizer_name(run)
     tokenizer = load_tokenizer(tokenizer_name)
     if tokenizer.mask_token_id is None:
@@ -193,12 +184,6 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     logger.info("%s", count_parameters(model))
     specials = tuple(i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None)
     collate = CPTCollator(pad_token_id=tokenizer.pad_token_id or 0, special_token_ids=specials)
-    log_path = out / "log.jsonl"
-
-    def log(record: dict[str, Any]) -> None:
-        with log_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-
     done = train_loop(
         model,
         rows,
@@ -208,7 +193,7 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
         mask_token_id=tokenizer.mask_token_id,
         resume=resume,
         stop_after=stop_after,
-        log=log,
+        log=jsonl_logger(out / "log.jsonl"),
     )
     if done < run.loop.total_steps(len(rows)):
         return out  # interrupted on purpose: resume later

@@ -215,9 +215,12 @@ def train_loop(
     return step
 
 
-def export_model(model, tokenizer, output_dir: str | Path, *, sampler_config=None) -> Path:
+def export_model(
+    model, tokenizer, output_dir: str | Path, *, sampler_config: dict[str, Any] | None = None
+) -> Path:
     """Write a plain Hugging Face model directory (LoRA merged in, safetensors, tokenizer with its
-    chat template, optional ``sampler_config.json``), replacing ``output_dir`` in one rename."""
+    chat template, and the sampler defaults as ``sampler_config.json``, the file diffutron-sample
+    reads), replacing ``output_dir`` in one rename."""
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
@@ -226,8 +229,44 @@ def export_model(model, tokenizer, output_dir: str | Path, *, sampler_config=Non
     merged.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     if sampler_config is not None:
-        sampler_config.save_pretrained(tmp)
+        (tmp / "sampler_config.json").write_text(
+            json.dumps(sampler_config, indent=2) + "\n", encoding="utf-8"
+        )
     if output_dir.exists():
         shutil.rmtree(output_dir)
     os.replace(tmp, output_dir)
     return output_dir
+
+
+RUN_FILE = "run.json"
+
+
+def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool) -> Path:
+    """Claim ``output_dir`` for a run described by ``settings`` (JSON-able): refuse a folder that
+    holds a different run (nothing is overwritten) and ``resume`` where there is no run; write
+    ``run.json`` (the resolved settings)."""
+    out = Path(output_dir)
+    saved = out / RUN_FILE
+    current = json.loads(json.dumps(settings))
+    if saved.is_file():
+        if json.loads(saved.read_text(encoding="utf-8")) != current:
+            raise TrainError(
+                f"{out} holds a different run; choose another --output-dir or repeat its settings"
+            )
+    elif resume:
+        raise TrainError(f"--resume: {out} holds no run to resume")
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def jsonl_logger(path: str | Path) -> Callable[[dict[str, Any]], None]:
+    """A ``log`` callback for :func:`train_loop` appending one JSON line per record."""
+    path = Path(path)
+
+    def log(record: dict[str, Any]) -> None:
+        logger.info("step %(step)d: loss %(loss).4f, lr %(lr).2e", record)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    return log

@@ -1,0 +1,178 @@
+"""Instruction tuning with the MDLM objective (the paper's §5, dLLM's BERT recipe), in two stages.
+
+Full fine-tuning of a masked LM on chat-formatted rows whose response (with its end marker and,
+by default, the pad tail) is the only maskable part; ``diffutron_core.mdlm_loss`` with per-sequence
+normalisation. The exported directory carries the chat template in its tokenizer and the sampler
+defaults in ``sampler_config.json``, so ``diffutron-sample chat --model DIR`` works as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffutron_train.loop import (
+    LoopSettings,
+    TrainError,
+    export_model,
+    jsonl_logger,
+    start_run,
+    train_loop,
+)
+from diffutron_train.lora import count_parameters
+from diffutron_train.models import build_model, model_config
+
+logger = logging.getLogger(__name__)
+
+# diffutron-sample reads these from sampler_config.json (its SamplerConfig field names).
+PAPER_SAMPLER = {
+    "steps": 128,
+    "max_new_tokens": 128,
+    "block_length": 32,
+    "temperature": 0.1,
+    "remasking": "low_confidence",
+    "cfg_scale": 0.0,
+    "repetition_penalty": 1.2,
+}
+TINY_SAMPLER = {**PAPER_SAMPLER, "steps": 64, "max_new_tokens": 64}
+
+PRESET_LOOPS = {
+    ("paper", 1): {"epochs": 20.0, "batch_size": 16, "learning_rate": 1e-4},
+    ("paper", 2): {"epochs": 8.0, "batch_size": 96, "learning_rate": 1e-4},
+    ("tiny", 1): {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3},
+    ("tiny", 2): {"epochs": 3.0, "batch_size": 16, "learning_rate": 5e-4},
+}
+
+
+@dataclass
+class SFTRun:
+    preset: str = "tiny"
+    stage: int = 1
+    model: str | None = None
+    data: str | None = None
+    sources: list[str] = field(default_factory=list)
+    schema: str = "auto"
+    synthetic: int | None = None
+    output_dir: str = "runs/sft-tiny-stage1"
+    max_length: int | None = None
+    pad_tail: bool = True
+    num_proc: int = 1
+    loop: LoopSettings = field(default_factory=LoopSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def sft_run(
+    preset: str = "tiny", stage: int = 1, *, loop: dict[str, Any] | None = None, **fields: Any
+) -> SFTRun:
+    """The preset's stage, with any field or loop setting overridden (the objective is MDLM)."""
+    if (preset, stage) not in PRESET_LOOPS:
+        raise TrainError(
+            f"unknown preset/stage {preset!r}/{stage}; presets tiny, paper; stages 1, 2"
+        )
+    values = {**PRESET_LOOPS[(preset, stage)], "objective": "mdlm", **(loop or {})}
+    fields.setdefault("output_dir", f"runs/sft-{preset}-stage{stage}")
+    return SFTRun(preset=preset, stage=stage, loop=LoopSettings(**values), **fields)
+
+
+def _model_and_tokenizer(run: SFTRun):
+    from diffutron_data import DLLM_BERT_CHAT_TEMPLATE, load_tokenizer
+
+    if run.model is None:
+        if run.preset != "tiny":
+            raise TrainError(
+                f"stage {run.stage} of the paper starts from a model: pass --model (stage 1: the "
+                "CPT output; stage 2: stage 1's)"
+            )
+        tokenizer = load_tokenizer("tiny")
+        model = build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=run.loop.seed)
+    else:
+        from transformers import AutoModelForMaskedLM
+
+        tokenizer = load_tokenizer(run.model)
+        try:
+            model = AutoModelForMaskedLM.from_pretrained(run.model, use_safetensors=True)
+        except Exception as exc:  # one line for the user
+            text = str(exc).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            raise TrainError(f"cannot load model {run.model!r}: {reason}") from None
+    if tokenizer.mask_token_id is None:
+        raise TrainError(f"the tokenizer of {run.model or 'the tiny preset'} has no mask token")
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = DLLM_BERT_CHAT_TEMPLATE
+    return model, tokenizer
+
+
+def _rows(run: SFTRun, tokenizer, out: Path):
+    import datasets
+
+    from diffutron_data import Source, build_sft_dataset, sft_preset
+    from diffutron_data.embedded import corpus_sentences, nouns
+    from diffutron_data.synthetic import TASKS, make_task_rows, synthetic_conversations
+
+    if run.data:
+        manifest = Path(run.data) / "manifest.json"
+        if (
+            not manifest.is_file()
+            or json.loads(manifest.read_text(encoding="utf-8")).get("kind") != "sft"
+        ):
+            raise TrainError(f"{run.data} is not prepared SFT data (see 'prepare sft')")
+        return datasets.load_from_disk(run.data), json.loads(manifest.read_text())["max_length"]
+    preset = sft_preset(run.preset, run.stage)
+    max_length = run.max_length or preset.max_length
+    target = out / "data"
+    if not (target / "manifest.json").is_file():
+        per_task = preset.synthetic_per_task if run.synthetic is None else run.synthetic
+        extra = []
+        for task in TASKS if per_task else ():
+            texts = nouns() if task == "plural" else corpus_sentences()
+            extra += make_task_rows(task, texts, n=per_task, seed=run.loop.seed)
+        sources = [Source.parse(s) for s in run.sources] if run.sources else preset.sources
+        build_sft_dataset(
+            sources,
+            tokenizer,
+            target,
+            tokenizer_name=run.model or preset.tokenizer,
+            schema=run.schema,
+            max_length=max_length,
+            extra_conversations=synthetic_conversations(extra),
+            extra_name="synthetic",
+            num_proc=run.num_proc,
+            overwrite=True,
+        )
+    return datasets.load_from_disk(str(target)), max_length
+
+
+def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
+    """Train one SFT stage and export ``output_dir/model``; returns its path."""
+    from diffutron_data import SFTCollator
+
+    out = start_run(run.to_dict(), run.output_dir, resume=resume)
+    model, tokenizer = _model_and_tokenizer(run)
+    rows, max_length = _rows(run, tokenizer, out)
+    if len(rows) == 0:
+        raise TrainError("the instruction data has no usable rows")
+    logger.info("%s", count_parameters(model))
+    collate = SFTCollator(
+        pad_token_id=tokenizer.pad_token_id or 0, max_length=max_length, pad_tail=run.pad_tail
+    )
+    done = train_loop(
+        model,
+        rows,
+        collate,
+        out,
+        run.loop,
+        mask_token_id=tokenizer.mask_token_id,
+        resume=resume,
+        stop_after=stop_after,
+        log=jsonl_logger(out / "log.jsonl"),
+    )
+    if done < run.loop.total_steps(len(rows)):
+        return out
+    sampler = TINY_SAMPLER if run.preset == "tiny" else PAPER_SAMPLER
+    return export_model(model, tokenizer, out / "model", sampler_config=sampler)
