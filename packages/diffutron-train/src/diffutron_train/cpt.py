@@ -17,13 +17,11 @@ from typing import Any
 from diffutron_train.loop import (
     LoopSettings,
     TrainError,
-    export_model,
-    jsonl_logger,
     start_run,
-    train_loop,
+    train_and_export,
 )
 from diffutron_train.lora import PAPER_LORA, apply_lora, count_parameters
-from diffutron_train.models import MMBERT_BASE, build_model, model_config
+from diffutron_train.models import MMBERT_BASE, build_model, load_masked_lm, model_config
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +104,7 @@ def build_backbone(run: CPTRun, tokenizer, *, device: str | None = None):
         return build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=run.loop.seed)
     if run.model is None and device == "meta":
         return build_model(model_config("paper"), device="meta")
-    from transformers import AutoModelForMaskedLM
-
-    name = run.model or MMBERT_BASE
-    try:
-        return AutoModelForMaskedLM.from_pretrained(name, use_safetensors=True)
-    except Exception as exc:  # one line for the user
-        text = str(exc).strip()
-        raise TrainError(
-            f"cannot load model {name!r}: {text.splitlines()[0] if text else type(exc).__name__}"
-        ) from None
+    return load_masked_lm(run.model or MMBERT_BASE)
 
 
 def dry_run(run: CPTRun) -> list[str]:
@@ -184,17 +173,6 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     logger.info("%s", count_parameters(model))
     specials = tuple(i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None)
     collate = CPTCollator(pad_token_id=tokenizer.pad_token_id or 0, special_token_ids=specials)
-    done = train_loop(
-        model,
-        rows,
-        collate,
-        out,
-        run.loop,
-        mask_token_id=tokenizer.mask_token_id,
-        resume=resume,
-        stop_after=stop_after,
-        log=jsonl_logger(out / "log.jsonl"),
+    return train_and_export(
+        model, tokenizer, rows, collate, out, run.loop, resume=resume, stop_after=stop_after
     )
-    if done < run.loop.total_steps(len(rows)):
-        return out  # interrupted on purpose: resume later
-    return export_model(model, tokenizer, out / "model")

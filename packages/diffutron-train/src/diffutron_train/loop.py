@@ -270,3 +270,33 @@ def jsonl_logger(path: str | Path) -> Callable[[dict[str, Any]], None]:
             handle.write(json.dumps(record) + "\n")
 
     return log
+
+
+def train_and_export(
+    model,
+    tokenizer,
+    rows,
+    collate,
+    output_dir: Path,
+    settings: LoopSettings,
+    *,
+    resume: bool,
+    stop_after: int | None,
+    sampler_config: dict[str, Any] | None = None,
+) -> Path:
+    """:func:`train_loop` with a JSON log in ``output_dir/log.jsonl``, then :func:`export_model`
+    to ``output_dir/model``; returns the model dir, or ``output_dir`` when stopped early."""
+    done = train_loop(
+        model,
+        rows,
+        collate,
+        output_dir,
+        settings,
+        mask_token_id=tokenizer.mask_token_id,
+        resume=resume,
+        stop_after=stop_after,
+        log=jsonl_logger(output_dir / "log.jsonl"),
+    )
+    if done < settings.total_steps(len(rows)):
+        return output_dir  # stopped on purpose: resume later
+    return export_model(model, tokenizer, output_dir / "model", sampler_config=sampler_config)

@@ -71,3 +71,18 @@ def build_model(config, *, device: str | torch.device | None = None, seed: int |
     context = torch.device(device) if device is not None else contextlib.nullcontext()
     with context:
         return ModernBertForMaskedLM(config)
+
+
+def load_masked_lm(name_or_path: str):
+    """A masked LM from a model directory or Hub id (safetensors only, no remote code); a
+    failure is one line."""
+    from transformers import AutoModelForMaskedLM
+
+    from diffutron_train.loop import TrainError
+
+    try:
+        return AutoModelForMaskedLM.from_pretrained(name_or_path, use_safetensors=True)
+    except Exception as exc:  # OSError, ValueError, Hub errors: one line for the user
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        raise TrainError(f"cannot load model {name_or_path!r}: {reason}") from None

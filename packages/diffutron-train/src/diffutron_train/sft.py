@@ -18,13 +18,11 @@ from typing import Any
 from diffutron_train.loop import (
     LoopSettings,
     TrainError,
-    export_model,
-    jsonl_logger,
     start_run,
-    train_loop,
+    train_and_export,
 )
 from diffutron_train.lora import count_parameters
-from diffutron_train.models import build_model, model_config
+from diffutron_train.models import build_model, load_masked_lm, model_config
 
 logger = logging.getLogger(__name__)
 
@@ -92,15 +90,8 @@ def _model_and_tokenizer(run: SFTRun):
         tokenizer = load_tokenizer("tiny")
         model = build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=run.loop.seed)
     else:
-        from transformers import AutoModelForMaskedLM
-
         tokenizer = load_tokenizer(run.model)
-        try:
-            model = AutoModelForMaskedLM.from_pretrained(run.model, use_safetensors=True)
-        except Exception as exc:  # one line for the user
-            text = str(exc).strip()
-            reason = text.splitlines()[0] if text else type(exc).__name__
-            raise TrainError(f"cannot load model {run.model!r}: {reason}") from None
+        model = load_masked_lm(run.model)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"the tokenizer of {run.model or 'the tiny preset'} has no mask token")
     if not getattr(tokenizer, "chat_template", None):
@@ -161,18 +152,15 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
     collate = SFTCollator(
         pad_token_id=tokenizer.pad_token_id or 0, max_length=max_length, pad_tail=run.pad_tail
     )
-    done = train_loop(
+    sampler = TINY_SAMPLER if run.preset == "tiny" else PAPER_SAMPLER
+    return train_and_export(
         model,
+        tokenizer,
         rows,
         collate,
         out,
         run.loop,
-        mask_token_id=tokenizer.mask_token_id,
         resume=resume,
         stop_after=stop_after,
-        log=jsonl_logger(out / "log.jsonl"),
+        sampler_config=sampler,
     )
-    if done < run.loop.total_steps(len(rows)):
-        return out
-    sampler = TINY_SAMPLER if run.preset == "tiny" else PAPER_SAMPLER
-    return export_model(model, tokenizer, out / "model", sampler_config=sampler)
