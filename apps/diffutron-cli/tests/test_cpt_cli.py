@@ -39,4 +39,15 @@ def test_tiny_cpt_trains_checkpoints_and_exports(tmp_path):
 
 def test_resume_without_a_run_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(train, ["cpt", "--output-dir", str(tmp_path / "none"), "--resume"])
-    assert result.exit_code == 1 and "holds no run to resume" in result.output
+    assert result.exit_code == 1 and "holds no checkpoint to resume from" in result.output
+
+
+def test_a_folder_where_nothing_was_trained_can_be_reused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(
+        '{"preset": "paper"}', encoding="utf-8"
+    )  # a run that failed early
+    result = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["preset"] == "tiny"

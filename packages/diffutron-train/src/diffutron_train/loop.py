@@ -242,19 +242,20 @@ RUN_FILE = "run.json"
 
 
 def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool) -> Path:
-    """Claim ``output_dir`` for a run described by ``settings`` (JSON-able): refuse a folder that
-    holds a different run (nothing is overwritten) and ``resume`` where there is no run; write
-    ``run.json`` (the resolved settings)."""
+    """Claim ``output_dir`` for a run described by ``settings`` (JSON-able): refuse a folder whose
+    checkpoints or model come from a different run (nothing is overwritten) and ``resume`` where
+    nothing was trained; write ``run.json`` (the resolved settings)."""
     out = Path(output_dir)
     saved = out / RUN_FILE
     current = json.loads(json.dumps(settings))
-    if saved.is_file():
+    worked = (out / CHECKPOINTS).is_dir() or (out / "model").is_dir()
+    if saved.is_file() and worked:  # a run that failed before training holds nothing to protect
         if json.loads(saved.read_text(encoding="utf-8")) != current:
             raise TrainError(
                 f"{out} holds a different run; choose another --output-dir or repeat its settings"
             )
     elif resume:
-        raise TrainError(f"--resume: {out} holds no run to resume")
+        raise TrainError(f"--resume: {out} holds no checkpoint to resume from")
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
     return out
