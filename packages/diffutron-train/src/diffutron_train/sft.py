@@ -107,13 +107,11 @@ def _rows(run: SFTRun, tokenizer, out: Path):
     from diffutron_data.synthetic import TASKS, make_task_rows, synthetic_conversations
 
     if run.data:
-        manifest = Path(run.data) / "manifest.json"
-        if (
-            not manifest.is_file()
-            or json.loads(manifest.read_text(encoding="utf-8")).get("kind") != "sft"
-        ):
+        path = Path(run.data) / "manifest.json"
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        if manifest.get("kind") != "sft":
             raise TrainError(f"{run.data} is not prepared SFT data (see 'prepare sft')")
-        return datasets.load_from_disk(run.data), json.loads(manifest.read_text())["max_length"]
+        return datasets.load_from_disk(run.data), manifest["max_length"]
     preset = sft_preset(run.preset, run.stage)
     max_length = run.max_length or preset.max_length
     target = out / "data"
