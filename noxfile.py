@@ -161,3 +161,14 @@ def build(session: nox.Session) -> None:
                     str(venv / "bin" / script), "--help", external=True, env=OFFLINE, silent=True
                 )
             session.run(str(venv / "bin" / "diffutron"), "--version", external=True, env=OFFLINE)
+            # The bundled run configs travel in the wheel and resolve to the presets.
+            session.run(
+                str(venv / "bin" / "diffutron-train"),
+                "cpt",
+                "--config",
+                "paper-cpt",
+                "--dry-run",
+                external=True,
+                env=OFFLINE,
+                silent=True,
+            )

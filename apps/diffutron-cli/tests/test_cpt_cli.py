@@ -32,6 +32,12 @@ def test_tiny_cpt_trains_checkpoints_and_exports(tmp_path):
         4
     ]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2", "step-4"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [4]
     again = CliRunner().invoke(train, [*args, "--lr", "0.1"])
     assert again.exit_code == 1 and "holds a different run" in again.output
     assert again.output.count("\n") == 1

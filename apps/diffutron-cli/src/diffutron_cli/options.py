@@ -52,8 +52,27 @@ def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
             f"config file {path} must hold a mapping of option names to values, "
             f"not a {type(data).__name__}"
         )
-    ctx.default_map = {**(ctx.default_map or {}), **_normalise_keys(data)}
+    values = _normalise_keys(data)
+    if not isinstance(ctx.command, click.Group):
+        values = _option_names_to_params(ctx.command, values, path)
+    ctx.default_map = {**(ctx.default_map or {}), **values}
     return value
+
+
+def _option_names_to_params(command: click.Command, values: dict[str, Any], path: Path):
+    """Let a command's file use its flags' names (``lr``, ``lora``) for parameters named
+    otherwise (``learning_rate``, ``use_lora``); an unknown key is an error, not ignored."""
+    names: dict[str, str] = {}
+    for param in command.params:
+        names[param.name] = param.name
+        for flag in param.opts:
+            names[flag.lstrip("-").replace("-", "_")] = param.name
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise click.BadParameter(
+            f"config file {path}: unknown option(s) {', '.join(unknown)} for '{command.name}'"
+        )
+    return {names[key]: value for key, value in values.items()}
 
 
 config_option = click.option(

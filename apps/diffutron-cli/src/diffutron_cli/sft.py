@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import click
 
 from diffutron_cli.options import friendly_errors
+from diffutron_cli.train_options import finish, loop_options, run_config_option, split_loop
 
 
 @click.command()
+@run_config_option
 @click.option("--preset", type=click.Choice(["tiny", "paper"]), default="tiny", show_default=True)
 @click.option(
     "--stage",
@@ -37,50 +41,24 @@ from diffutron_cli.options import friendly_errors
     show_default=True,
     help="Train the pad tail after each answer (dLLM's recipe).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--grad-accum", type=click.IntRange(min=1))
-@click.option("--epochs", type=float)
-@click.option("--max-steps", type=click.IntRange(min=1))
-@click.option("--lr", "learning_rate", type=float, help="[1e-4; tiny 1e-3]")
 @click.option("--normalization", type=click.Choice(["sequence", "token"]), help="[sequence]")
-@click.option("--save-every", type=click.IntRange(min=1))
-@click.option("--keep-last", type=click.IntRange(min=1))
-@click.option("--seed", type=int)
+@loop_options
 @click.option("--num-proc", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --output-dir.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved run; train nothing.")
 @friendly_errors
-def sft(
-    preset,
-    stage,
-    model,
-    data,
-    sources,
-    schema,
-    synthetic,
-    output_dir,
-    max_length,
-    pad_tail,
-    num_proc,
-    resume,
-    **options,
-):
+def sft(preset, stage, output_dir, resume, dry_run, push_to_hub, private, **options):
     """Instruction tuning with the MDLM loss on the response only; writes OUTPUT_DIR/model with the
-    chat template and sampler defaults, ready for 'diffutron-sample chat --model'."""
+    chat template and sampler defaults, ready for 'diffutron-sample chat --model'. Runs
+    data-parallel under torchrun or accelerate launch."""
     from diffutron_train.sft import run_sft, sft_run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    loop = {k: v for k, v in options.items() if v is not None}
-    fields = {
-        "model": model,
-        "data": data,
-        "sources": list(sources),
-        "schema": schema,
-        "synthetic": synthetic,
-        "max_length": max_length,
-        "pad_tail": pad_tail,
-        "num_proc": num_proc,
-    }
+    loop, fields = split_loop(options)
+    fields["sources"] = list(fields["sources"])
     if output_dir:
         fields["output_dir"] = output_dir
-    exported = run_sft(sft_run(preset, stage, loop=loop, **fields), resume=resume)
-    click.echo(f"model saved to {exported}")
+    run = sft_run(preset, stage, loop=loop, **fields)
+    if dry_run:
+        click.echo(json.dumps(run.to_dict(), indent=2))
+        return
+    finish(Path(run_sft(run, resume=resume)), push_to_hub, private)

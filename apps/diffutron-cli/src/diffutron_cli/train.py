@@ -10,5 +10,9 @@ train = app_group(
         "prepare": "diffutron_cli.prepare:prepare",
         "cpt": "diffutron_cli.cpt:cpt",
         "sft": "diffutron_cli.sft:sft",
+        "configs": "diffutron_cli.configs_cmd:configs",
     },
 )
+
+if __name__ == "__main__":  # python -m diffutron_cli.train: for accelerate launch and torchrun
+    train()

@@ -1,15 +1,23 @@
 """diffutron-train: LoRA continual pre-training and MDLM instruction tuning for Diffutron.
 
-So far: the backbones (:func:`model_config` for the ``tiny`` and ``paper`` presets,
-:func:`build_model`) and the paper's LoRA (:data:`PAPER_LORA`, :func:`apply_lora`,
-:func:`count_parameters`), and the objectives (:func:`masked_lm_loss`: masked-LM at a fixed
-rate, or MDLM), a resumable loop with atomic checkpoints (:func:`train_loop`) and the export to a
-plain Hugging Face directory (:func:`export_model`). The ``cpt`` and ``sft`` commands come next.
+The backbones (:func:`model_config` for the ``tiny`` and ``paper`` presets, :func:`build_model`),
+the paper's LoRA (:data:`PAPER_LORA`, :func:`apply_lora`, :func:`count_parameters`), the objectives
+(:func:`masked_lm_loss`: masked-LM at a fixed rate, or MDLM; :class:`MaskedLMObjective`), a
+resumable, data-parallel loop with atomic checkpoints (:func:`train_loop`), the export to a plain
+Hugging Face directory (:func:`export_model`) and the two recipes (:func:`run_cpt` and
+:func:`run_sft`, in :mod:`diffutron_train.cpt` and :mod:`diffutron_train.sft`).
 """
 
 from importlib.metadata import version
 
-from diffutron_train.loop import LoopSettings, TrainError, export_model, train_loop
+from diffutron_train.loop import (
+    LoopSettings,
+    TrainError,
+    export_model,
+    plot_loss_curve,
+    push_to_hub,
+    train_loop,
+)
 from diffutron_train.lora import PAPER_LORA, ParameterCount, apply_lora, count_parameters
 from diffutron_train.models import (
     MMBERT_BASE,
@@ -18,7 +26,7 @@ from diffutron_train.models import (
     build_model,
     model_config,
 )
-from diffutron_train.objectives import masked_lm_loss
+from diffutron_train.objectives import MaskedLMObjective, masked_lm_loss
 
 __version__ = version("diffutron-train")
 
@@ -28,6 +36,7 @@ __all__ = [
     "PAPER_LORA",
     "TINY_CONFIG",
     "LoopSettings",
+    "MaskedLMObjective",
     "ParameterCount",
     "TrainError",
     "__version__",
@@ -37,5 +46,7 @@ __all__ = [
     "export_model",
     "masked_lm_loss",
     "model_config",
+    "plot_loss_curve",
+    "push_to_hub",
     "train_loop",
 ]

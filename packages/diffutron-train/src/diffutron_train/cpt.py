@@ -17,6 +17,7 @@ from typing import Any
 from diffutron_train.loop import (
     LoopSettings,
     TrainError,
+    main_process_first,
     start_run,
     train_and_export,
 )
@@ -87,6 +88,10 @@ def cpt_run(
     wanted = PRESET_LORA[preset] is not None if use_lora is None else use_lora
     adapters = {**PAPER_LORA, **(PRESET_LORA[preset] or {}), **(lora or {})} if wanted else None
     fields.setdefault("output_dir", f"runs/cpt-{preset}")
+    if fields.get("max_length") is None and not fields.get("data"):
+        from diffutron_data import cpt_preset
+
+        fields["max_length"] = cpt_preset(preset).max_length
     return CPTRun(preset=preset, lora=adapters, loop=settings, **fields)
 
 
@@ -134,7 +139,7 @@ def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, out: Path):
         return datasets.load_from_disk(run.data), manifest["max_length"]
     target = out / "data"
     preset = cpt_preset(run.preset)
-    max_length = run.max_length or preset.max_length
+    max_length = run.max_length or preset.max_length  # set by cpt_run unless built by hand
     if not (target / "manifest.json").is_file():
         pools = (
             [Pool("sources", [Source.parse(s) for s in run.sources])]
@@ -158,12 +163,13 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     """Train and export; returns the exported model directory (``output_dir/model``)."""
     from diffutron_data import CPTCollator, load_tokenizer, pack_documents
 
-    out = start_run(run.to_dict(), run.output_dir, resume=resume)
     tokenizer_name = _tokenizer_name(run)
     tokenizer = load_tokenizer(tokenizer_name)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"tokenizer {tokenizer_name!r} has no mask token")
-    corpus, max_length = _corpus(run, tokenizer, tokenizer_name, out)
+    with main_process_first():  # rank 0 claims the folder and builds the corpus; the others reuse
+        out = start_run(run.to_dict(), run.output_dir, resume=resume)
+        corpus, max_length = _corpus(run, tokenizer, tokenizer_name, out)
     if len(corpus) == 0:
         raise TrainError("the corpus has no usable rows")
     rows = pack_documents(corpus, max_length) if run.pack else corpus

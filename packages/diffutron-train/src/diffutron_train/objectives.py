@@ -65,3 +65,44 @@ def masked_lm_loss(
     if logits.shape[0] == 0:
         return logits.sum() * 0.0  # nothing masked: zero, still attached to the graph
     return F.cross_entropy(logits.float(), input_ids[masked])
+
+
+class MaskedLMObjective(torch.nn.Module):
+    """The training loss as one module, so that DDP, FSDP or DeepSpeed wrap it whole: the
+    restricted head calls the backbone's parts directly, which a wrapper around the bare model
+    would not see (its gradient hooks need the wrapped ``forward``)."""
+
+    def __init__(
+        self,
+        model,
+        *,
+        mask_token_id: int,
+        objective: Literal["mlm", "mdlm"] = "mlm",
+        mlm_probability: float = 0.15,
+        normalization: Literal["sequence", "token"] = "sequence",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.mask_token_id = mask_token_id
+        self.objective = objective
+        self.mlm_probability = mlm_probability
+        self.normalization = normalization
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        maskable: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        return masked_lm_loss(
+            self.model,
+            input_ids,
+            maskable.bool(),
+            mask_token_id=self.mask_token_id,
+            objective=self.objective,
+            mlm_probability=self.mlm_probability,
+            attention_mask=attention_mask,
+            normalization=self.normalization,
+            generator=generator,
+        )

@@ -18,6 +18,7 @@ from typing import Any
 from diffutron_train.loop import (
     LoopSettings,
     TrainError,
+    main_process_first,
     start_run,
     train_and_export,
 )
@@ -39,8 +40,20 @@ PAPER_SAMPLER = {
 TINY_SAMPLER = {**PAPER_SAMPLER, "steps": 64, "max_new_tokens": 64}
 
 PRESET_LOOPS = {
-    ("paper", 1): {"epochs": 20.0, "batch_size": 16, "learning_rate": 1e-4},
-    ("paper", 2): {"epochs": 8.0, "batch_size": 96, "learning_rate": 1e-4},
+    ("paper", 1): {
+        "epochs": 20.0,
+        "batch_size": 16,
+        "learning_rate": 1e-4,
+        "save_every": 500,
+        "log_every": 50,
+    },
+    ("paper", 2): {
+        "epochs": 8.0,
+        "batch_size": 96,
+        "learning_rate": 1e-4,
+        "save_every": 500,
+        "log_every": 50,
+    },
     ("tiny", 1): {"epochs": 3.0, "batch_size": 16, "learning_rate": 1e-3},
     ("tiny", 2): {"epochs": 3.0, "batch_size": 16, "learning_rate": 5e-4},
 }
@@ -75,6 +88,14 @@ def sft_run(
         )
     values = {**PRESET_LOOPS[(preset, stage)], "objective": "mdlm", **(loop or {})}
     fields.setdefault("output_dir", f"runs/sft-{preset}-stage{stage}")
+    if not fields.get("data"):
+        from diffutron_data import sft_preset
+
+        data_preset = sft_preset(preset, stage)
+        if fields.get("max_length") is None:
+            fields["max_length"] = data_preset.max_length
+        if fields.get("synthetic") is None:
+            fields["synthetic"] = data_preset.synthetic_per_task
     return SFTRun(preset=preset, stage=stage, loop=LoopSettings(**values), **fields)
 
 
@@ -141,9 +162,10 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
     """Train one SFT stage and export ``output_dir/model``; returns its path."""
     from diffutron_data import SFTCollator
 
-    out = start_run(run.to_dict(), run.output_dir, resume=resume)
     model, tokenizer = _model_and_tokenizer(run)
-    rows, max_length = _rows(run, tokenizer, out)
+    with main_process_first():  # rank 0 claims the folder and builds the rows; the others reuse
+        out = start_run(run.to_dict(), run.output_dir, resume=resume)
+        rows, max_length = _rows(run, tokenizer, out)
     if len(rows) == 0:
         raise TrainError("the instruction data has no usable rows")
     logger.info("%s", count_parameters(model))
