@@ -2,6 +2,7 @@
 output layer at mmBERT's 256k vocabulary.
 
     uv run python benchmarks/sample_speed.py [--train-seconds 120] [--skip-256k] [--ud-dir DIR]
+    uv run python benchmarks/sample_speed.py --model runs/sft-tiny-stage1/model [--skip-256k]
 
 1. Trains a small ModernBERT for --train-seconds on ../shared/data/ud-turkish (MDLM loss from
    diffutron-core, rows `<bos> sentence <eos>` padded to 72 with a maskable pad tail, as SFT rows
@@ -9,6 +10,9 @@ output layer at mmBERT's 256k vocabulary.
    tokens, blocks of 32, steps = new tokens): reference against threshold 0.9 and 0.7, and 0.9 with
    early stop. Prints forward passes, tokens/s and token agreement with the reference. On a
    CUDA GPU the training and generation run there (more steps in the same time).
+   With --model DIR (an SFT model, e.g. the tiny preset's: diffutron-train cpt, then sft), the
+   same comparison on chat prompts instead: the synthetic tasks' instructions (classification,
+   extraction, transformation) on held-out UD sentences, left-padded in one batch.
 2. On a random model with mmBERT-base's shape (22 layers, hidden 768, 256k vocabulary) and the
    paper's generation shape (64-token prompt, 128 new tokens, blocks of 32), times a denoising step
    with the output layer restricted to the masked positions of the active block against the full
@@ -91,14 +95,17 @@ def timed_generate(model, prompts, config, **kwargs):
     if torch.cuda.is_available() and next(model.parameters()).is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
-    canvas = generate(lm, prompts, config, mask_token_id=MASK, eos_token_id=EOS, **kwargs)
+    kwargs.setdefault("mask_token_id", MASK)
+    kwargs.setdefault("eos_token_id", EOS)
+    canvas = generate(lm, prompts, config, **kwargs)
     if canvas.is_cuda:
         torch.cuda.synchronize()
     return canvas, lm.forward_passes, time.perf_counter() - start
 
 
-def compare_modes(model, prompts, new_tokens: int, block: int, label: str):
-    """Reference (one token per step, the paper's steps = new tokens) against fast modes."""
+def compare_modes(model, prompts, new_tokens: int, block: int, label: str, attention_mask=None):
+    """Reference (one token per step, the paper's steps = new tokens) against fast modes.
+    ``attention_mask`` marks the real tokens of left-padded prompts."""
     reference = SamplerConfig(steps=new_tokens, max_new_tokens=new_tokens, block_length=block)
     modes = [
         ("reference", reference),
@@ -113,10 +120,12 @@ def compare_modes(model, prompts, new_tokens: int, block: int, label: str):
     header = ("mode", "passes", "tokens/s", "speed-up", "agreement")
     print(f"{header[0]:>16} | {header[1]:>13} | {header[2]:>9} | {header[3]:>8} | {header[4]:>9}")
     results = []
+    mask = torch.ones_like(prompts) if attention_mask is None else attention_mask
+    alone = [p[m.bool()][None] for p, m in zip(prompts, mask, strict=True)]
     for name, config in modes:
-        timed_generate(model, prompts[:2], config)  # warm-up
-        canvas, _, seconds = timed_generate(model, prompts, config)
-        passes = [timed_generate(model, p[None], config)[1] for p in prompts]
+        timed_generate(model, prompts[:2], config, attention_mask=mask[:2])  # warm-up
+        canvas, _, seconds = timed_generate(model, prompts, config, attention_mask=mask)
+        passes = [timed_generate(model, p, config)[1] for p in alone]
         results.append((name, canvas[:, -new_tokens:], passes, seconds))
     ref_tokens, ref_passes, ref_time = results[0][1], sum(results[0][2]), results[0][3]
     ends = torch.isin(ref_tokens, torch.tensor([EOS, PAD], device=ref_tokens.device))
@@ -132,6 +141,25 @@ def compare_modes(model, prompts, new_tokens: int, block: int, label: str):
             f"{len(prompts) * new_tokens / seconds:>9.1f} | {ref_time / seconds:>7.2f}x | "
             f"{agree:>8.1%}"
         )
+
+
+def chat_prompts(model_dir: Path, count: int, ud_dir: Path, device: str) -> None:
+    """The reference against the fast modes on an SFT model, with the synthetic tasks'
+    instructions on held-out UD sentences (never in the embedded corpus) as chat prompts."""
+    from diffutron_data.synthetic import make_task_rows
+    from diffutron_sample import load_model
+    from diffutron_sample.text import batch_prompt_ids
+
+    model, tokenizer = load_model(str(model_dir), device=device, dtype=torch.float32)
+    sentences = [s for s in ud_sentences(ud_dir) if 4 <= len(s.split()) <= 12]
+    tasks = ("is_question", "first_word", "last_word", "repeat")
+    rows = [row for task in tasks for row in make_task_rows(task, sentences, n=count // 4)]
+    prompts = [f"{row['instruction']}\n\n{row['input']}" for row in rows]
+    ids, mask = batch_prompt_ids(tokenizer, prompts)
+    label = f"SFT model {model_dir}, chat prompts ({', '.join(tasks)}), {device}"
+    compare_modes(
+        model, ids.to(device), new_tokens=64, block=32, label=label, attention_mask=mask.to(device)
+    )
 
 
 def mmbert_shaped(dtype=torch.float32, device="cpu"):
@@ -201,12 +229,15 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=120)
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--ud-dir", type=Path, default=UD_TURKISH)
+    parser.add_argument("--model", type=Path, help="an SFT model dir: chat prompts on it")
     parser.add_argument("--skip-256k", action="store_true")
     parser.add_argument("--only-256k", action="store_true")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}")
-    if not args.only_256k:
+    if args.model and not args.only_256k:
+        chat_prompts(args.model, args.prompts, args.ud_dir, device)
+    elif not args.only_256k:
         from diffutron_data import load_tokenizer
 
         rows = ud_rows(load_tokenizer("tiny"), args.ud_dir)

@@ -206,6 +206,12 @@ def train_loop(
     accelerator = Accelerator(
         mixed_precision=resolve_mixed_precision(settings.mixed_precision), cpu=_cpu_only()
     )
+    kind = getattr(accelerator.distributed_type, "value", str(accelerator.distributed_type))
+    if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+        raise TrainError(
+            f"{kind} is not supported yet (checkpoints need whole tensors on rank 0); "
+            "launch data-parallel instead (diffutron-train configs: accelerate/2gpu)"
+        )
     rank, world = accelerator.process_index, accelerator.num_processes
     total = settings.total_steps(len(rows), world)
     objective = MaskedLMObjective(
