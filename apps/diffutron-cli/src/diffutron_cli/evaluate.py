@@ -6,5 +6,10 @@ evaluate = app_group(
     "diffutron-eval",
     "Evaluate a Diffutron model: masked pseudo-perplexity and the CETVEL Turkish subset.",
     envvar_prefix="DIFFUTRON_EVAL",
-    lazy_subcommands={},
+    lazy_subcommands={
+        "perplexity": "diffutron_cli.eval_commands:perplexity",
+        "bench": "diffutron_cli.eval_commands:bench",
+        "tasks-path": "diffutron_cli.eval_commands:tasks_path",
+        "lm-eval": "diffutron_cli.eval_commands:lm_eval_cli",
+    },
 )

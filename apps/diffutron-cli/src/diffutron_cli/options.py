@@ -113,6 +113,7 @@ def app_group(
 
 USER_ERRORS = {
     "diffutron_data.errors:DataError",
+    "diffutron_eval.errors:EvalError",
     "diffutron_sample.config:SampleError",
     "diffutron_train.loop:TrainError",
 }

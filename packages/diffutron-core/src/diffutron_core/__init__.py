@@ -8,7 +8,7 @@ multiple-choice evaluation (:func:`mc_loglikelihood`). Depends on torch only.
 
 from importlib.metadata import version
 
-from diffutron_core.likelihood import mc_loglikelihood, stratified_mask_counts
+from diffutron_core.likelihood import mc_loglikelihood, mc_mask_draws, stratified_mask_counts
 from diffutron_core.loss import mdlm_loss
 from diffutron_core.noise import mask_tokens, sample_t
 from diffutron_core.sampling import gumbel_argmax, transfer_counts
@@ -24,6 +24,7 @@ __all__ = [
     "gumbel_argmax",
     "mask_tokens",
     "mc_loglikelihood",
+    "mc_mask_draws",
     "mdlm_loss",
     "sample_t",
     "stratified_mask_counts",

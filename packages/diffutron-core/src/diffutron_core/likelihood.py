@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["mc_loglikelihood", "stratified_mask_counts"]
+__all__ = ["mc_loglikelihood", "mc_mask_draws", "stratified_mask_counts"]
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -29,6 +29,21 @@ def stratified_mask_counts(
     k = torch.randint(1, length + 1, (), generator=generator, device=device)
     offsets = torch.arange(n, device=k.device) * length // n  # (n,)
     return (k - 1 + offsets) % length + 1
+
+
+def mc_mask_draws(
+    length: int, n: int, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch of ``n`` Monte-Carlo draws for a continuation of ``length`` tokens:
+    ``(levels (n,), is_masked (n, length))`` with exactly ``levels[i]`` positions of row ``i``
+    masked, chosen uniformly, and the levels stratified (:func:`stratified_mask_counts`).
+    :func:`mc_loglikelihood` draws its batches with this, in this order, so an evaluator that
+    batches several continuations together can reproduce its estimates draw for draw."""
+    rand_device = generator.device if generator is not None else torch.device("cpu")
+    levels = stratified_mask_counts(n, length, generator=generator)  # (n,)
+    keys = torch.rand(n, length, generator=generator, device=rand_device)  # (n, L)
+    ranks = keys.argsort(dim=1).argsort(dim=1)  # (n, L): a uniform random permutation per row
+    return levels, ranks < levels[:, None]
 
 
 @torch.no_grad()
@@ -77,14 +92,11 @@ def mc_loglikelihood(
         logits = logits_fn(canvas[None])[0, n_ctx]  # (V,)
         return -F.cross_entropy(logits.float(), target[0]).item()
 
-    rand_device = generator.device if generator is not None else torch.device("cpu")
     total, drawn = 0.0, 0
     while drawn < mc_num:
         n = min(batch_size, mc_num - drawn)
-        levels = stratified_mask_counts(n, length, generator=generator)  # (n,)
-        keys = torch.rand(n, length, generator=generator, device=rand_device)  # (n, L)
-        ranks = keys.argsort(dim=1).argsort(dim=1)  # (n, L): a uniform random permutation per row
-        is_masked = (ranks < levels[:, None]).to(context.device)  # exactly l_i masked in row i
+        levels, is_masked = mc_mask_draws(length, n, generator=generator)
+        is_masked = is_masked.to(context.device)  # exactly l_i masked in row i
         levels = levels.to(context.device)
         canvas = sequence.repeat(n, 1)  # (n, C + L)
         canvas[:, n_ctx:] = target.masked_fill(is_masked, mask_token_id)

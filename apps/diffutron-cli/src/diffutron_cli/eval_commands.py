@@ -1,0 +1,166 @@
+"""The ``diffutron-eval`` commands; each imports its library only when it runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from diffutron_cli.options import friendly_errors
+
+TASK_NAMES = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
+
+
+@click.command()
+@click.option("--model", required=True, help="Masked LM directory or Hub id.")
+@click.option(
+    "--data",
+    "data",
+    multiple=True,
+    help="Texts: files (.txt a text a line; .jsonl/.csv/.parquet with --column) or a Hub id "
+    "[the paper's Bilkent Turkish Writings].",
+)
+@click.option("--column", default="text", show_default=True, help="Text column of table files.")
+@click.option("--split", default="test", show_default=True, help="Split of a Hub dataset.")
+@click.option("--max-length", type=click.IntRange(min=4), default=512, show_default=True)
+@click.option(
+    "--mask-prob",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.15,
+    show_default=True,
+)
+@click.option("--elbo", is_flag=True, help="The MDLM bound instead of pseudo-perplexity.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--device", help="cpu, cuda, … [cuda when present]")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the result as JSON here.")
+@friendly_errors
+def perplexity(
+    model, data, column, split, max_length, mask_prob, elbo, seed, batch_size, device, output
+):
+    """Masked-token pseudo-perplexity as the paper: 15% of each window's tokens masked with a
+    seeded generator, exp of the mean cross-entropy over them (deterministic, batched)."""
+    from diffutron_eval import BILKENT_WRITINGS, read_texts
+    from diffutron_eval import perplexity as measure
+    from diffutron_sample import load_model
+
+    texts = read_texts(list(data) or [BILKENT_WRITINGS], column=column, split=split)
+    lm, tokenizer = load_model(model, device=device)
+    result = measure(
+        lm,
+        tokenizer,
+        texts,
+        max_length=max_length,
+        mask_prob=mask_prob,
+        seed=seed,
+        batch_size=batch_size,
+        elbo=elbo,
+    )
+    record = {"model": model, "data": list(data) or [BILKENT_WRITINGS], **result.to_dict()}
+    if output:
+        Path(output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    label = "MDLM-bound perplexity" if elbo else "pseudo-perplexity"
+    click.echo(
+        f"{label} {result.perplexity:.4f} ({result.scored_tokens:,} tokens scored in "
+        f"{result.windows:,} windows of {result.texts:,} texts)"
+    )
+
+
+@click.command()
+@click.option("--model", required=True, help="Masked diffusion LM directory or Hub id.")
+@click.option(
+    "--tasks",
+    "tasks",
+    multiple=True,
+    help=f"Tasks (repeat or comma-separate): {', '.join(TASK_NAMES)} [all: diffutron_cetvel].",
+)
+@click.option(
+    "--data-files",
+    "data_files",
+    multiple=True,
+    metavar="TASK=PATH",
+    help="A local JSONL/CSV/parquet file with the Hub dataset's columns, instead of the Hub.",
+)
+@click.option("--limit", type=int, help="At most N examples per task (quick checks).")
+@click.option("--mc-num", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", help="cpu, cuda, … [cuda when present]")
+@click.option("--output-dir", default="runs/bench", show_default=True)
+@click.option(
+    "--baseline", metavar="hf:ID", help="Also run an autoregressive model (lm-eval's hf)."
+)
+@click.option(
+    "--turkish-casing",
+    is_flag=True,
+    help="Lower-case XCOPA choices by Turkish rules (I->ı), unlike CETVEL: scores then differ.",
+)
+@friendly_errors
+def bench(
+    model,
+    tasks,
+    data_files,
+    limit,
+    mc_num,
+    batch_size,
+    seed,
+    device,
+    output_dir,
+    baseline,
+    turkish_casing,
+):
+    """Run the paper's seven CETVEL tasks through lm-eval; write lm-eval's results JSON, a
+    Markdown table beside the paper's eight columns, and a bar chart."""
+    import os
+
+    from diffutron_eval.bench import run_bench
+
+    if turkish_casing:
+        os.environ["DIFFUTRON_TURKISH_CASING"] = "1"
+    names = [n.strip() for t in tasks for n in t.split(",") if n.strip()]
+    result = run_bench(
+        model,
+        output_dir=output_dir,
+        tasks=names,
+        data_files=data_files,
+        limit=limit,
+        mc_num=mc_num,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        baseline=baseline,
+    )
+    click.echo(result.files["table"].read_text(encoding="utf-8"))
+    for kind, path in result.files.items():
+        click.echo(f"{kind}: {path}")
+
+
+@click.command("tasks-path")
+def tasks_path():
+    """Print the folder of the task YAMLs, for 'lm_eval --include_path'."""
+    from diffutron_eval.tasks import tasks_path as where
+
+    click.echo(str(where()))
+
+
+@click.command(
+    "lm-eval",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+)
+@click.pass_context
+def lm_eval_cli(ctx):
+    """lm-eval's own command line with the 'diffutron' model registered, e.g.
+    diffutron-eval lm-eval --model diffutron --model_args pretrained=DIR --device cpu
+    --include_path "$(diffutron-eval tasks-path)" --tasks diffutron_cetvel"""
+    from lm_eval.__main__ import cli_evaluate
+
+    import diffutron_eval  # noqa: F401  (registers the model)
+
+    sys.argv = ["lm_eval", *ctx.args]
+    cli_evaluate()

@@ -1,0 +1,209 @@
+"""The lm-eval model ``diffutron``: a Hugging Face masked diffusion LM under lm-eval.
+
+    lm_eval --model diffutron --model_args pretrained=DIR,mc_num=32 --tasks diffutron_cetvel \\
+        --include_path "$(diffutron-eval tasks-path)"
+
+(``import diffutron_eval`` registers it; the ``diffutron-eval bench`` command does that for you.)
+
+* ``loglikelihood``: the masked-diffusion bound of REFERENCE section 5, exact for one-token
+  continuations. Context and continuation are tokenised separately, without special tokens, and
+  their ids concatenated inside the tokenizer's own special tokens, so no continuation token is
+  lost to a ``[CLS] ... [SEP]`` post-processor; lm-eval's rule is kept: trailing whitespace of the
+  context moves to the front of the continuation. All choices of a question share batches.
+* ``loglikelihood_rolling``: the same bound over windows of the whole text (empty context).
+* ``generate_until``: diffutron-sample's sampler with the model's ``sampler_config.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lm_eval.models  # noqa: F401  (the built-in models first: lm-eval registers them lazily)
+import torch
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from diffutron_eval.errors import EvalError
+from diffutron_eval.likelihood import score_continuations
+from diffutron_eval.perplexity import special_affixes
+
+logger = logging.getLogger(__name__)
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
+
+
+@register_model("diffutron")
+class DiffutronLM(LM):
+    """``pretrained``: a model dir or Hub id (safetensors only; ``trust_remote_code`` off unless
+    asked). ``mc_num``: Monte-Carlo samples per multi-token continuation (dLLM: 128; 32 for BERT
+    models). ``batch_size``: rows per forward pass. ``seed``: of the mask draws."""
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        mc_num: int = 32,
+        batch_size: int | str = 32,
+        max_length: int | None = None,
+        seed: int = 0,
+        device: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool | str = False,
+        max_batch_size: int | None = None,
+        **unused: Any,
+    ) -> None:
+        super().__init__()
+        from diffutron_sample import MaskedLM, SampleError, load_model
+
+        if unused:
+            logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
+        if model is None:
+            if pretrained is None:
+                raise EvalError("diffutron: give pretrained=DIR (a masked LM directory or Hub id)")
+            try:
+                model, tokenizer = load_model(
+                    str(pretrained),
+                    device=device or None,
+                    dtype=dtype or None,
+                    trust_remote_code=_flag(trust_remote_code),
+                )
+            except SampleError as exc:
+                raise EvalError(str(exc)) from None
+            if not _is_masked_lm(model):
+                raise EvalError(f"{pretrained} is not a masked LM (no masked-LM head)")
+        if tokenizer is None or tokenizer.mask_token_id is None:
+            raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.lm = MaskedLM(model)
+        self.pretrained = str(pretrained) if pretrained is not None else None
+        self.mc_num = int(mc_num)
+        self.batch_size = 32 if str(batch_size).startswith("auto") else int(batch_size)
+        if self.mc_num < 1 or self.batch_size < 1:
+            raise EvalError("diffutron: mc_num and batch_size must be at least 1")
+        self.seed = int(seed)
+        positions = getattr(model.config, "max_position_embeddings", None) or 512
+        self.max_length = int(max_length) if max_length else positions
+        self.prefix, self.suffix = special_affixes(tokenizer)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    # -- tokenisation -------------------------------------------------------------------------
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """``(context_ids, continuation_ids)`` tokenised apart, without special tokens, after
+        moving the context's trailing whitespace to the continuation (lm-eval's rule); the
+        context is cut from the left if the whole does not fit the model's positions."""
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        context_ids, continuation_ids = self._ids(context), self._ids(continuation)
+        if not continuation_ids:
+            raise EvalError(f"empty continuation for context {context[-40:]!r}")
+        room = self.max_length - len(self.prefix) - len(self.suffix) - len(continuation_ids)
+        if room < 0:
+            raise EvalError(
+                f"a continuation of {len(continuation_ids)} tokens does not fit the model's "
+                f"{self.max_length} positions"
+            )
+        return context_ids[-room:] if room else [], continuation_ids
+
+    # -- lm-eval API ----------------------------------------------------------------------------
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        from tqdm.auto import tqdm
+
+        pairs = [self.encode_pair(*req.args) for req in requests]
+        # Requests of one question (same context) are adjacent: score them in one group.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, (context, _) in enumerate(pairs):
+            groups.setdefault(tuple(context), []).append(index)
+        results: list[tuple[float, bool] | None] = [None] * len(pairs)
+        bar = tqdm(total=len(pairs), desc="loglikelihood", disable=disable_tqdm or self.rank != 0)
+        for indices in groups.values():
+            scored = score_continuations(
+                self.lm,
+                [pairs[i] for i in indices],
+                prefix=self.prefix,
+                suffix=self.suffix,
+                mask_token_id=self.tokenizer.mask_token_id,
+                pad_token_id=self.pad_token_id,
+                mc_num=self.mc_num,
+                batch_size=self.batch_size,
+                seed=self.seed,
+            )
+            for i, s in zip(indices, scored, strict=True):
+                results[i] = (s.loglikelihood, s.greedy)
+                self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
+            bar.update(len(indices))
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        room = self.max_length - len(self.prefix) - len(self.suffix)
+        out = []
+        for req in requests:
+            ids = self._ids(req.args[0])
+            windows = [ids[i : i + room] for i in range(0, len(ids), room)] or []
+            scored = score_continuations(
+                self.lm,
+                [([], w) for w in windows],
+                prefix=self.prefix,
+                suffix=self.suffix,
+                mask_token_id=self.tokenizer.mask_token_id,
+                pad_token_id=self.pad_token_id,
+                mc_num=self.mc_num,
+                batch_size=self.batch_size,
+                seed=self.seed,
+            )
+            out.append(sum(s.loglikelihood for s in scored))
+            self.cache_hook.add_partial("loglikelihood_rolling", req.args, out[-1])
+        return out
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        from diffutron_sample import SamplerConfig, generate
+        from diffutron_sample.text import decode_new
+
+        defaults = (
+            SamplerConfig.from_pretrained(self.pretrained) if self.pretrained else SamplerConfig()
+        )
+        out = []
+        for req in requests:
+            context, kwargs = req.args
+            kwargs = dict(kwargs or {})
+            until = kwargs.pop("until", None) or []
+            until = [until] if isinstance(until, str) else list(until)
+            new = int(kwargs.pop("max_gen_toks", defaults.max_new_tokens))
+            block = min(defaults.block_length, new)
+            new = -(-new // block) * block  # whole blocks
+            config = defaults.replace(max_new_tokens=new, steps=new, block_length=block)
+            if "temperature" in kwargs:
+                config = config.replace(temperature=float(kwargs["temperature"]))
+            ids = torch.tensor([self.prefix + self._ids(context)])
+            canvas = generate(
+                self.lm,
+                ids.to(self.lm.device),
+                config,
+                mask_token_id=self.tokenizer.mask_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                pad_token_id=self.pad_token_id,
+                generator=torch.Generator(device=self.lm.device).manual_seed(self.seed),
+            )
+            text = decode_new(self.tokenizer, canvas, new)[0]
+            for stop in until:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            out.append(text)
+            self.cache_hook.add_partial("generate_until", req.args, text)
+        return out
+
+
+def _is_masked_lm(model) -> bool:
+    name = type(model).__name__
+    return name.endswith(("ForMaskedLM", "ForMaskedLMWithHead")) or hasattr(model, "decoder")

@@ -1,0 +1,137 @@
+"""Tiny models and a ``[CLS] ... [SEP]`` tokenizer built here, offline, for the eval tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+UD = SHARED / "ud-turkish"
+CETVEL_DEV = SHARED / "cetvel-dev"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("DIFFUTRON_NO_PROGRESS", "1")
+
+
+def ud_lines(name: str = "boun-dev.txt", limit: int | None = None) -> list[str]:
+    lines = [s for s in (UD / name).read_text(encoding="utf-8").splitlines() if s.strip()]
+    return lines[:limit]
+
+
+def build_bert_tokenizer(texts: list[str], vocab_size: int = 800):
+    """A WordPiece tokenizer whose post-processor wraps text in ``[CLS] ... [SEP]`` (the pitfall
+    REFERENCE section 5 names), with ``[MASK]``; saved and reloaded like a real one."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers.trainers import WordPieceTrainer
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[SEP]", "[CLS]", "[UNK]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(texts, WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 1)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        sep_token="[SEP]",
+        cls_token="[CLS]",
+        unk_token="[UNK]",
+        mask_token="[MASK]",
+        eos_token="[SEP]",
+        bos_token="[CLS]",
+    )
+
+
+def tiny_model(vocab_size: int, seed: int = 0, layers: int = 2, hidden: int = 64):
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+    torch.manual_seed(seed)
+    config = ModernBertConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        max_position_embeddings=256,
+        global_attn_every_n_layers=1,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+        cls_token_id=2,
+        sep_token_id=1,
+        attn_implementation="sdpa",
+    )
+    return ModernBertForMaskedLM(config).eval()
+
+
+def train_mlm(model, tokenizer, texts: list[str], steps: int = 150, seed: int = 0):
+    """A few plain masked-LM steps on ``texts`` (enough to beat a random model on them)."""
+    torch.manual_seed(seed)
+    rows = [tokenizer(t)["input_ids"][:64] for t in texts]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        batch = [rows[(step * 16 + i) % len(rows)] for i in range(16)]
+        width = max(len(r) for r in batch)
+        ids = torch.zeros((16, width), dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        for i, r in enumerate(batch):
+            ids[i, : len(r)] = torch.tensor(r)
+            attention[i, : len(r)] = 1
+        masked = (torch.rand(ids.shape) < 0.3) & attention.bool()
+        masked[:, 0] = False
+        labels = ids.masked_fill(~masked, -100)
+        noisy = ids.masked_fill(masked, tokenizer.mask_token_id)
+        loss = model(input_ids=noisy, attention_mask=attention, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tokenizer")
+    build_bert_tokenizer(ud_lines() + ud_lines("penn-dev.txt")).save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, bert_tokenizer):
+    """A tiny model directory as diffutron-train writes one (safetensors, tokenizer)."""
+    folder = tmp_path_factory.mktemp("model")
+    tiny_model(len(bert_tokenizer)).save_pretrained(folder, safe_serialization=True)
+    bert_tokenizer.save_pretrained(folder)
+    return folder
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def kit():
+    """The helpers above, for test modules (importlib import mode cannot import conftest)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        tiny_model=tiny_model,
+        train_mlm=train_mlm,
+        ud_lines=ud_lines,
+        cetvel_dev=CETVEL_DEV,
+        build_bert_tokenizer=build_bert_tokenizer,
+    )

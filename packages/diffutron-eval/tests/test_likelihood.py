@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from diffutron_core import mc_loglikelihood
+from diffutron_eval import DiffutronLM
+from diffutron_eval.likelihood import request_seed
+
+
+class Request:
+    def __init__(self, *args):
+        self.args = args
+
+
+@pytest.fixture(scope="module")
+def adapter(model_dir):
+    return DiffutronLM(str(model_dir), mc_num=16, batch_size=8, device="cpu")
+
+
+def test_no_continuation_token_is_lost_to_cls_sep(adapter, bert_tokenizer):
+    context, continuation = "Bu cümlede ironi var mı?", " evet hayır"
+    ctx_ids, cont_ids = adapter.encode_pair(context, continuation)
+    assert cont_ids == bert_tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    assert len(cont_ids) >= 2 and bert_tokenizer.sep_token_id not in cont_ids
+    assert ctx_ids == bert_tokenizer(context, add_special_tokens=False)["input_ids"]
+    # The pitfall REFERENCE section 5 describes (dLLM's split) drops the first token and keeps
+    # [SEP]:
+    whole = bert_tokenizer(context + continuation)["input_ids"]
+    naive = whole[len(bert_tokenizer(context)["input_ids"]) :]
+    assert naive != cont_ids and naive[-1] == bert_tokenizer.sep_token_id
+    assert adapter.prefix == [bert_tokenizer.cls_token_id]
+    assert adapter.suffix == [bert_tokenizer.sep_token_id]
+
+
+def test_trailing_context_whitespace_moves_to_the_continuation(adapter):
+    assert adapter.encode_pair("Cevap: ", "evet") == adapter.encode_pair("Cevap:", " evet")
+
+
+def logits_fn(adapter):
+    prefix, suffix = torch.tensor(adapter.prefix), torch.tensor(adapter.suffix)
+
+    def run(canvas):  # canvas: (N, C + L) without the special tokens
+        n = canvas.shape[0]
+        full = torch.cat([prefix.expand(n, -1), canvas, suffix.expand(n, -1)], dim=1)
+        with torch.no_grad():
+            logits = adapter.model(input_ids=full).logits
+        return logits[:, len(prefix) : full.shape[1] - len(suffix)]
+
+    return run
+
+
+def test_loglikelihood_matches_the_core_estimator_draw_for_draw(adapter):
+    requests = [
+        Request("Türkiye'nin başkenti", " Ankara şehridir"),
+        Request("Türkiye'nin başkenti", " İstanbul"),
+        Request("Kedi", " uyuyor"),
+    ]
+    got = adapter.loglikelihood(requests, disable_tqdm=True)
+    for request, (value, _) in zip(requests, got, strict=True):
+        context, continuation = adapter.encode_pair(*request.args)
+        generator = torch.Generator().manual_seed(request_seed(0, context, continuation))
+        expected = mc_loglikelihood(
+            logits_fn(adapter),
+            context,
+            continuation,
+            mask_token_id=adapter.tokenizer.mask_token_id,
+            mc_num=16,
+            batch_size=16,  # one stratified set, as the adapter draws
+            generator=generator,
+        )
+        assert value == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_one_token_continuations_are_exact_and_flag_greedy(adapter, bert_tokenizer):
+    context = "Bu cümlede ironi var mı ?"
+    words = [w for w in ("evet", "hayır", "bir", "ve") if len(adapter._ids(" " + w)) == 1]
+    assert len(words) >= 2
+    got = adapter.loglikelihood([Request(context, " " + w) for w in words], disable_tqdm=True)
+    ctx = adapter._ids(context)
+    ids = torch.tensor([adapter.prefix + ctx + [adapter.tokenizer.mask_token_id] + adapter.suffix])
+    with torch.no_grad():
+        logprobs = adapter.model(input_ids=ids).logits[0, len(ctx) + 1].float().log_softmax(-1)
+    best = int(logprobs.argmax())
+    for word, (value, greedy) in zip(words, got, strict=True):
+        token = adapter._ids(" " + word)[0]
+        assert value == pytest.approx(float(logprobs[token]), abs=1e-5)
+        assert greedy == (token == best)
+
+
+def test_batch_size_does_not_change_the_scores(model_dir):
+    requests = [Request("Kedi bahçede", " uyuyor ve oynuyor"), Request("Kedi bahçede", " koşuyor")]
+    scores = [
+        DiffutronLM(str(model_dir), mc_num=12, batch_size=b).loglikelihood(
+            requests, disable_tqdm=True
+        )
+        for b in (1, 5, 64)
+    ]
+    for other in scores[1:]:
+        for (a, _), (b, _) in zip(scores[0], other, strict=True):
+            assert a == pytest.approx(b, rel=1e-4, abs=1e-4)
