@@ -240,3 +240,26 @@ def test_early_stop_keeps_everything_up_to_the_end_token_and_saves_passes():
             assert a[: 5 + end + 1].tolist() == b[: 5 + end + 1].tolist()
             assert (b != MASK).all()
         assert stopped.forward_passes < plain.forward_passes
+
+
+@pytest.mark.parametrize("threshold", [0.2, 0.5])
+def test_threshold_batch_equals_one_by_one_and_costs_only_its_slowest_row(model, threshold):
+    config = SamplerConfig(steps=24, max_new_tokens=24, block_length=8, threshold=threshold)
+    alone, passes = [], []
+    for p in PROMPTS:
+        counted = MaskedLM(model)
+        alone.append(generate(counted, torch.tensor([p]), config, mask_token_id=MASK)[0])
+        passes.append(counted.forward_passes)
+    width = max(map(len, PROMPTS))
+    ids = torch.zeros(len(PROMPTS), width, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(PROMPTS):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    counted = MaskedLM(model)
+    batch = generate(counted, ids, config, mask_token_id=MASK, attention_mask=mask)
+    for row, single in zip(batch, alone, strict=True):
+        assert row[-(len(single)) :].tolist() == single.tolist()
+    # Each row moves to its next block when its current one is full: the batch takes as many
+    # passes as its slowest row alone, not the sum over blocks of each block's slowest row.
+    assert counted.forward_passes == max(passes)

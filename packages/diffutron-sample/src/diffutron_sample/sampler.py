@@ -129,6 +129,108 @@ def _finish_rows(
     region[masks & done[:, None]] = pad_token_id
 
 
+def _proposals(
+    lm: MaskedLM,
+    canvas: torch.Tensor,
+    attention: torch.Tensor,
+    positions: torch.Tensor,
+    given: torch.Tensor,
+    candidates: torch.Tensor,
+    start: int,
+    config: SamplerConfig,
+    *,
+    mask_token_id: int,
+    eos_token_id: int | None,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass: ``(scores, tokens)`` of shape ``candidates`` (``(B, W)``, columns from
+    ``start``): each candidate's proposed token ``x0`` (after guidance and the repetition
+    penalty) and its confidence; ``-inf`` where nothing may be chosen."""
+    rows, cols = candidates.nonzero(as_tuple=True)
+    where = (rows, cols + start)
+    if config.cfg_scale > 0:
+        batch = torch.cat([canvas, canvas.masked_fill(given, mask_token_id)])
+        states = lm.hidden(batch, attention.repeat(2, 1), positions.repeat(2, 1))
+        cond = lm.logits_at(states[: len(canvas)], where)
+        uncond = lm.logits_at(states[len(canvas) :], where)
+        logits = uncond + (config.cfg_scale + 1) * (cond - uncond)
+    else:
+        logits = lm.logits_at(lm.hidden(canvas, attention, positions), where)  # (M, V)
+    if config.repetition_penalty != 1.0:
+        present = _present_ids(
+            canvas,
+            attention,
+            logits.shape[1],
+            mask_token_id=mask_token_id,
+            eos_token_id=eos_token_id,
+        )
+        logits = apply_repetition_penalty(logits, rows, present, config.repetition_penalty)
+    x0 = gumbel_argmax(logits, config.temperature, generator=generator)  # (M,)
+    scores = torch.full(candidates.shape, float("-inf"), dtype=torch.float64, device=canvas.device)
+    scores[rows, cols] = _confidence(logits, x0, config, generator)
+    chosen = torch.zeros_like(candidates, dtype=torch.long)
+    chosen[rows, cols] = x0
+    return scores, chosen
+
+
+def _denoise_threshold(
+    lm: MaskedLM,
+    canvas: torch.Tensor,
+    attention: torch.Tensor,
+    positions: torch.Tensor,
+    given: torch.Tensor,
+    blocks: list[tuple[int, int]],
+    config: SamplerConfig,
+    *,
+    mask_token_id: int,
+    eos_token_id: int | None,
+    generator: torch.Generator | None,
+    callback: Callback | None,
+    finish: Callable[[torch.Tensor], None] | None,
+) -> torch.Tensor:
+    """Confidence-threshold decoding where each row moves to its next block as soon as its
+    current one is filled, so an easy row never waits for a hard one in the same batch (the
+    blocks stay left to right within a row; a row alone decodes exactly as before)."""
+    first, last = blocks[0][0], blocks[-1][1]
+    bounds = torch.tensor(blocks, device=canvas.device) - first  # (K, 2)
+    index = torch.arange(last - first, device=canvas.device)
+    current = torch.zeros(canvas.shape[0], dtype=torch.long, device=canvas.device)
+    step = 0
+    while True:
+        masks = canvas[:, first:last] == mask_token_id  # (B, N)
+        while True:  # advance every row past its filled blocks
+            live = current < len(blocks)
+            span = bounds[current.clamp(max=len(blocks) - 1)]  # (B, 2)
+            active = (index >= span[:, :1]) & (index < span[:, 1:]) & live[:, None]
+            filled = live & ~(masks & active).any(1)
+            if not bool(filled.any()):
+                break
+            current = current + filled.long()
+        candidates = masks & active
+        if not bool(candidates.any()):
+            return canvas
+        scores, chosen = _proposals(
+            lm,
+            canvas,
+            attention,
+            positions,
+            given,
+            candidates,
+            first,
+            config,
+            mask_token_id=mask_token_id,
+            eos_token_id=eos_token_id,
+            generator=generator,
+        )
+        commit = _select(scores, None, config.threshold)  # (B, N)
+        canvas[:, first:last] = torch.where(commit, chosen, canvas[:, first:last])
+        if finish is not None:
+            finish(canvas)
+        step += 1
+        if callback is not None:
+            callback(step, canvas)
+
+
 def _denoise(
     lm: MaskedLM,
     canvas: torch.Tensor,
@@ -147,6 +249,21 @@ def _denoise(
     """Fill the masks of each block in turn; ``given`` marks the tokens guidance hides;
     ``finish(canvas)`` runs after every step (early stop)."""
     positions = (attention.long().cumsum(1) - 1).clamp(min=0)
+    if config.threshold is not None:
+        return _denoise_threshold(
+            lm,
+            canvas,
+            attention,
+            positions,
+            given,
+            blocks,
+            config,
+            mask_token_id=mask_token_id,
+            eos_token_id=eos_token_id,
+            generator=generator,
+            callback=callback,
+            finish=finish,
+        )
     step = 0
     for start, end in blocks:
         block_masks = canvas[:, start:end] == mask_token_id  # (B, W)
@@ -164,33 +281,19 @@ def _denoise(
                     continue  # nothing to commit in any row: the pass would change nothing
             elif not bool(remaining.any()):
                 break
-            rows, cols = candidates.nonzero(as_tuple=True)
-            where = (rows, cols + start)
-            batch = canvas
-            if config.cfg_scale > 0:
-                batch = torch.cat([canvas, canvas.masked_fill(given, mask_token_id)])
-                states = lm.hidden(batch, attention.repeat(2, 1), positions.repeat(2, 1))
-                cond = lm.logits_at(states[: len(canvas)], where)
-                uncond = lm.logits_at(states[len(canvas) :], where)
-                logits = uncond + (config.cfg_scale + 1) * (cond - uncond)
-            else:
-                logits = lm.logits_at(lm.hidden(batch, attention, positions), where)  # (M, V)
-            if config.repetition_penalty != 1.0:
-                present = _present_ids(
-                    canvas,
-                    attention,
-                    logits.shape[1],
-                    mask_token_id=mask_token_id,
-                    eos_token_id=eos_token_id,
-                )
-                logits = apply_repetition_penalty(logits, rows, present, config.repetition_penalty)
-            x0 = gumbel_argmax(logits, config.temperature, generator=generator)  # (M,)
-            scores = torch.full(
-                candidates.shape, float("-inf"), dtype=torch.float64, device=canvas.device
+            scores, chosen = _proposals(
+                lm,
+                canvas,
+                attention,
+                positions,
+                given,
+                candidates,
+                start,
+                config,
+                mask_token_id=mask_token_id,
+                eos_token_id=eos_token_id,
+                generator=generator,
             )
-            scores[rows, cols] = _confidence(logits, x0, config, generator)
-            chosen = torch.zeros_like(candidates, dtype=torch.long)
-            chosen[rows, cols] = x0
             commit = _select(scores, counts, config.threshold)  # (B, W)
             canvas[:, start:end] = torch.where(commit, chosen, canvas[:, start:end])
             if finish is not None:
