@@ -32,9 +32,15 @@ from diffutron_cli.train_options import finish, loop_options, run_config_option,
 @click.option(
     "--schema", type=click.Choice(["auto", "alpaca", "instructurca", "messages"]), default="auto"
 )
-@click.option("--synthetic", type=click.IntRange(min=0), help="Synthetic rows per task [tiny 200].")
+@click.option("--synthetic", type=click.IntRange(min=0), help="Synthetic rows per task [tiny 300].")
+@click.option(
+    "--synthetic-task",
+    "synthetic_tasks",
+    multiple=True,
+    help="A synthetic task to add (repeat) [tiny: is_question, first_word, repeat].",
+)
 @click.option("--output-dir", help="Run folder [runs/sft-<preset>-stage<N>].")
-@click.option("--max-length", type=click.IntRange(min=2), help="[256; tiny 128]")
+@click.option("--max-length", type=click.IntRange(min=2), help="[256; tiny 64]")
 @click.option(
     "--pad-tail/--no-pad-tail",
     default=True,
@@ -55,6 +61,7 @@ def sft(preset, stage, output_dir, resume, dry_run, push_to_hub, private, **opti
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     loop, fields = split_loop(options)
     fields["sources"] = list(fields["sources"])
+    fields["synthetic_tasks"] = list(fields["synthetic_tasks"]) or None
     if output_dir:
         fields["output_dir"] = output_dir
     run = sft_run(preset, stage, loop=loop, **fields)
