@@ -54,3 +54,26 @@ def test_every_task_makes_rows_that_become_conversations():
         assert conversation[0]["content"].endswith("\n\n" + rows[0]["input"])
     with pytest.raises(DataError, match="unknown synthetic task"):
         make_task_rows("translate", ["a"])
+
+
+def test_statements_become_yes_no_questions_by_vowel_harmony():
+    from diffutron_data.synthetic import question_form
+
+    assert question_form("Kedi bahçede uyuyor.") == "Kedi bahçede uyuyor mu?"
+    assert question_form("Hava çok güzel!") == "Hava çok güzel mi?"
+    assert question_form("Yarın okula gidecek") == "Yarın okula gidecek mi?"
+    assert question_form("Bu kitap onun.") == "Bu kitap onun mu?"
+    assert question_form("Çocuklar parkta.") == "Çocuklar parkta mı?"
+    assert question_form("Göz gördü.") == "Göz gördü mü?"
+    assert question_form("123.") is None
+
+
+def test_is_question_rows_stay_balanced_when_the_texts_hold_few_questions():
+    statements = [f"Cümle {i} burada duruyor." for i in range(40)]
+    rows = make_task_rows("is_question", [*statements, "Nasılsın?"], n=20, seed=0)
+    answers = [r["output"] for r in rows]
+    assert len(rows) == 20 and answers.count("Evet") == answers.count("Hayır") == 10
+    hayir = {r["input"] for r in rows if r["output"] == "Hayır"}
+    made = [r["input"] for r in rows if r["output"] == "Evet" and r["input"] != "Nasılsın?"]
+    assert all(q.endswith(" mu?") for q in made)
+    assert not {q.removesuffix(" mu?") + "." for q in made} & hayir  # never the same sentence

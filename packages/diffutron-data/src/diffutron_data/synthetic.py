@@ -47,6 +47,20 @@ def plural(noun: str) -> str:
     raise DataError(f"{noun!r} has no vowel to harmonise with")
 
 
+QUESTION_PARTICLES = {"a": "mı", "ı": "mı", "â": "mı", "e": "mi", "i": "mi", "î": "mi"}
+QUESTION_PARTICLES |= {"o": "mu", "u": "mu", "û": "mu", "ö": "mü", "ü": "mü"}
+
+
+def question_form(sentence: str) -> str | None:
+    """A statement turned into a yes/no question with the particle ``mı/mi/mu/mü`` by vowel
+    harmony ("Kedi uyuyor." -> "Kedi uyuyor mu?"); None without a vowel to harmonise with."""
+    body = sentence.rstrip().rstrip(".!…;:").rstrip()
+    for char in reversed(body.lower()):
+        if char in QUESTION_PARTICLES:
+            return f"{body} {QUESTION_PARTICLES[char]}?"
+    return None
+
+
 def answer(task: str, text: str) -> str:
     """The exact answer of ``task`` on ``text`` (a sentence, or a noun for ``plural``)."""
     if task == "is_question":
@@ -74,8 +88,9 @@ def make_task_rows(
 ) -> list[dict[str, str]]:
     """Up to ``n`` rows of one task from ``texts`` (all usable texts when ``n`` is None).
 
-    For ``is_question`` with ``balance=True`` the rows alternate Evet / Hayır as far as the texts
-    allow, so the majority-answer baseline is about 50%.
+    For ``is_question`` with ``balance=True`` the rows alternate Evet / Hayır, so the
+    majority-answer baseline is 50%; when the texts hold fewer than ``n / 2`` questions, statements
+    not used for the Hayır rows become questions by :func:`question_form`.
     """
     if task not in INSTRUCTIONS:
         raise DataError(f"unknown synthetic task {task!r}; known: {', '.join(TASKS)}")
@@ -85,6 +100,13 @@ def make_task_rows(
     if task == "is_question" and balance:
         yes = [t for t in usable if answer(task, t) == "Evet"]
         no = [t for t in usable if answer(task, t) == "Hayır"]
+        if n is not None and len(yes) < n // 2:
+            # Few real questions (prose has few): turn statements the "Hayır" rows do not use
+            # into yes/no questions, so the rows stay balanced.
+            spare = no[n // 2 :]
+            made = [q for q in map(question_form, spare) if q is not None]
+            yes += made[: n // 2 - len(yes)]
+            rng.shuffle(yes)
         half = min(len(yes), len(no))
         if n is not None:
             half = min(half, n // 2)
