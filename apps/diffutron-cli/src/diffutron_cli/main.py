@@ -12,5 +12,6 @@ diffutron = app_group(
         "sample": "diffutron_cli.sample:sample",
         "eval": "diffutron_cli.evaluate:evaluate",
         "info": "diffutron_cli.info:info",
+        "demo": "diffutron_cli.demo:demo",
     },
 )

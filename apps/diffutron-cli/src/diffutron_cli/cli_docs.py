@@ -1,0 +1,65 @@
+"""Render ``docs/cli.md`` from every command's ``--help`` (a test keeps the file current).
+
+uv run python -m diffutron_cli.cli_docs > docs/cli.md
+"""
+
+from __future__ import annotations
+
+import click
+
+APPS = ("diffutron-train", "diffutron-sample", "diffutron-eval", "diffutron")
+WIDTH = 100
+
+
+def _app(name: str) -> click.Command:
+    from diffutron_cli.evaluate import evaluate
+    from diffutron_cli.main import diffutron
+    from diffutron_cli.sample import sample
+    from diffutron_cli.train import train
+
+    return {
+        "diffutron": diffutron,
+        "diffutron-train": train,
+        "diffutron-sample": sample,
+        "diffutron-eval": evaluate,
+    }[name]
+
+
+def _walk(command: click.Command, path: list[str], parent: click.Context | None):
+    ctx = click.Context(
+        command, info_name=path[-1], parent=parent, terminal_width=WIDTH, max_content_width=WIDTH
+    )
+    yield " ".join(path), command.get_help(ctx)
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                yield from _walk(sub, [*path, name], ctx)
+
+
+def render() -> str:
+    parts = [
+        "# Command reference",
+        "",
+        "Generated from every command's `--help` by `python -m diffutron_cli.cli_docs`; a test "
+        "fails when it is out of date. `diffutron train|sample|eval` are the same groups as the "
+        "stand-alone apps, so they are listed once.",
+    ]
+    for app in APPS:
+        command = _app(app)
+        if app == "diffutron":  # its train/sample/eval are the apps above
+            ctx = click.Context(
+                command, info_name=app, terminal_width=WIDTH, max_content_width=WIDTH
+            )
+            entries = [(app, command.get_help(ctx))]
+            for name in ("info", "demo"):
+                entries += list(_walk(command.get_command(ctx, name), [app, name], ctx))
+        else:
+            entries = list(_walk(command, [app], None))
+        for title, text in entries:
+            parts += ["", f"## `{title}`", "", "```text", text.rstrip(), "```"]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    click.echo(render(), nl=False)
