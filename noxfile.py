@@ -39,18 +39,31 @@ SMOKE = {
     "assert corpus_documents() and instruction_conversations()\n",
 }
 SMOKE["sample"] = """
+import tempfile
 import torch
-from transformers import ModernBertConfig, ModernBertForMaskedLM
-from diffutron_sample import SamplerConfig, generate
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast
+from diffutron_sample import SamplerConfig, decode_new, generate, load_model, prompt_ids
+words = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "kedi", "süt", "içer", "ve", "uyur"]
+core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+tokenizer = PreTrainedTokenizerFast(
+    tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
+    unk_token="<unk>", mask_token="<mask>",
+)
 config = ModernBertConfig(
-    vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+    vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
     num_attention_heads=2, max_position_embeddings=32,
     pad_token_id=0, eos_token_id=1, bos_token_id=2, cls_token_id=2, sep_token_id=1,
 )
-model = ModernBertForMaskedLM(config).eval()
-out = generate(model, torch.tensor([[2, 5, 6]]), SamplerConfig(4, 8, 4), mask_token_id=4)
-assert out.shape == (1, 11) and bool((out != 4).all()), out
-print("generated", out.tolist())
+folder = tempfile.mkdtemp()
+ModernBertForMaskedLM(config).save_pretrained(folder)  # a model dir, as diffutron-train writes
+tokenizer.save_pretrained(folder)
+model, tok = load_model(folder, device="cpu")
+ids = torch.tensor([prompt_ids(tok, "kedi süt", chat=False)])
+out = generate(model, ids, SamplerConfig(4, 8, 4), mask_token_id=tok.mask_token_id)
+assert out.shape == (1, 11) and bool((out != tok.mask_token_id).all()), out
+print("generated from a saved model dir:", repr(decode_new(tok, out, 8)[0]))
 """
 FORBIDDEN_IN_CLOSURE = {
     "core": ("transformers", "datasets", "peft", "lm_eval"),

@@ -1,0 +1,40 @@
+"""A shortened ``diffutron demo`` (fewer epochs and held-out rows) learns what the full one does:
+perplexity well below its start, the classification far above its baseline."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from diffutron_cli.main import diffutron
+
+
+@pytest.mark.slow
+def test_a_shortened_demo_learns_and_reuses_finished_stages(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("DIFFUTRON_NO_PROGRESS", "1")
+    out = tmp_path / "demo"
+    args = ["demo", "--output-dir", str(out), "--no-live"]
+    short = ["--cpt-epochs", "15", "--sft-epochs", "20", "--eval-rows", "30"]
+    result = CliRunner().invoke(diffutron, [*args, *short])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    ppl = summary["perplexity"]
+    assert ppl["after"] < 0.6 * ppl["before"], ppl
+    tasks = summary["tasks"]["tasks"]
+    question = tasks["is_question"]
+    assert question["baseline_exact_match"] == pytest.approx(0.5)
+    assert question["exact_match"] >= question["baseline_exact_match"] + 0.30, question
+    for task in ("first_word", "repeat"):  # reported whatever they reach
+        assert 0.0 <= tasks[task]["exact_match"] <= 1.0
+    assert tasks["repeat"]["baseline_exact_match"] == 0.0
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    assert "before CPT" in text and "classification (is_question)" in text
+    for artefact in ("cpt/loss.png", "sft/loss.png", "sft/model/model.safetensors"):
+        assert (out / artefact).is_file(), artefact
+    assert len(summary["answers"]["answers"]) == 4
+
+    again = CliRunner().invoke(diffutron, [*args, *short])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("reusing") == 4
+    assert json.loads((out / "summary.json").read_text())["tasks"] == summary["tasks"]
