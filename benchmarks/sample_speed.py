@@ -199,8 +199,34 @@ def restricted_head(device="cpu", dtype=torch.float32, batch=1, prompt=64, new=1
     for restrict, name in ((False, "full"), (True, "masked rows")):
         per_step = results[restrict][1]
         print(f"{name:>16} | {per_step * 1e3:>11.1f} | {results[False][1] / per_step:>7.2f}x")
+    ceiling = backbone_step(model, prompts, prompt + new)
+    print(
+        f"{'none (ceiling)':>16} | {ceiling * 1e3:>11.1f} | {results[False][1] / ceiling:>7.2f}x"
+        "   <- the backbone alone: no output layer can do better"
+    )
     print(f"(same tokens either way: {same})")
     return model
+
+
+def backbone_step(model, prompts, width: int, repeats: int = 8) -> float:
+    """Seconds of one forward pass of the backbone alone over a ``width``-token canvas."""
+    canvas = torch.cat(
+        [
+            prompts,
+            torch.full((len(prompts), width - prompts.shape[1]), MASK, device=prompts.device),
+        ],
+        dim=1,
+    )
+    with torch.no_grad():
+        model.model(input_ids=canvas)  # warm-up
+        if canvas.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model.model(input_ids=canvas)
+        if canvas.is_cuda:
+            torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
 
 
 def gpu(model):

@@ -25,10 +25,15 @@ def _app(name: str) -> click.Command:
     }[name]
 
 
+def _context(command: click.Command, name: str, parent: click.Context | None) -> click.Context:
+    """A context as click builds it for ``--help`` (the command's settings, e.g. ``-h``), at a
+    fixed width so the text does not depend on the terminal."""
+    settings = {**command.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    return click.Context(command, info_name=name, parent=parent, **settings)
+
+
 def _walk(command: click.Command, path: list[str], parent: click.Context | None):
-    ctx = click.Context(
-        command, info_name=path[-1], parent=parent, terminal_width=WIDTH, max_content_width=WIDTH
-    )
+    ctx = _context(command, path[-1], parent)
     yield " ".join(path), command.get_help(ctx)
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
@@ -48,9 +53,7 @@ def render() -> str:
     for app in APPS:
         command = _app(app)
         if app == "diffutron":  # its train/sample/eval are the apps above
-            ctx = click.Context(
-                command, info_name=app, terminal_width=WIDTH, max_content_width=WIDTH
-            )
+            ctx = _context(command, app, None)
             entries = [(app, command.get_help(ctx))]
             for name in ("info", "demo"):
                 entries += list(_walk(command.get_command(ctx, name), [app, name], ctx))
