@@ -155,6 +155,9 @@ def build(session: nox.Session) -> None:
             str(dist),
             "--constraint",
             str(constraints),
+            # Versions move in lockstep, so a wheel built earlier has the same name: never take
+            # a Diffutron package from uv's cache instead of the one just built.
+            *(f"--refresh-package={distribution(m)}" for m in MEMBERS),
             str(wheel),
             external=True,
             env=OFFLINE,
