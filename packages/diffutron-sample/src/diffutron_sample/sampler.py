@@ -174,19 +174,11 @@ def _proposals(
 
 
 def _denoise_threshold(
-    lm: MaskedLM,
     canvas: torch.Tensor,
-    attention: torch.Tensor,
-    positions: torch.Tensor,
-    given: torch.Tensor,
     blocks: list[tuple[int, int]],
-    config: SamplerConfig,
     *,
     mask_token_id: int,
-    eos_token_id: int | None,
-    generator: torch.Generator | None,
-    callback: Callback | None,
-    finish: Callable[[torch.Tensor], None] | None,
+    commit_step: Callable[[torch.Tensor, int, int, torch.Tensor | None], None],
 ) -> torch.Tensor:
     """Confidence-threshold decoding where each row moves to its next block as soon as its
     current one is filled, so an easy row never waits for a hard one in the same batch (the
@@ -195,7 +187,6 @@ def _denoise_threshold(
     bounds = torch.tensor(blocks, device=canvas.device) - first  # (K, 2)
     index = torch.arange(last - first, device=canvas.device)
     current = torch.zeros(canvas.shape[0], dtype=torch.long, device=canvas.device)
-    step = 0
     while True:
         masks = canvas[:, first:last] == mask_token_id  # (B, N)
         while True:  # advance every row past its filled blocks
@@ -209,26 +200,7 @@ def _denoise_threshold(
         candidates = masks & active
         if not bool(candidates.any()):
             return canvas
-        scores, chosen = _proposals(
-            lm,
-            canvas,
-            attention,
-            positions,
-            given,
-            candidates,
-            first,
-            config,
-            mask_token_id=mask_token_id,
-            eos_token_id=eos_token_id,
-            generator=generator,
-        )
-        commit = _select(scores, None, config.threshold)  # (B, N)
-        canvas[:, first:last] = torch.where(commit, chosen, canvas[:, first:last])
-        if finish is not None:
-            finish(canvas)
-        step += 1
-        if callback is not None:
-            callback(step, canvas)
+        commit_step(candidates, first, last, None)
 
 
 def _denoise(
@@ -249,58 +221,49 @@ def _denoise(
     """Fill the masks of each block in turn; ``given`` marks the tokens guidance hides;
     ``finish(canvas)`` runs after every step (early stop)."""
     positions = (attention.long().cumsum(1) - 1).clamp(min=0)
-    if config.threshold is not None:
-        return _denoise_threshold(
+    step = 0
+
+    def commit_step(candidates, start: int, end: int, counts) -> None:
+        """One forward pass: propose for ``candidates`` (columns ``start:end``), commit what
+        the schedule or threshold allows, then early stop and the callback."""
+        nonlocal step
+        scores, chosen = _proposals(
             lm,
             canvas,
             attention,
             positions,
             given,
-            blocks,
+            candidates,
+            start,
             config,
             mask_token_id=mask_token_id,
             eos_token_id=eos_token_id,
             generator=generator,
-            callback=callback,
-            finish=finish,
         )
-    step = 0
+        commit = _select(scores, counts, config.threshold)
+        canvas[:, start:end] = torch.where(commit, chosen, canvas[:, start:end])
+        if finish is not None:
+            finish(canvas)
+        step += 1
+        if callback is not None:
+            callback(step, canvas)
+
+    if config.threshold is not None:
+        return _denoise_threshold(
+            canvas, blocks, mask_token_id=mask_token_id, commit_step=commit_step
+        )
     for start, end in blocks:
         block_masks = canvas[:, start:end] == mask_token_id  # (B, W)
         planned = transfer_counts(block_masks.sum(1), steps_per_block).to(canvas.device)  # (B, S)
-        max_steps = steps_per_block if config.threshold is None else end - start
-        for j in range(max_steps):
+        for j in range(steps_per_block):
             candidates = canvas[:, start:end] == mask_token_id  # (B, W)
             remaining = candidates.sum(1)
-            counts = None
-            if config.threshold is None:
-                counts = _commit_counts(
-                    remaining, planned[:, j], steps_per_block - j, config, generator
-                )
-                if not bool(counts.any()):
-                    continue  # nothing to commit in any row: the pass would change nothing
-            elif not bool(remaining.any()):
-                break
-            scores, chosen = _proposals(
-                lm,
-                canvas,
-                attention,
-                positions,
-                given,
-                candidates,
-                start,
-                config,
-                mask_token_id=mask_token_id,
-                eos_token_id=eos_token_id,
-                generator=generator,
+            counts = _commit_counts(
+                remaining, planned[:, j], steps_per_block - j, config, generator
             )
-            commit = _select(scores, counts, config.threshold)  # (B, W)
-            canvas[:, start:end] = torch.where(commit, chosen, canvas[:, start:end])
-            if finish is not None:
-                finish(canvas)
-            step += 1
-            if callback is not None:
-                callback(step, canvas)
+            if not bool(counts.any()):
+                continue  # nothing to commit in any row: the pass would change nothing
+            commit_step(candidates, start, end, counts)
     return canvas
 
 
