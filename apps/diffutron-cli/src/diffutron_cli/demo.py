@@ -127,12 +127,33 @@ def _baseline(task: str, rows: list[dict]) -> tuple[str, float]:
     return guess, sum(r["output"] == guess for r in rows) / len(rows)
 
 
+def _replies(model, tokenizer, config, prompts: list[str], callback=None) -> list[str]:
+    """Chat replies to ``prompts`` (one batch), trimmed; seeded, so reruns agree."""
+    import torch
+
+    from diffutron_sample import batch_prompt_ids, decode_new, generate
+
+    ids, mask = batch_prompt_ids(tokenizer, prompts)
+    canvas = generate(
+        model,
+        ids,
+        config,
+        mask_token_id=tokenizer.mask_token_id,
+        attention_mask=mask,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id or 0,
+        generator=torch.Generator().manual_seed(0),
+        callback=callback,
+    )
+    return [r.strip() for r in decode_new(tokenizer, canvas, config.max_new_tokens)]
+
+
 def _tasks(out: Path, rows_per_task: int) -> dict:
     import torch
 
     from diffutron_data.embedded import corpus_sentences
     from diffutron_data.synthetic import make_task_rows
-    from diffutron_sample import SamplerConfig, batch_prompt_ids, decode_new, generate, load_model
+    from diffutron_sample import SamplerConfig, load_model
 
     model_dir = out / "sft" / "model"
     model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
@@ -142,18 +163,7 @@ def _tasks(out: Path, rows_per_task: int) -> dict:
     for task, (kind, baseline_name) in TASKS.items():
         rows = make_task_rows(task, held_out, n=rows_per_task, seed=1)
         prompts = [f"{r['instruction']}\n\n{r['input']}" for r in rows]
-        ids, mask = batch_prompt_ids(tokenizer, prompts)
-        canvas = generate(
-            model,
-            ids,
-            config,
-            mask_token_id=tokenizer.mask_token_id,
-            attention_mask=mask,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id or 0,
-            generator=torch.Generator().manual_seed(0),
-        )
-        replies = [r.strip() for r in decode_new(tokenizer, canvas, config.max_new_tokens)]
+        replies = _replies(model, tokenizer, config, prompts)
         exact = sum(a == r["output"] for a, r in zip(replies, rows, strict=True)) / len(rows)
         guess, base = _baseline(task, rows)
         results[task] = {
@@ -175,32 +185,20 @@ def _tasks(out: Path, rows_per_task: int) -> dict:
 def _answer(out: Path, live: bool) -> dict:
     import torch
 
-    from diffutron_sample import SamplerConfig, batch_prompt_ids, decode_new, generate, load_model
+    from diffutron_sample import SamplerConfig, load_model
 
     model_dir = out / "sft" / "model"
     model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
     config = SamplerConfig.from_pretrained(model_dir)
     answers = []
     for prompt in PROMPTS:
-        ids, mask = batch_prompt_ids(tokenizer, [prompt])
         callback = None
         if live:
             from diffutron_cli.sample import LiveCanvas
 
             callback = LiveCanvas(tokenizer, config.max_new_tokens)
         with callback if callback is not None else contextlib.nullcontext():
-            canvas = generate(
-                model,
-                ids,
-                config,
-                mask_token_id=tokenizer.mask_token_id,
-                attention_mask=mask,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id or 0,
-                generator=torch.Generator().manual_seed(0),
-                callback=callback,
-            )
-        reply = decode_new(tokenizer, canvas, config.max_new_tokens)[0].strip()
+            reply = _replies(model, tokenizer, config, [prompt], callback=callback)[0]
         answers.append({"prompt": prompt, "answer": reply})
         click.echo(f"  > {prompt.splitlines()[-1]}\n    {reply or '(empty)'}")
     return {"answers": answers}

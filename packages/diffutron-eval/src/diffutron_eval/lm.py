@@ -114,6 +114,19 @@ class DiffutronLM(LM):
             )
         return context_ids[-room:] if room else [], continuation_ids
 
+    def _score(self, items: list[tuple[list[int], list[int]]]):
+        return score_continuations(
+            self.lm,
+            items,
+            prefix=self.prefix,
+            suffix=self.suffix,
+            mask_token_id=self.tokenizer.mask_token_id,
+            pad_token_id=self.pad_token_id,
+            mc_num=self.mc_num,
+            batch_size=self.batch_size,
+            seed=self.seed,
+        )
+
     # -- lm-eval API ----------------------------------------------------------------------------
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
@@ -127,17 +140,7 @@ class DiffutronLM(LM):
         results: list[tuple[float, bool] | None] = [None] * len(pairs)
         bar = tqdm(total=len(pairs), desc="loglikelihood", disable=disable_tqdm or self.rank != 0)
         for indices in groups.values():
-            scored = score_continuations(
-                self.lm,
-                [pairs[i] for i in indices],
-                prefix=self.prefix,
-                suffix=self.suffix,
-                mask_token_id=self.tokenizer.mask_token_id,
-                pad_token_id=self.pad_token_id,
-                mc_num=self.mc_num,
-                batch_size=self.batch_size,
-                seed=self.seed,
-            )
+            scored = self._score([pairs[i] for i in indices])
             for i, s in zip(indices, scored, strict=True):
                 results[i] = (s.loglikelihood, s.greedy)
                 self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
@@ -151,17 +154,7 @@ class DiffutronLM(LM):
         for req in requests:
             ids = self._ids(req.args[0])
             windows = [ids[i : i + room] for i in range(0, len(ids), room)] or []
-            scored = score_continuations(
-                self.lm,
-                [([], w) for w in windows],
-                prefix=self.prefix,
-                suffix=self.suffix,
-                mask_token_id=self.tokenizer.mask_token_id,
-                pad_token_id=self.pad_token_id,
-                mc_num=self.mc_num,
-                batch_size=self.batch_size,
-                seed=self.seed,
-            )
+            scored = self._score([([], w) for w in windows])
             out.append(sum(s.loglikelihood for s in scored))
             self.cache_hook.add_partial("loglikelihood_rolling", req.args, out[-1])
         return out
