@@ -8,7 +8,6 @@ plain lm-eval; :func:`task_configs` is what ``diffutron-eval bench`` passes to l
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -91,21 +90,10 @@ def _columns(path: Path) -> tuple[list[str], int]:
 
         meta = pq.read_metadata(path)
         return list(meta.schema.names), meta.num_rows
-    columns: list[str] = []
-    rows = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise EvalError(f"{path}:{number}: not a JSON object") from None
-        if not isinstance(row, dict):
-            raise EvalError(f"{path}:{number}: not a JSON object")
-        if not rows:
-            columns = list(row)
-        rows += 1
-    return columns, rows
+    from diffutron_eval.texts import jsonl_objects
+
+    objects = [row for _, row in jsonl_objects(path)]
+    return (list(objects[0]) if objects else []), len(objects)
 
 
 def check_columns(task: str, path: Path) -> None:

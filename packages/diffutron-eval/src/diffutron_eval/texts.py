@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from diffutron_eval.errors import EvalError
@@ -18,22 +18,30 @@ one the dataset's GitHub README links to; it was not reachable from here to chec
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 
 
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` of each non-blank line of a JSON Lines file; anything but a JSON
+    object is an error naming the line."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            raise EvalError(f"{path}:{number}: not a JSON object")
+        yield number, row
+
+
 def _file_texts(path: Path, column: str) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return [line for line in path.read_text(encoding="utf-8").splitlines()]
     if suffix in (".jsonl", ".json"):
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise EvalError(f"{path}:{number}: not a JSON object") from None
-            if not isinstance(row, dict) or column not in row:
-                keys = ", ".join(row) if isinstance(row, dict) else type(row).__name__
-                raise EvalError(f"{path}:{number}: no column {column!r} (found: {keys})")
+        for number, row in jsonl_objects(path):
+            if column not in row:
+                raise EvalError(f"{path}:{number}: no column {column!r} (found: {', '.join(row)})")
             rows.append(str(row[column]))
         return rows
     if suffix == ".csv":
