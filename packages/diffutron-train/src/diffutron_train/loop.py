@@ -195,7 +195,8 @@ def train_loop(
 ) -> int:
     """Train ``model`` in place on ``rows`` (features the ``collate`` function batches); return the
     number of optimiser steps done. ``stop_after`` ends early (to simulate an interruption).
-    ``log`` is called on rank 0 only, with the loss averaged over ranks."""
+    ``log`` is called on rank 0 only, with the loss averaged over the steps since the last record
+    and over ranks."""
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
@@ -248,6 +249,7 @@ def train_loop(
         unit="step",
         disable=quiet or not accelerator.is_main_process,
     )
+    interval, interval_steps = torch.zeros((), device=device), 0  # loss since the last log
     while step < total and (stop_after is None or step < stop_after):
         optimizer.zero_grad(set_to_none=True)
         running = torch.zeros((), device=device)
@@ -274,8 +276,11 @@ def train_loop(
         scheduler.step()
         step += 1
         bar.update(1)
+        interval, interval_steps = interval + running, interval_steps + 1
         if step % settings.log_every == 0 or step == total:
-            mean = accelerator.reduce(running, reduction="mean").item()  # every rank joins
+            # the mean over the steps since the last record and over ranks (every rank joins)
+            mean = accelerator.reduce(interval / interval_steps, reduction="mean").item()
+            interval, interval_steps = torch.zeros((), device=device), 0
             if log is not None and accelerator.is_main_process:
                 log({"step": step, "loss": mean, "lr": scheduler.get_last_lr()[0]})
         if step % settings.save_every == 0 or step == total:
