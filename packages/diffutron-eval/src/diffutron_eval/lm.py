@@ -198,5 +198,4 @@ class DiffutronLM(LM):
 
 
 def _is_masked_lm(model) -> bool:
-    name = type(model).__name__
-    return name.endswith(("ForMaskedLM", "ForMaskedLMWithHead")) or hasattr(model, "decoder")
+    return type(model).__name__.endswith("ForMaskedLM")
