@@ -55,8 +55,14 @@ def test_prepare_sft_tiny_preset_with_synthetic_tasks(tmp_path):
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["extra"]["name"] == "synthetic" and manifest["extra"]["conversations"] == 6 * 4
+    # the tiny preset's three graded tasks
+    assert manifest["extra"]["name"] == "synthetic" and manifest["extra"]["conversations"] == 3 * 4
     assert manifest["read"] == manifest["kept"] + sum(manifest["dropped"].values())
+    chosen = ["--synthetic-task", "plural", "--synthetic-task", "word_count"]
+    args = ["prepare", "sft", "--output-dir", str(tmp_path / "two"), "--synthetic", "4", *chosen]
+    assert CliRunner().invoke(train, args).exit_code == 0
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["extra"]["conversations"] == 2 * 4
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,13 @@ def cpt(preset, sources, tokenizer, output_dir, max_length, seed, num_proc, over
 @click.option(
     "--synthetic",
     type=click.IntRange(min=0),
-    help="Add up to N rows of each synthetic task from the embedded corpus [tiny: 200].",
+    help="Add up to N rows of each synthetic task from the embedded corpus [tiny: 300].",
+)
+@click.option(
+    "--synthetic-task",
+    "synthetic_tasks",
+    multiple=True,
+    help="A synthetic task to add (repeat) [tiny: is_question, first_word, repeat; else all].",
 )
 @friendly_errors
 def sft(
@@ -137,21 +143,17 @@ def sft(
     schema,
     truncate_response,
     synthetic,
+    synthetic_tasks,
 ):
     """Build instruction-tuning rows: chat template, response-only maskable, length checks."""
     from diffutron_data import Source, build_sft_dataset, load_tokenizer, sft_preset
-    from diffutron_data.embedded import corpus_sentences, nouns
-    from diffutron_data.synthetic import TASKS, make_task_rows, synthetic_conversations
+    from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conversations
 
     recipe = sft_preset(preset, stage)
     parsed = [Source.parse(s) for s in sources] if sources else recipe.sources
     per_task = recipe.synthetic_per_task if synthetic is None else synthetic
-    rows = []
-    if per_task:
-        sentences = corpus_sentences()
-        for task in TASKS:
-            texts = nouns() if task == "plural" else sentences
-            rows += make_task_rows(task, texts, n=per_task, seed=seed)
+    tasks = list(synthetic_tasks) or list(recipe.synthetic_tasks) or list(TASKS)
+    rows = embedded_task_rows(tasks, per_task, seed=seed)
     tokenizer_name = tokenizer or recipe.tokenizer
     output_dir = output_dir or f"runs/data/sft-{preset}" + (
         f"-stage{stage}" if preset == "paper" else ""

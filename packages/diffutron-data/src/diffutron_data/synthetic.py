@@ -124,3 +124,24 @@ def synthetic_conversations(rows: Sequence[dict[str, str]]) -> list[list[dict[st
     from diffutron_data.instructions import row_to_messages
 
     return [row_to_messages(row, "alpaca") for row in rows]
+
+
+def embedded_task_rows(
+    tasks: Sequence[str], per_task: int, *, seed: int = 0
+) -> list[dict[str, str]]:
+    """Up to ``per_task`` rows of each task made from the embedded training corpus (nouns for
+    ``plural``); the held-out documents are never used."""
+    from diffutron_data.embedded import corpus_sentences, nouns
+
+    unknown = [t for t in tasks if t not in INSTRUCTIONS]
+    if unknown:
+        raise DataError(
+            f"unknown synthetic task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}"
+        )
+    sentences = corpus_sentences()
+    rows: list[dict[str, str]] = []
+    for task in tasks if per_task else ():
+        rows += make_task_rows(
+            task, nouns() if task == "plural" else sentences, n=per_task, seed=seed
+        )
+    return rows

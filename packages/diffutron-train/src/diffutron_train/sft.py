@@ -145,8 +145,7 @@ def _rows(run: SFTRun, tokenizer, out: Path):
     import datasets
 
     from diffutron_data import Source, build_sft_dataset, sft_preset
-    from diffutron_data.embedded import corpus_sentences, nouns
-    from diffutron_data.synthetic import TASKS, make_task_rows, synthetic_conversations
+    from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conversations
 
     if run.data:
         path = Path(run.data) / "manifest.json"
@@ -159,16 +158,8 @@ def _rows(run: SFTRun, tokenizer, out: Path):
     target = out / "data"
     if not (target / "manifest.json").is_file():
         per_task = preset.synthetic_per_task if run.synthetic is None else run.synthetic
-        extra = []
         tasks = TASKS if run.synthetic_tasks is None else run.synthetic_tasks
-        unknown = [t for t in tasks if t not in TASKS]
-        if unknown:
-            raise TrainError(
-                f"unknown synthetic task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}"
-            )
-        for task in tasks if per_task else ():
-            texts = nouns() if task == "plural" else corpus_sentences()
-            extra += make_task_rows(task, texts, n=per_task, seed=run.loop.seed)
+        extra = embedded_task_rows(tasks, per_task, seed=run.loop.seed)
         sources = [Source.parse(s) for s in run.sources] if run.sources else preset.sources
         build_sft_dataset(
             sources,
