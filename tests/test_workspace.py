@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBERS = {
+    "diffutron-common": ROOT / "packages/diffutron-common",
     "diffutron-core": ROOT / "packages/diffutron-core",
     "diffutron-data": ROOT / "packages/diffutron-data",
     "diffutron-train": ROOT / "packages/diffutron-train",
@@ -15,13 +16,16 @@ MEMBERS = {
     "diffutron-eval": ROOT / "packages/diffutron-eval",
     "diffutron-cli": ROOT / "apps/diffutron-cli",
 }
-# ARCHITECTURE.md: data <- nothing; core <- sample; core, data <- train; core, sample <- eval.
+# ARCHITECTURE.md: data <- nothing; core <- sample; core, data <- train; core, sample <- eval;
+# common (the shared file, error and input policies; standard library only) <- every package
+# that reads or writes a user's files.
 ALLOWED = {
+    "diffutron-common": set(),
     "diffutron-core": set(),
-    "diffutron-data": set(),
-    "diffutron-sample": {"diffutron-core"},
-    "diffutron-train": {"diffutron-core", "diffutron-data"},
-    "diffutron-eval": {"diffutron-core", "diffutron-sample"},
+    "diffutron-data": {"diffutron-common"},
+    "diffutron-sample": {"diffutron-common", "diffutron-core"},
+    "diffutron-train": {"diffutron-common", "diffutron-core", "diffutron-data"},
+    "diffutron-eval": {"diffutron-common", "diffutron-core", "diffutron-sample"},
     "diffutron-cli": set(MEMBERS) - {"diffutron-cli"},
 }
 
@@ -103,6 +107,11 @@ def test_sample_installs_without_training_or_evaluation_stacks():
         "accelerate",
         "diffutron-data",
     }
+
+
+def test_common_needs_the_standard_library_only():
+    assert project("diffutron-common")["project"]["dependencies"] == []
+    assert locked_closure("diffutron-common") == {"diffutron-common"}
 
 
 def test_core_installs_without_transformers():
