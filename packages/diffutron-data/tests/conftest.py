@@ -6,7 +6,20 @@ import pytest
 os.environ.setdefault("DIFFUTRON_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SHARED_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
+# The shared data folder: DIFFUTRON_SHARED_DATA when set, else shared/data beside the clone.
+SHARED_DATA = (
+    Path(os.environ["DIFFUTRON_SHARED_DATA"]).expanduser()
+    if os.environ.get("DIFFUTRON_SHARED_DATA")
+    else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+)
+
+
+def missing_shared(message: str):
+    """Skip; under CI, where shared/ lies beside the clone, fail instead, unless
+    DIFFUTRON_SHARED_DATA names the folder explicitly (as on a user's machine)."""
+    if os.environ.get("CI") and not os.environ.get("DIFFUTRON_SHARED_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +33,7 @@ def tokenizer():
 def ud_files():
     files = sorted((SHARED_DATA / "ud-turkish").glob("*.txt"))
     if not files:
-        message = f"shared UD Turkish text not found under {SHARED_DATA}"
-        if os.environ.get("CI"):  # CI lays shared/ beside the clone: its absence is a failure
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_shared(
+            f"shared UD Turkish text not found: no *.txt in {SHARED_DATA / 'ud-turkish'}"
+        )
     return files

@@ -1,16 +1,61 @@
-"""Tiny models and a ``[CLS] ... [SEP]`` tokenizer built here, offline, for the eval tests."""
+"""Tiny models and a ``[CLS] ... [SEP]`` tokenizer built here, offline, for the eval tests.
+
+Text comes from the Turkish corpus embedded in the repository (diffutron-data's resources, read
+by path: this package's test venv does not hold diffutron-data); CETVEL-shaped files are written
+by the tests. Only the checks on the real CETVEL dev files read the shared data folder
+(``DIFFUTRON_SHARED_DATA``, else ``<repo>/../shared/data``) and skip when it is absent.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-UD = SHARED / "ud-turkish"
+REPO = Path(__file__).resolve().parents[3]
+CORPUS = REPO / "packages" / "diffutron-data" / "src" / "diffutron_data" / "resources" / "corpus"
+SHARED = (
+    Path(os.environ["DIFFUTRON_SHARED_DATA"]).expanduser()
+    if os.environ.get("DIFFUTRON_SHARED_DATA")
+    else REPO.parent / "shared" / "data"
+)
 CETVEL_DEV = SHARED / "cetvel-dev"
+CETVEL_DEV_FILES = ("exams_tr.train.jsonl", "sts_tr.dev.csv", "xcopa_tr.val.jsonl")
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` when it exists; else skip (fail under CI unless DIFFUTRON_SHARED_DATA is set,
+    since CI lays shared/ beside the clone)."""
+    if path.exists():
+        return path
+    message = (
+        f"shared data not found: {path} "
+        "(set DIFFUTRON_SHARED_DATA to the folder holding cetvel-dev/)"
+    )
+    if os.environ.get("CI") and not os.environ.get("DIFFUTRON_SHARED_DATA"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def corpus_sentences(limit: int | None = None) -> list[str]:
+    """Sentences of the embedded corpus (paragraphs split after ``.``, ``!`` or ``?``), genre
+    files in name order."""
+    paths = sorted(CORPUS.glob("*.txt"))
+    assert paths, f"embedded corpus not found under {CORPUS}"
+    sentences = [
+        sentence.strip()
+        for path in paths
+        for paragraph in path.read_text(encoding="utf-8").split("\n\n")
+        for sentence in _SENTENCE_END.split(paragraph.strip())
+        if sentence.strip()
+    ]
+    return sentences[:limit]
 
 
 @pytest.fixture(autouse=True)
@@ -18,11 +63,6 @@ def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("DIFFUTRON_NO_PROGRESS", "1")
-
-
-def ud_lines(name: str = "boun-dev.txt", limit: int | None = None) -> list[str]:
-    lines = [s for s in (UD / name).read_text(encoding="utf-8").splitlines() if s.strip()]
-    return lines[:limit]
 
 
 def build_bert_tokenizer(texts: list[str], vocab_size: int = 800):
@@ -107,7 +147,7 @@ def bert_tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
 
     folder = tmp_path_factory.mktemp("tokenizer")
-    build_bert_tokenizer(ud_lines() + ud_lines("penn-dev.txt")).save_pretrained(folder)
+    build_bert_tokenizer(corpus_sentences()).save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 
 
@@ -131,7 +171,14 @@ def kit():
     return SimpleNamespace(
         tiny_model=tiny_model,
         train_mlm=train_mlm,
-        ud_lines=ud_lines,
-        cetvel_dev=CETVEL_DEV,
+        sentences=corpus_sentences,
         build_bert_tokenizer=build_bert_tokenizer,
     )
+
+
+@pytest.fixture(scope="session")
+def cetvel_dev() -> Path:
+    """The shared CETVEL dev folder, holding the real raw files; skips when any is missing."""
+    for name in CETVEL_DEV_FILES:
+        require_shared(CETVEL_DEV / name)
+    return CETVEL_DEV

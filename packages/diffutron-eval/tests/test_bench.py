@@ -8,16 +8,29 @@ from diffutron_eval.bench import run_bench
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# Four rows in XCOPA's raw JSONL format, so that --limit 2 has rows to leave out.
+XCOPA = [
+    ("Kadın çok yoruldu.", "Erkenden uyudu.", "Dans etmeye gitti.", "effect", 0),
+    ("Yerler ıslaktı.", "Güneş parladı.", "Gece yağmur yağdı.", "cause", 1),
+    ("Elektrik kesildi.", "Işıklar söndü.", "İnsanlar güldü.", "effect", 0),
+    ("Öğrenci sınavı kazandı.", "Çok çalışmıştı.", "Kalemini kaybetmişti.", "cause", 0),
+]
 
-def test_bench_with_a_limit_writes_lm_evals_json_a_table_and_a_chart(tmp_path, model_dir, kit):
+
+def test_bench_with_a_limit_writes_lm_evals_json_a_table_and_a_chart(tmp_path, model_dir):
+    xcopa = tmp_path / "xcopa_tr.jsonl"
+    keys = ("premise", "choice1", "choice2", "question", "label")
+    xcopa.write_text(
+        "".join(
+            json.dumps(dict(zip(keys, r, strict=True)), ensure_ascii=False) + "\n" for r in XCOPA
+        ),
+        encoding="utf-8",
+    )
     result = run_bench(
         str(model_dir),
         output_dir=tmp_path / "bench",
         tasks=["xcopa_tr", "ironytr"],
-        data_files=[
-            f"xcopa_tr={kit.cetvel_dev / 'xcopa_tr.val.jsonl'}",
-            f"ironytr={FIXTURES / 'ironytr.jsonl'}",
-        ],
+        data_files=[f"xcopa_tr={xcopa}", f"ironytr={FIXTURES / 'ironytr.jsonl'}"],
         limit=2,
         mc_num=2,
         batch_size=8,

@@ -8,7 +8,7 @@ from diffutron_eval import EvalError, perplexity, read_texts
 
 def test_perplexity_is_deterministic_for_a_seed_and_independent_of_the_batch(bert_tokenizer, kit):
     model = kit.tiny_model(len(bert_tokenizer))
-    texts = kit.ud_lines(limit=30)
+    texts = kit.sentences(30)
     first = perplexity(model, bert_tokenizer, texts, seed=3, batch_size=4, max_length=128)
     again = perplexity(model, bert_tokenizer, texts, seed=3, batch_size=7, max_length=128)
     other = perplexity(model, bert_tokenizer, texts, seed=4, batch_size=4, max_length=128)
@@ -22,7 +22,7 @@ def test_perplexity_is_deterministic_for_a_seed_and_independent_of_the_batch(ber
 
 
 def test_a_model_trained_on_the_text_has_lower_perplexity_than_a_random_one(bert_tokenizer, kit):
-    texts = kit.ud_lines(limit=200)
+    texts = kit.sentences(200)
     random_model = kit.tiny_model(len(bert_tokenizer), seed=1)
     before = perplexity(random_model, bert_tokenizer, texts[:60], seed=0, max_length=128)
     trained = kit.train_mlm(kit.tiny_model(len(bert_tokenizer), seed=1), bert_tokenizer, texts)
@@ -36,7 +36,7 @@ def test_a_model_trained_on_the_text_has_lower_perplexity_than_a_random_one(bert
 
 def test_long_texts_are_cut_into_windows_that_fit(bert_tokenizer, kit):
     model = kit.tiny_model(len(bert_tokenizer))
-    long_text = " ".join(kit.ud_lines(limit=40))
+    long_text = " ".join(kit.sentences(40))
     result = perplexity(model, bert_tokenizer, [long_text], max_length=64)
     tokens = len(bert_tokenizer(long_text, add_special_tokens=False)["input_ids"])
     assert result.windows == math.ceil(tokens / 62)  # 64 minus [CLS] and [SEP]
