@@ -18,15 +18,20 @@ def test_histogram_bins_are_closed_on_the_right_pinned():
 
 def test_atomic_output_replaces_only_on_success(tmp_path):
     out = tmp_path / "out"
-    with atomic_output(out, overwrite=False) as (_, final):
-        final.mkdir()
+    with atomic_output(out, kind="test-data", overwrite=False) as (_, final):
         (final / "a").write_text("1", encoding="utf-8")
     assert (out / "a").read_text(encoding="utf-8") == "1"
-    with pytest.raises(RuntimeError), atomic_output(out, overwrite=True) as (_, final):
-        final.mkdir()
+    with (
+        pytest.raises(RuntimeError),
+        atomic_output(out, kind="test-data", overwrite=True) as (_, final),
+    ):
         (final / "a").write_text("2", encoding="utf-8")
         raise RuntimeError("interrupted")
     assert (out / "a").read_text(encoding="utf-8") == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    with pytest.raises(DataError, match="not empty"), atomic_output(out, overwrite=False):
+    assert (out / ".diffutron.json").is_file()  # marked as the project's own
+    with (
+        pytest.raises(DataError, match="not empty"),
+        atomic_output(out, kind="test-data", overwrite=False),
+    ):
         pass

@@ -109,13 +109,28 @@ def test_refuses_to_overwrite_and_leaves_no_partial_output(tmp_path, tokenizer):
     pools = [Pool("p", [Source("embedded:corpus-heldout")])]
     with pytest.raises(DataError, match="exists and is not empty"):
         build_cpt_corpus(pools, tokenizer, out, tokenizer_name="tiny")
+    with pytest.raises(DataError, match="did not make"):  # --overwrite replaces only our own
+        build_cpt_corpus(pools, tokenizer, out, tokenizer_name="tiny", overwrite=True)
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
+    built = tmp_path / "built"
+    first = build_cpt_corpus(pools, tokenizer, built, tokenizer_name="tiny")
     bad = [Pool("p", [Source(str(tmp_path / "missing.txt"))])]
     with pytest.raises(DataError, match="file not found"):
-        build_cpt_corpus(bad, tokenizer, out, tokenizer_name="tiny", overwrite=True)
-    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # no work folder left behind
-    build_cpt_corpus(pools, tokenizer, out, tokenizer_name="tiny", overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "manifest.json").is_file()
+        build_cpt_corpus(bad, tokenizer, built, tokenizer_name="tiny", overwrite=True)
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.txt: no usable text \(it is empty\)"):
+        build_cpt_corpus(
+            [Pool("p", [Source(str(empty))])],
+            tokenizer,
+            built,
+            tokenizer_name="tiny",
+            overwrite=True,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built", "c", "empty.txt"]  # no temps
+    assert json.loads((built / "manifest.json").read_text(encoding="utf-8")) == first
+    again = build_cpt_corpus(pools, tokenizer, built, tokenizer_name="tiny", seed=1, overwrite=True)
+    assert again["seed"] == 1 and again["fingerprint"] != first["fingerprint"]
 
 
 def test_bad_lines_are_counted_in_the_manifest(tmp_path, tokenizer):

@@ -152,7 +152,13 @@ def test_extra_conversations_and_unknown_schema(tmp_path, tokenizer):
     manifest = build_sft_dataset(
         None, tokenizer, tmp_path / "x", tokenizer_name="tiny", extra_conversations=extra
     )
-    assert manifest["kept"] == 1 and manifest["extra"] == {"name": "extra", "conversations": 1}
+    assert manifest["kept"] == 1 and manifest["extra"]["conversations"] == 1
+    other = [[{"role": "user", "content": "Selam"}, {"role": "assistant", "content": "Merhaba!"}]]
+    changed = build_sft_dataset(
+        None, tokenizer, tmp_path / "x2", tokenizer_name="tiny", extra_conversations=other
+    )  # same count, other content: another recipe, so a run never reuses the old rows
+    assert changed["extra"]["sha256"] != manifest["extra"]["sha256"]
+    assert changed["fingerprint"] != manifest["fingerprint"]
     source = write_jsonl(tmp_path / "rows.jsonl", [{"question": "?", "answer": "!"}])
     with pytest.raises(DataError, match="no known instruction schema"):
         build_sft_dataset([source], tokenizer, tmp_path / "y", tokenizer_name="tiny")

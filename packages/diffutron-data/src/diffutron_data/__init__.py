@@ -11,6 +11,7 @@
 
 from importlib.metadata import version
 
+from diffutron_data.build import load_prepared, manifest_fingerprint, read_manifest
 from diffutron_data.chat import (
     DLLM_BERT_CHAT_TEMPLATE,
     END_MARKER,
@@ -18,12 +19,12 @@ from diffutron_data.chat import (
     split_prompt_response,
 )
 from diffutron_data.collate import CPTCollator, SFTCollator
-from diffutron_data.corpus import Pool, build_cpt_corpus
+from diffutron_data.corpus import Pool, build_cpt_corpus, cpt_recipe
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.instructions import detect_schema, iter_conversations, row_to_messages
 from diffutron_data.packing import pack_documents, pack_lengths, padding_fraction
 from diffutron_data.presets import cpt_preset, sft_preset
-from diffutron_data.sft import build_sft_dataset, encode_example
+from diffutron_data.sft import build_sft_dataset, encode_example, sft_recipe
 from diffutron_data.sources import Source, iter_rows, iter_texts
 from diffutron_data.tokenizer import SPECIAL_TOKENS, build_tiny_tokenizer, load_tokenizer
 
@@ -44,17 +45,22 @@ __all__ = [
     "build_sft_dataset",
     "build_tiny_tokenizer",
     "cpt_preset",
+    "cpt_recipe",
     "detect_schema",
     "encode_example",
     "iter_conversations",
     "iter_rows",
     "iter_texts",
+    "load_prepared",
     "load_tokenizer",
+    "manifest_fingerprint",
     "pack_documents",
     "pack_lengths",
     "padding_fraction",
+    "read_manifest",
     "render_chat",
     "row_to_messages",
     "sft_preset",
+    "sft_recipe",
     "split_prompt_response",
 ]

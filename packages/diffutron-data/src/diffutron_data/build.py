@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -97,33 +96,96 @@ def fingerprint(payload: Any) -> str:
 
 
 @contextmanager
-def atomic_output(output_dir: str | Path, *, overwrite: bool) -> Iterator[tuple[Path, Path]]:
-    """Yield ``(work, final)``: build into ``final``; it replaces ``output_dir`` only on success.
+def atomic_output(
+    output_dir: str | Path, *, kind: str, overwrite: bool
+) -> Iterator[tuple[Path, Path]]:
+    """Yield ``(work, final)``: build the dataset into ``final``, a temporary folder that replaces
+    ``output_dir`` only on success (marked as Diffutron's ``kind``); ``work`` is a scratch folder
+    for intermediate files, removed at the end either way. ``output_dir`` must be absent, empty,
+    or a folder of ``kind`` (with ``overwrite``): a user's folder is never replaced."""
+    from diffutron_common import PathError, building_folder
+    from diffutron_common.files import temp_sibling
 
-    ``work`` is a scratch folder for intermediate files, removed at the end either way.
-    """
     out = Path(output_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DataError(
-            f"{out} exists and is not empty; choose another --output-dir or pass --overwrite"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    final = work / "result"
     try:
-        yield work, final
-        if out.exists():
-            trash = work / "previous"
-            out.rename(trash)
-        final.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        with building_folder(out, kind, option="--output-dir", overwrite=overwrite) as final:
+            work = temp_sibling(out.parent / f"{out.name}-work")
+            work.mkdir()
+            try:
+                yield work, final
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except PathError as exc:
+        raise DataError(str(exc)) from None
 
 
 def save(dataset, final: Path, manifest: dict[str, Any]) -> None:
     """Save ``dataset`` with a fingerprint derived from the manifest, then write the manifest."""
+    from diffutron_common import write_text
+
     dataset = dataset.flatten_indices(new_fingerprint=fingerprint(manifest))
     dataset.save_to_disk(str(final))
-    (final / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_text(final / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def tokenizer_sha256(tokenizer) -> str:
+    """A hash of the tokenizer's whole definition (vocabulary, merges, special tokens), so data
+    built with another tokenizer of the same name is never taken for this one's."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_fingerprint(folder: str | Path) -> str | None:
+    """What identifies prepared data: the recipe fingerprint its manifest records (or, for data
+    built by an older version, the manifest's own hash); None without a manifest."""
+    path = Path(folder) / "manifest.json"
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+    if isinstance(manifest, dict) and isinstance(manifest.get("fingerprint"), str):
+        return manifest["fingerprint"]
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def read_manifest(folder: str | Path, kind: str) -> dict[str, Any]:
+    """The manifest of a prepared ``kind`` (``cpt`` or ``sft``) data folder, or one
+    :class:`DataError` saying why the folder is not that."""
+    path = Path(folder) / "manifest.json"
+    what = "corpus" if kind == "cpt" else "SFT data"
+    if not path.is_file():
+        raise DataError(f"{folder} is not prepared {what} (no manifest.json); see 'prepare {kind}'")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise DataError(f"{path} is damaged; prepare the data again ('prepare {kind}')") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != kind:
+        found = manifest.get("kind") if isinstance(manifest, dict) else None
+        raise DataError(
+            f"{folder} is not prepared {what} (its manifest says {found!r}); see 'prepare {kind}'"
+        )
+    if not isinstance(manifest.get("max_length"), int):
+        raise DataError(f"{path} has no max_length; prepare the data again ('prepare {kind}')")
+    return manifest
+
+
+def load_prepared(folder: str | Path, kind: str):
+    """``(dataset, manifest)`` of a prepared data folder, each failure one :class:`DataError`."""
+    import datasets
+
+    manifest = read_manifest(folder, kind)
+    try:
+        dataset = datasets.load_from_disk(str(folder))
+    except Exception as exc:  # a damaged Arrow file or state.json: one line
+        from diffutron_common import reason
+
+        raise DataError(
+            f"cannot load the prepared data in {folder} ({reason(exc)}); "
+            f"prepare it again ('prepare {kind}')"
+        ) from None
+    return dataset, manifest

@@ -9,6 +9,7 @@ and tokenizer give the same files, byte for byte, whatever ``num_proc``.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from diffutron_data.build import (
     histogram,
     save,
     start_build,
+    tokenizer_sha256,
     write_arrow,
 )
 from diffutron_data.errors import DataError, ReadReport
@@ -64,16 +66,60 @@ def _within(lengths: list[int], max_length: int) -> list[bool]:
     return [n <= max_length for n in lengths]
 
 
+def check_source_yielded(source, report: ReadReport, before: int) -> None:
+    """An input that gave nothing usable is an error naming it (and what was skipped), never an
+    empty dataset built in silence."""
+    if report.yielded > before:
+        return
+    skipped = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(report.skipped.items()))
+    detail = f"every record was skipped: {skipped}" if skipped else "it is empty"
+    raise DataError(f"{source}: no usable text ({detail}); check the file and its options")
+
+
 def _read_pool(pool: Pool, path: Path, report: ReadReport) -> int:
     def records():
         for source in pool.sources:
+            before = report.yielded
             texts = iter_texts(source, report)
             for text, origin in progress(texts, desc=f"reading {source}"):
                 yield {"text": text, "origin": origin}
+            check_source_yielded(source, report, before)
 
     import pyarrow as pa
 
     return write_arrow(records(), {"text": pa.string(), "origin": pa.string()}, path)
+
+
+def cpt_recipe(
+    pools: list[Pool], tokenizer, *, tokenizer_name: str, max_length: int = 512, seed: int = 0
+) -> dict[str, Any]:
+    """Everything the corpus is made from: the builder, the tokenizer (by content), the settings
+    and each source with the SHA-256 of its content. Data whose manifest has the same
+    :func:`~diffutron_data.build.fingerprint` of this was built from the same inputs."""
+    from diffutron_common import check_number
+
+    check_number("max_length", max_length, minimum=1, integer=True, error=DataError)
+    check_number("seed", seed, minimum=0, integer=True, error=DataError)
+    if not pools or not all(p.sources for p in pools):
+        raise DataError("every pool needs at least one source")
+    return {
+        "kind": "cpt",
+        "builder": "diffutron-data",
+        "builder_version": BUILDER_VERSION,
+        "tokenizer": tokenizer_name,
+        "tokenizer_vocab_size": len(tokenizer),
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "max_length": max_length,
+        "seed": seed,
+        "pools": [
+            {
+                "name": p.name,
+                "sample_size": p.sample_size,
+                "sources": [s.describe() for s in p.sources],
+            }
+            for p in pools
+        ],
+    }
 
 
 def build_cpt_corpus(
@@ -94,30 +140,12 @@ def build_cpt_corpus(
     """
     import datasets
 
-    if max_length < 1:
-        raise DataError(f"max_length must be >= 1, got {max_length}")
-    if not pools or not all(p.sources for p in pools):
-        raise DataError("every pool needs at least one source")
     start_build(tokenizer, tokenizer_name, num_proc)
-    recipe = {
-        "kind": "cpt",
-        "builder": "diffutron-data",
-        "builder_version": BUILDER_VERSION,
-        "tokenizer": tokenizer_name,
-        "tokenizer_vocab_size": len(tokenizer),
-        "max_length": max_length,
-        "seed": seed,
-        "pools": [
-            {
-                "name": p.name,
-                "sample_size": p.sample_size,
-                "sources": [s.describe() for s in p.sources],
-            }
-            for p in pools
-        ],
-    }
+    recipe = cpt_recipe(
+        pools, tokenizer, tokenizer_name=tokenizer_name, max_length=max_length, seed=seed
+    )
     key = fingerprint(recipe)
-    with atomic_output(output_dir, overwrite=overwrite) as (work, final):
+    with atomic_output(output_dir, kind="cpt-data", overwrite=overwrite) as (work, final):
         selected, stats, problems, lengths = [], {}, [], []
         for index, pool in enumerate(pools):
             report = ReadReport()
@@ -163,6 +191,7 @@ def build_cpt_corpus(
             selected.append(kept)
         corpus = datasets.concatenate_datasets(selected).shuffle(seed=seed)
         manifest = _manifest(recipe, stats, corpus, lengths, problems)
+        manifest["fingerprint"] = key
         save(corpus, final, manifest)
     logger.info(
         "saved %d documents (%d tokens) to %s", manifest["rows"], manifest["tokens"], output_dir
@@ -203,7 +232,7 @@ def _manifest(recipe, stats: dict[str, CorpusStats], corpus, lengths, problems) 
         total.kept += s.kept
         total.selected += s.selected
         total.dropped.update(s.dropped)
-    manifest = dict(recipe)
+    manifest = copy.deepcopy(recipe)
     for entry in manifest["pools"]:
         entry.update(counts(stats[entry["name"]]))
     manifest["total"] = counts(total)

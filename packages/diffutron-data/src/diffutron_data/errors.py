@@ -7,20 +7,23 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+from diffutron_common import DiffutronError
+from diffutron_common import reason as exception_reason
+
 logger = logging.getLogger("diffutron_data")
 
 
-class DataError(Exception):
+class DataError(DiffutronError):
     """A problem with the user's input, described in one line (the CLI prints it as is)."""
 
 
 def load_error(what: str, exc: BaseException, *, offline_hint: str) -> DataError:
     """A one-line :class:`DataError` for ``what`` that failed to load with ``exc``; says so when
     ``HF_HUB_OFFLINE`` is set, since that is the usual cause here."""
-    text = str(exc).strip()
-    reason = text.splitlines()[0] if text else type(exc).__name__
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-    return DataError(f"cannot load {what}: {reason}" + (f" ({offline_hint})" if offline else ""))
+    return DataError(
+        f"cannot load {what}: {exception_reason(exc)}" + (f" ({offline_hint})" if offline else "")
+    )
 
 
 @dataclass

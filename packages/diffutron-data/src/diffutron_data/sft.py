@@ -11,6 +11,8 @@ marker) or right-truncated on request. Every drop is counted by reason.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -25,6 +27,7 @@ from diffutron_data.build import (
     histogram,
     save,
     start_build,
+    tokenizer_sha256,
     write_arrow,
 )
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, split_prompt_response
@@ -90,6 +93,48 @@ def _usable(statuses: list[str]) -> list[bool]:
     return [s in (KEPT, TRUNCATED) for s in statuses]
 
 
+def sft_recipe(
+    sources: Iterable[Source],
+    tokenizer,
+    *,
+    tokenizer_name: str,
+    schema: str = "auto",
+    max_length: int = 256,
+    truncate_response: bool = False,
+    chat_template: str = DLLM_BERT_CHAT_TEMPLATE,
+    extra_conversations: Iterable[list[dict[str, str]]] = (),
+    extra_name: str = "extra",
+) -> dict[str, Any]:
+    """Everything the SFT rows are made from (sources by content, the extra conversations by
+    hash, the tokenizer by content, every setting), as :func:`diffutron_data.corpus.cpt_recipe`."""
+    from diffutron_common import check_number
+
+    check_number("max_length", max_length, minimum=2, integer=True, error=DataError)
+    extra = list(extra_conversations)
+    blob = json.dumps(extra, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return {
+        "kind": "sft",
+        "builder": "diffutron-data",
+        "builder_version": BUILDER_VERSION,
+        "tokenizer": tokenizer_name,
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "max_length": max_length,
+        "schema": schema,
+        "truncate_response": truncate_response,
+        "chat_template": chat_template,
+        "sources": [s.describe() for s in sources],
+        "extra": (
+            {
+                "name": extra_name,
+                "conversations": len(extra),
+                "sha256": hashlib.sha256(blob).hexdigest(),
+            }
+            if extra
+            else None
+        ),
+    }
+
+
 def build_sft_dataset(
     sources: Iterable[Source] | None,
     tokenizer,
@@ -110,35 +155,38 @@ def build_sft_dataset(
     import datasets
     import pyarrow as pa
 
+    from diffutron_data.corpus import check_source_yielded
+
     sources = list(sources or [])
-    if max_length < 2:
-        raise DataError(f"max_length must be >= 2, got {max_length}")
     start_build(tokenizer, tokenizer_name, num_proc)
     extra = list(extra_conversations)
-    recipe = {
-        "kind": "sft",
-        "builder": "diffutron-data",
-        "builder_version": BUILDER_VERSION,
-        "tokenizer": tokenizer_name,
-        "max_length": max_length,
-        "schema": schema,
-        "truncate_response": truncate_response,
-        "chat_template": chat_template,
-        "sources": [s.describe() for s in sources],
-        "extra": {"name": extra_name, "conversations": len(extra)} if extra else None,
-    }
+    recipe = sft_recipe(
+        sources,
+        tokenizer,
+        tokenizer_name=tokenizer_name,
+        schema=schema,
+        max_length=max_length,
+        truncate_response=truncate_response,
+        chat_template=chat_template,
+        extra_conversations=extra,
+        extra_name=extra_name,
+    )
     report = ReadReport()
 
     def records():
-        streams = [(str(s), iter_conversations(s, report, schema=schema)) for s in sources]
-        streams.append((extra_name, ((m, f"{extra_name}:{i + 1}") for i, m in enumerate(extra))))
-        for name, conversations in streams:
-            for messages, origin in progress(conversations, desc=f"reading {name}", unit="row"):
+        for source in sources:
+            before = report.yielded
+            conversations = iter_conversations(source, report, schema=schema)
+            for messages, origin in progress(conversations, desc=f"reading {source}", unit="row"):
                 prompt, response = split_prompt_response(messages, template=chat_template)
                 yield {"prompt": prompt, "response": response, "origin": origin}
+            check_source_yielded(source, report, before)
+        for i, messages in enumerate(extra):
+            prompt, response = split_prompt_response(messages, template=chat_template)
+            yield {"prompt": prompt, "response": response, "origin": f"{extra_name}:{i + 1}"}
 
     key = fingerprint(recipe)
-    with atomic_output(output_dir, overwrite=overwrite) as (work, final):
+    with atomic_output(output_dir, kind="sft-data", overwrite=overwrite) as (work, final):
         columns = {"prompt": pa.string(), "response": pa.string(), "origin": pa.string()}
         count = write_arrow(records(), columns, work / "rows.arrow")
         if count == 0:
@@ -182,6 +230,7 @@ def build_sft_dataset(
                 "problems": report.problems,
             }
         )
+        manifest["fingerprint"] = key
         if not len(kept):
             raise DataError(f"every row was dropped ({dict(dropped)}); is max_length too small?")
         save(kept, final, manifest)

@@ -131,7 +131,11 @@ def _check_file(source: Source) -> Path:
 
 def _decoded_lines(path: Path, report: ReadReport) -> Iterator[tuple[int, str | None]]:
     """``(line number, text)``; text is None for a line that is not valid UTF-8 (reported)."""
-    with path.open("rb") as handle:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    with handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 yield number, raw.decode("utf-8")
@@ -182,6 +186,9 @@ def _jsonl_rows(path: Path, report: ReadReport) -> Iterator[tuple[dict, str]]:
         except json.JSONDecodeError as exc:
             report.skip("malformed_json", origin, exc.msg)
             continue
+        except RecursionError:
+            report.skip("malformed_json", origin, "nested too deeply")
+            continue
         if not isinstance(row, dict):
             report.skip("malformed_row", origin, f"a JSON {type(row).__name__}, not an object")
             continue
@@ -199,7 +206,14 @@ def _parquet_rows(path: Path, column: str | None) -> Iterator[tuple[dict, str]]:
     if column is not None and column not in names:
         raise DataError(f"{path}: no column {column!r}; columns: {', '.join(names)}")
     number = 0
-    for batch in parquet.iter_batches(batch_size=1024):
+    batches = parquet.iter_batches(batch_size=1024)
+    while True:
+        try:
+            batch = next(batches, None)
+        except Exception as exc:  # a damaged page part-way through
+            raise DataError(f"{path}: damaged parquet data after row {number} ({exc})") from None
+        if batch is None:
+            return
         for row in batch.to_pylist():
             number += 1
             yield row, f"{path}:row {number}"
