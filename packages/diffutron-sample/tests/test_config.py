@@ -18,19 +18,27 @@ from diffutron_sample import SampleError, SamplerConfig
             {"steps": 6, "max_new_tokens": 128, "block_length": 32},
             "do not split evenly over 4 blocks",
         ),
-        ({"temperature": -0.5}, "temperature must be >= 0"),
+        ({"temperature": -0.5}, r"temperature must be a number >= 0 \(0 is greedy\), got -0.5"),
+        ({"temperature": float("nan")}, "temperature must be a finite number"),
+        ({"temperature": float("inf")}, "temperature must be a finite number"),
+        ({"cfg_scale": float("nan")}, "cfg_scale must be a finite number"),
+        ({"repetition_penalty": float("nan")}, "repetition_penalty must be a finite number"),
+        ({"threshold": float("nan")}, "threshold must be a finite number"),
+        ({"steps": "8"}, "steps must be a whole number >= 1, got '8'"),
+        ({"steps": 8.0}, "steps must be a whole number >= 1, got 8.0"),
+        ({"early_stop": "yes"}, "early_stop must be true or false"),
         (
             {"remasking": "entropy"},
             "unknown remasking 'entropy'; use one of low_confidence, random",
         ),
-        ({"cfg_scale": -1.0}, "cfg_scale must be >= 0"),
-        ({"repetition_penalty": 0.0}, "repetition_penalty must be > 0"),
-        ({"threshold": 1.5}, r"threshold must be in \(0, 1\]"),
+        ({"cfg_scale": -1.0}, "cfg_scale must be a number >= 0"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty must be a number > 0"),
+        ({"threshold": 1.5}, r"threshold must be a number in \(0, 1\]"),
         (
             {"threshold": 0.9, "remasking": "random"},
             "threshold decoding ranks positions by confidence",
         ),
-        ({"steps": 0}, "must all be >= 1"),
+        ({"steps": 0}, "steps must be a whole number >= 1, got 0"),
     ],
 )
 def test_impossible_settings_are_one_line_errors_naming_the_fix(changes, message):
@@ -59,3 +67,21 @@ def test_round_trip_through_a_model_directory(tmp_path):
     assert SamplerConfig.from_pretrained(tmp_path / "elsewhere") == SamplerConfig()
     with pytest.raises(SampleError, match="unknown sampler setting"):
         SamplerConfig.from_dict({"top_p": 0.9})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"[1, 2]", "must hold a JSON object of sampler settings, not a list"),
+        (b'{"steps": "many"}', "steps must be a whole number >= 1, got 'many'"),
+        (b'{"temperature": NaN}', "temperature must be a finite number"),
+        (b'{"top_k": 5}', "unknown sampler setting"),
+        (b'{"steps": 8, "note": "\xff"}', "not valid UTF-8"),
+    ],
+)
+def test_a_malformed_sampler_config_json_is_one_line_naming_the_file(tmp_path, content, message):
+    (tmp_path / "sampler_config.json").write_bytes(content)
+    with pytest.raises(SampleError, match=message) as info:
+        SamplerConfig.from_pretrained(tmp_path)
+    assert "sampler_config.json" in str(info.value) and "\n" not in str(info.value)

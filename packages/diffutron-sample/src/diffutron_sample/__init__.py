@@ -14,7 +14,8 @@ from importlib.metadata import version
 
 from diffutron_sample.chat import ChatSession
 from diffutron_sample.config import SAMPLER_CONFIG_NAME, SampleError, SamplerConfig
-from diffutron_sample.model import MaskedLM, load_model
+from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
+from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
 from diffutron_sample.sampler import apply_repetition_penalty, generate, infill, left_pad
 from diffutron_sample.text import (
     END_MARKERS,
@@ -32,10 +33,13 @@ __all__ = [
     "SAMPLER_CONFIG_NAME",
     "ChatSession",
     "MaskedLM",
+    "PromptRow",
+    "PromptsFile",
     "SampleError",
     "SamplerConfig",
     "__version__",
     "apply_repetition_penalty",
+    "available_devices",
     "batch_prompt_ids",
     "decode_new",
     "generate",
@@ -43,6 +47,8 @@ __all__ = [
     "left_pad",
     "load_model",
     "prompt_ids",
+    "read_prompts",
     "render_canvas",
+    "resolve_device",
     "trim",
 ]

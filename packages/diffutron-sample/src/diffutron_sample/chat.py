@@ -12,6 +12,30 @@ from diffutron_sample.text import decode_new, prompt_ids
 logger = logging.getLogger(__name__)
 
 
+BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def parse_setting(key: str, value: str):
+    """The value of sampler setting ``key`` written as text, typed as the setting is."""
+    fields = {f.name for f in dataclasses.fields(SamplerConfig)}
+    if key not in fields:
+        raise SampleError(f"unknown setting {key!r}; settings: {', '.join(sorted(fields))}")
+    current = getattr(SamplerConfig(), key)
+    text = str(value).strip()
+    try:
+        if key == "threshold" and text.lower() in ("none", "off", ""):
+            return None
+        if isinstance(current, bool):
+            return BOOLEANS[text.lower()]
+        if key == "threshold" or isinstance(current, float):
+            return float(text)
+        if isinstance(current, int):
+            return int(text)
+    except (KeyError, ValueError, OverflowError):
+        raise SampleError(f"{key} cannot be {text!r}") from None
+    return text
+
+
 class ChatSession:
     """Keeps the conversation; each :meth:`ask` generates the assistant's next turn.
 
@@ -31,26 +55,17 @@ class ChatSession:
         self.history = []
 
     def set(self, key: str, value: str) -> SamplerConfig:
-        """Change one sampler setting from text (``/set temperature=0.2``)."""
-        fields = {f.name: f for f in dataclasses.fields(SamplerConfig)}
-        if key not in fields:
-            raise SampleError(f"unknown setting {key!r}; settings: {', '.join(fields)}")
-        current = getattr(self.config, key)
-        try:
-            if value.lower() == "none" and key == "threshold":
-                parsed = None
-            elif isinstance(current, bool):
-                parsed = {"true": True, "false": False, "1": True, "0": False}[value.lower()]
-            elif key == "threshold" or isinstance(current, float):
-                parsed = float(value)
-            elif isinstance(current, int):
-                parsed = int(value)
-            else:
-                parsed = value
-        except (KeyError, ValueError):
-            raise SampleError(f"{key} cannot be {value!r}") from None
-        self.config = self.config.replace(**{key: parsed})
+        """Change one sampler setting from text (``/set temperature=0.2``); anything that is not
+        a valid value of a known setting is a :class:`SampleError` and changes nothing."""
+        self.config = self.config.replace(**{key: parse_setting(key, value)})
         return self.config
+
+    def set_text(self, text: str) -> tuple[str, SamplerConfig]:
+        """``key=value`` (what follows ``/set``) applied: ``(key, new config)``."""
+        key, sep, value = (part.strip() for part in str(text).partition("="))
+        if not sep or not key:
+            raise SampleError("write /set key=value, e.g. /set temperature=0.2")
+        return key, self.set(key, value)
 
     def _messages(self, history):
         system = [{"role": "system", "content": self.system}] if self.system else []

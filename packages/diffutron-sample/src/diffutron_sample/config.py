@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from diffutron_common import DiffutronError, check_number, read_text
+
 SAMPLER_CONFIG_NAME = "sampler_config.json"
 """File in a model directory holding its sampler defaults (written by diffutron-train)."""
 REMASKING = ("low_confidence", "random")
 
 
-class SampleError(ValueError):
+class SampleError(DiffutronError, ValueError):
     """A user's mistake (settings, prompt, model) described in one line with its fix."""
 
 
@@ -58,9 +60,33 @@ class SamplerConfig:
         return self.max_new_tokens // self.block_length
 
     def validate(self) -> None:
-        """Raise :class:`SampleError` naming the fix for an impossible combination."""
-        if self.max_new_tokens < 1 or self.block_length < 1 or self.steps < 1:
-            raise SampleError("steps, max_new_tokens and block_length must all be >= 1")
+        """Raise :class:`SampleError` naming the fix for a wrong type, a value that is not finite
+        or out of range, or an impossible combination."""
+        for name in ("steps", "max_new_tokens", "block_length"):
+            check_number(name, getattr(self, name), minimum=1, integer=True, error=SampleError)
+        check_number(
+            "temperature", self.temperature, minimum=0, error=SampleError, hint="0 is greedy"
+        )
+        check_number("cfg_scale", self.cfg_scale, minimum=0, error=SampleError, hint="0 is off")
+        check_number(
+            "repetition_penalty",
+            self.repetition_penalty,
+            minimum=0,
+            min_open=True,
+            error=SampleError,
+            hint="1.0 is off",
+        )
+        if self.threshold is not None:
+            check_number(
+                "threshold", self.threshold, minimum=0, maximum=1, min_open=True, error=SampleError
+            )
+        for name in ("stochastic_transfer", "early_stop"):
+            if not isinstance(getattr(self, name), bool):
+                raise SampleError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.remasking not in REMASKING:
+            raise SampleError(
+                f"unknown remasking {self.remasking!r}; use one of {', '.join(REMASKING)}"
+            )
         if self.max_new_tokens % self.block_length:
             raise SampleError(
                 f"block_length {self.block_length} does not divide max_new_tokens "
@@ -76,26 +102,13 @@ class SamplerConfig:
                 f"steps {self.steps} do not split evenly over {self.num_blocks} blocks; use a "
                 f"multiple of {self.num_blocks}"
             )
-        if self.temperature < 0:
-            raise SampleError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
-        if self.remasking not in REMASKING:
+        if self.threshold is not None and (
+            self.remasking != "low_confidence" or self.stochastic_transfer
+        ):
             raise SampleError(
-                f"unknown remasking {self.remasking!r}; use one of {', '.join(REMASKING)}"
+                "threshold decoding ranks positions by confidence: use "
+                "remasking='low_confidence' without stochastic_transfer"
             )
-        if self.cfg_scale < 0:
-            raise SampleError(f"cfg_scale must be >= 0 (0 is off), got {self.cfg_scale}")
-        if self.repetition_penalty <= 0:
-            raise SampleError(
-                f"repetition_penalty must be > 0 (1.0 is off), got {self.repetition_penalty}"
-            )
-        if self.threshold is not None:
-            if not 0 < self.threshold <= 1:
-                raise SampleError(f"threshold must be in (0, 1], got {self.threshold}")
-            if self.remasking != "low_confidence" or self.stochastic_transfer:
-                raise SampleError(
-                    "threshold decoding ranks positions by confidence: use "
-                    "remasking='low_confidence' without stochastic_transfer"
-                )
 
     def replace(self, **changes: Any) -> SamplerConfig:
         return dataclasses.replace(self, **changes)
@@ -119,19 +132,49 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplerConfig:
+        if not isinstance(values, dict):
+            raise SampleError(
+                "sampler settings must be a mapping of names to values, not "
+                f"{type(values).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
+        unknown = {str(k) for k in values} - known
         if unknown:
-            raise SampleError(f"unknown sampler setting(s): {', '.join(sorted(unknown))}")
+            raise SampleError(
+                f"unknown sampler setting(s): {', '.join(sorted(unknown))}; known: "
+                f"{', '.join(sorted(known))}"
+            )
         return cls(**values)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        path = Path(directory) / SAMPLER_CONFIG_NAME
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        from diffutron_common import write_text
+
+        write_text(
+            Path(directory) / SAMPLER_CONFIG_NAME, json.dumps(self.to_dict(), indent=2) + "\n"
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **changes: Any) -> SamplerConfig:
-        """The defaults saved in a model directory (else the class defaults), then ``changes``."""
+        """The defaults saved in a model directory (else the class defaults), then ``changes``.
+        A malformed ``sampler_config.json`` is one :class:`SampleError` naming the file."""
         path = Path(directory) / SAMPLER_CONFIG_NAME
-        values = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        values: Any = {}
+        if path.is_file():
+            try:
+                values = json.loads(read_text(path, what="sampler config"))
+            except DiffutronError as exc:
+                raise SampleError(str(exc)) from None
+            except ValueError as exc:
+                raise SampleError(
+                    f"{path} is not valid JSON ({exc}); fix it or delete it to use the defaults"
+                ) from None
+            if not isinstance(values, dict):
+                raise SampleError(
+                    f"{path} must hold a JSON object of sampler settings, not a "
+                    f"{type(values).__name__}"
+                )
+            try:
+                cls.from_dict(values)
+            except SampleError as exc:
+                raise SampleError(f"{path}: {exc}") from None
         return cls.from_dict({**values, **changes})

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import torch
 
+from diffutron_common import reason
 from diffutron_sample.config import SampleError
 
 logger = logging.getLogger(__name__)
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 class MaskedLM:
@@ -62,6 +64,40 @@ class MaskedLM:
         return picked.float()
 
 
+def available_devices() -> list[str]:
+    """The devices torch sees here, as ``--device`` takes them."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` checked against what torch sees (``None`` or ``"auto"``: CUDA when present,
+    else the CPU); an unknown or absent device is one :class:`SampleError` listing the ones
+    there are."""
+    if device is None or str(device) in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    known = ", ".join(available_devices())
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise SampleError(f"unknown device {str(device)!r}; torch sees: {known}") from None
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise SampleError(f"device {str(device)!r} is not available; torch sees: {known}")
+        return parsed
+    if parsed.type == "mps" and "mps" in known:
+        return parsed
+    raise SampleError(f"device {str(device)!r} is not available; torch sees: {known}")
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -71,8 +107,9 @@ def load_model(
 ):
     """``(model, tokenizer)`` from a model directory or Hub id, in eval mode.
 
-    Weights load from safetensors only. ``device`` defaults to CUDA when present, else CPU;
-    ``dtype`` to bfloat16 on CUDA and float32 on CPU.
+    Weights load from safetensors only; code shipped with a Hub model runs only with
+    ``trust_remote_code``. ``device`` defaults to CUDA when present, else CPU (an unknown one is
+    a :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -80,10 +117,12 @@ def load_model(
     if os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() in ("1", "true", "yes"):
         hf_logging.disable_progress_bar()
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     if dtype is None:
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     elif isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise SampleError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
         dtype = getattr(torch, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
@@ -91,9 +130,8 @@ def load_model(
             name_or_path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
         )
     except Exception as exc:  # OSError, ValueError, HF hub errors: one line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "directory" if Path(name_or_path).exists() else "model"
-        raise SampleError(f"cannot load {where} {name_or_path!r}: {reason}") from None
+        raise SampleError(f"cannot load {where} {name_or_path!r}: {reason(exc)}") from None
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
     return model.to(device).eval(), tokenizer

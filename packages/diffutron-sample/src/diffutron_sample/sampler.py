@@ -142,10 +142,12 @@ def _proposals(
     mask_token_id: int,
     eos_token_id: int | None,
     generator: torch.Generator | None,
+    forbidden: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward pass: ``(scores, tokens)`` of shape ``candidates`` (``(B, W)``, columns from
     ``start``): each candidate's proposed token ``x0`` (after guidance and the repetition
-    penalty) and its confidence; ``-inf`` where nothing may be chosen."""
+    penalty; never one of the ``forbidden`` ids) and its confidence under the full softmax;
+    ``-inf`` where nothing may be chosen."""
     rows, cols = candidates.nonzero(as_tuple=True)
     where = (rows, cols + start)
     if config.cfg_scale > 0:
@@ -165,7 +167,11 @@ def _proposals(
             eos_token_id=eos_token_id,
         )
         logits = apply_repetition_penalty(logits, rows, present, config.repetition_penalty)
-    x0 = gumbel_argmax(logits, config.temperature, generator=generator)  # (M,)
+    # Never propose a forbidden id (the mask: committing it would leave a hole in the answer).
+    # The confidence stays that of the full softmax, so whenever the reference would not choose
+    # a forbidden id, the choice and the ranking are exactly the reference's.
+    allowed = logits.index_fill(1, forbidden, float("-inf"))
+    x0 = gumbel_argmax(allowed, config.temperature, generator=generator)  # (M,)
     scores = torch.full(candidates.shape, float("-inf"), dtype=torch.float64, device=canvas.device)
     scores[rows, cols] = _confidence(logits, x0, config, generator)
     chosen = torch.zeros_like(candidates, dtype=torch.long)
@@ -217,10 +223,13 @@ def _denoise(
     generator: torch.Generator | None,
     callback: Callback | None,
     finish: Callable[[torch.Tensor], None] | None = None,
+    forbidden: tuple[int, ...] = (),
 ) -> torch.Tensor:
     """Fill the masks of each block in turn; ``given`` marks the tokens guidance hides;
-    ``finish(canvas)`` runs after every step (early stop)."""
+    ``finish(canvas)`` runs after every step (early stop); the mask id and ``forbidden`` ids are
+    never committed."""
     positions = (attention.long().cumsum(1) - 1).clamp(min=0)
+    never = torch.tensor(sorted({mask_token_id, *forbidden}), device=canvas.device)
     step = 0
 
     def commit_step(candidates, start: int, end: int, counts) -> None:
@@ -239,6 +248,7 @@ def _denoise(
             mask_token_id=mask_token_id,
             eos_token_id=eos_token_id,
             generator=generator,
+            forbidden=never,
         )
         commit = _select(scores, counts, config.threshold)
         canvas[:, start:end] = torch.where(commit, chosen, canvas[:, start:end])
@@ -371,7 +381,8 @@ def infill(
 
     The sequence is cut into windows of ``block_length`` positions, filled left to right; each
     window holding masks gets the per-block step budget ``steps / (max_new_tokens / block_length)``
-    of ``config``. Guidance hides every given (non-mask) token. Returns the left-padded canvas.
+    of ``config``. Guidance hides every given (non-mask) token. Neither the mask nor the pad id
+    is ever written into the text. Returns the left-padded canvas.
     """
     lm, canvas, attention = _prepare(model, input_ids, attention_mask, pad_token_id)
     _check_fits(lm, attention, 0)
@@ -395,4 +406,5 @@ def infill(
         eos_token_id=eos_token_id,
         generator=generator,
         callback=callback,
+        forbidden=(pad_token_id,),
     )
