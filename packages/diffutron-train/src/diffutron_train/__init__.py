@@ -10,14 +10,9 @@ Hugging Face directory (:func:`export_model`) and the two recipes (:func:`run_cp
 
 from importlib.metadata import version
 
-from diffutron_train.loop import (
-    LoopSettings,
-    TrainError,
-    export_model,
-    plot_loss_curve,
-    push_to_hub,
-    train_loop,
-)
+from diffutron_train.errors import TrainError
+from diffutron_train.export import export_model, push_to_hub
+from diffutron_train.loop import LoopSettings, train_loop
 from diffutron_train.lora import PAPER_LORA, ParameterCount, apply_lora, count_parameters
 from diffutron_train.models import (
     MMBERT_BASE,
@@ -27,6 +22,7 @@ from diffutron_train.models import (
     model_config,
 )
 from diffutron_train.objectives import MaskedLMObjective, masked_lm_loss
+from diffutron_train.runs import plot_loss_curve, read_log, start_run
 
 __version__ = version("diffutron-train")
 
@@ -48,5 +44,7 @@ __all__ = [
     "model_config",
     "plot_loss_curve",
     "push_to_hub",
+    "read_log",
+    "start_run",
     "train_loop",
 ]

@@ -14,15 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffutron_train.loop import (
-    LoopSettings,
-    TrainError,
-    main_process_first,
-    start_run,
-    train_and_export,
-)
+from diffutron_train.distributed import main_process_first
+from diffutron_train.errors import TrainError
+from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import PAPER_LORA, apply_lora, count_parameters
 from diffutron_train.models import MMBERT_BASE, build_model, load_masked_lm, model_config
+from diffutron_train.runs import RunState, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +39,9 @@ class CPTRun:
     """LoRA settings; None trains every weight (the tiny preset: a random backbone has no
     knowledge to protect, and frozen random weights barely learn)."""
     loop: LoopSettings = field(default_factory=LoopSettings)
+    trust_remote_code: bool = False
+    """Let a model or tokenizer from the Hub run its own code (off: safetensors and built-in
+    classes only)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +109,7 @@ def build_backbone(run: CPTRun, tokenizer, *, device: str | None = None):
         return build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=run.loop.seed)
     if run.model is None and device == "meta":
         return build_model(model_config("paper"), device="meta")
-    return load_masked_lm(run.model or MMBERT_BASE)
+    return load_masked_lm(run.model or MMBERT_BASE, trust_remote_code=run.trust_remote_code)
 
 
 def dry_run(run: CPTRun) -> list[str]:
@@ -120,56 +120,104 @@ def dry_run(run: CPTRun) -> list[str]:
     else:
         from diffutron_data import load_tokenizer
 
-        model = build_backbone(run, load_tokenizer(_tokenizer_name(run)))
+        model = build_backbone(
+            run, load_tokenizer(_tokenizer_name(run), trust_remote_code=run.trust_remote_code)
+        )
     adapted = apply_lora(model, **run.lora) if run.lora is not None else model
     return [json.dumps(run.to_dict(), indent=2), str(count_parameters(adapted))]
 
 
-def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, out: Path):
-    import datasets
+IDENTITY_IGNORES = ("output_dir", "num_proc", "trust_remote_code")
+"""Fields that do not change what a run computes, left out when a folder's run is compared."""
 
-    from diffutron_data import Pool, Source, build_cpt_corpus, cpt_preset
+
+def run_identity(settings: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
+    """What makes two runs the same run: every setting that changes the result, and the data."""
+    identity = {k: v for k, v in settings.items() if k not in IDENTITY_IGNORES}
+    return {**identity, "data_fingerprint": data_fingerprint}
+
+
+def _pools(run: CPTRun):
+    from diffutron_data import Pool, Source, cpt_preset
+
+    if run.sources:
+        return [Pool("sources", [Source.parse(s) for s in run.sources])]
+    return cpt_preset(run.preset).pools
+
+
+def _max_length(run: CPTRun) -> int:
+    from diffutron_data import cpt_preset
+
+    return run.max_length or cpt_preset(run.preset).max_length
+
+
+def data_fingerprint(run: CPTRun, tokenizer, tokenizer_name: str) -> str:
+    """What identifies the corpus this run trains on: the prepared folder's manifest
+    (``--data``), or the recipe the run would build (sources by content, tokenizer, settings)."""
+    from diffutron_data import cpt_recipe, manifest_fingerprint, read_manifest
+    from diffutron_data.build import fingerprint
 
     if run.data:
-        if not (Path(run.data) / "manifest.json").is_file():
-            raise TrainError(
-                f"{run.data} is not a prepared corpus (no manifest.json); see 'prepare cpt'"
-            )
-        manifest = json.loads((Path(run.data) / "manifest.json").read_text(encoding="utf-8"))
-        return datasets.load_from_disk(run.data), manifest["max_length"]
-    target = out / "data"
-    preset = cpt_preset(run.preset)
-    max_length = run.max_length or preset.max_length  # set by cpt_run unless built by hand
-    if not (target / "manifest.json").is_file():
-        pools = (
-            [Pool("sources", [Source.parse(s) for s in run.sources])]
-            if run.sources
-            else preset.pools
-        )
+        read_manifest(run.data, "cpt")
+        return manifest_fingerprint(run.data)
+    recipe = cpt_recipe(
+        _pools(run),
+        tokenizer,
+        tokenizer_name=tokenizer_name,
+        max_length=_max_length(run),
+        seed=run.loop.seed,
+    )
+    return fingerprint(recipe)
+
+
+def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, state: RunState, key: str):
+    """The corpus to train on: the prepared ``--data``, or the run's own ``data/``, built (or
+    rebuilt) unless it was built from exactly these inputs."""
+    from diffutron_data import build_cpt_corpus, load_prepared, manifest_fingerprint
+
+    if run.data:
+        corpus, manifest = load_prepared(run.data, "cpt")
+        return corpus, manifest["max_length"]
+    target = state.folder / "data"
+    if manifest_fingerprint(target) != key:
+        if (target / "manifest.json").is_file():
+            logger.info("%s was built from other inputs; rebuilding it", target)
         build_cpt_corpus(
-            pools,
+            _pools(run),
             tokenizer,
             target,
             tokenizer_name=tokenizer_name,
-            max_length=max_length,
+            max_length=_max_length(run),
             seed=run.loop.seed,
             num_proc=run.num_proc,
             overwrite=True,
         )
-    return datasets.load_from_disk(str(target)), max_length
+    corpus, _ = load_prepared(target, "cpt")
+    return corpus, _max_length(run)
 
 
 def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
-    """Train and export; returns the exported model directory (``output_dir/model``)."""
+    """Train and export; returns the exported model directory (``output_dir/model``). A run
+    already finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
     from diffutron_data import CPTCollator, load_tokenizer, pack_documents
 
     tokenizer_name = _tokenizer_name(run)
-    tokenizer = load_tokenizer(tokenizer_name)
+    tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=run.trust_remote_code)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"tokenizer {tokenizer_name!r} has no mask token")
     with main_process_first():  # rank 0 claims the folder and builds the corpus; the others reuse
-        out = start_run(run.to_dict(), run.output_dir, resume=resume)
-        corpus, max_length = _corpus(run, tokenizer, tokenizer_name, out)
+        key = data_fingerprint(run, tokenizer, tokenizer_name)
+        state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
+        if not state.finished:
+            corpus, max_length = _corpus(run, tokenizer, tokenizer_name, state, key)
+    if state.finished:
+        logger.warning(
+            "%s is finished: its model is %s (to train on, --resume with a larger --max-steps "
+            "or --epochs)",
+            state.folder,
+            state.model,
+        )
+        return state.model
     if len(corpus) == 0:
         raise TrainError("the corpus has no usable rows")
     rows = pack_documents(corpus, max_length) if run.pack else corpus
@@ -180,5 +228,12 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     specials = tuple(i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None)
     collate = CPTCollator(pad_token_id=tokenizer.pad_token_id or 0, special_token_ids=specials)
     return train_and_export(
-        model, tokenizer, rows, collate, out, run.loop, resume=resume, stop_after=stop_after
+        model,
+        tokenizer,
+        rows,
+        collate,
+        state.folder,
+        run.loop,
+        resume=state.resume,
+        stop_after=stop_after,
     )

@@ -3,8 +3,8 @@
 Data order, masking noise and dropout are derived from the seed and the position in the run (step,
 micro-batch, rank), and every checkpoint holds the trainable weights, optimiser and schedule: a
 run stopped after a checkpoint and resumed ends with the same weights as one that never stopped.
-Checkpoints are written to a temporary folder and renamed into place, so a crash never leaves a
-half-written one; only the newest ``keep_last`` are kept.
+Checkpoints (:mod:`diffutron_train.checkpoints`) are written whole or not at all and verified by
+their checksums before a resume trusts them.
 
 Under ``torchrun`` or ``accelerate launch`` the loop runs data-parallel through
 :class:`accelerate.Accelerator` (DDP; FSDP or DeepSpeed by an accelerate config file): each rank
@@ -16,27 +16,39 @@ fp32 on the CPU) unless set.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from diffutron_common import check_number
+from diffutron_train.checkpoints import CHECKPOINTS, load_checkpoint, newest_intact, save_checkpoint
+from diffutron_train.distributed import (
+    cpu_only,
+    distributed_state,
+    is_main_process,
+    resolve_mixed_precision,
+)
+from diffutron_train.errors import TrainError
+from diffutron_train.export import export_model
 from diffutron_train.objectives import MaskedLMObjective
+from diffutron_train.runs import RunLog, plot_loss_curve
 
 logger = logging.getLogger(__name__)
-CHECKPOINTS = "checkpoints"
 _SEED_STRIDE = 1_000_003  # separates the draws of different seeds
+CHOICES = {
+    "objective": ("mlm", "mdlm"),
+    "normalization": ("sequence", "token"),
+    "optimizer": ("adamw", "paged_adamw_8bit"),
+    "mixed_precision": ("auto", "no", "fp16", "bf16"),
+}
 
-
-class TrainError(ValueError):
-    """A user's mistake in a training run, in one line."""
+__all__ = ["LoopSettings", "TrainError", "train_and_export", "train_loop"]
 
 
 @dataclass
@@ -61,35 +73,43 @@ class LoopSettings:
     log_every: int = 10
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`TrainError` for a setting of the wrong type, not finite, or out of
+        range, naming it."""
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise TrainError(
+                    f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
+                )
+        number = {"error": TrainError}
+        check_number(
+            "mlm_probability",
+            self.mlm_probability,
+            minimum=0,
+            maximum=1,
+            min_open=True,
+            max_open=True,
+            **number,
+        )
+        for name in ("batch_size", "grad_accum", "save_every", "keep_last", "log_every"):
+            check_number(name, getattr(self, name), minimum=1, integer=True, **number)
+        check_number("epochs", self.epochs, minimum=0, min_open=True, **number)
+        if self.max_steps is not None:
+            check_number("max_steps", self.max_steps, minimum=1, integer=True, **number)
+        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, **number)
+        check_number("warmup_ratio", self.warmup_ratio, minimum=0, maximum=1, **number)
+        check_number("weight_decay", self.weight_decay, minimum=0, **number)
+        if self.max_grad_norm is not None:
+            check_number("max_grad_norm", self.max_grad_norm, minimum=0, min_open=True, **number)
+        check_number("seed", self.seed, minimum=0, maximum=2**31 - 1, integer=True, **number)
+
     def total_steps(self, rows: int, world_size: int = 1) -> int:
         per_epoch = math.ceil(rows / (self.batch_size * self.grad_accum * world_size))
         steps = math.ceil(per_epoch * self.epochs)
         return min(steps, self.max_steps) if self.max_steps is not None else steps
-
-
-def resolve_mixed_precision(value: str) -> str:
-    """``auto``: what ``accelerate launch`` was told, else bf16 (or fp16) on a GPU, else none."""
-    if value != "auto":
-        return value
-    launched = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    if launched:
-        return launched
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
-
-
-def _cpu_only() -> bool:
-    """No accelerator to use: accelerate then runs a ``torchrun`` launch as multi-CPU (gloo)."""
-    mps = getattr(torch.backends, "mps", None)
-    return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
-
-
-def distributed_state():
-    """accelerate's process state (rank, world size), started for CPU-only machines too."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=_cpu_only())
 
 
 def _optimizer(params, settings: LoopSettings):
@@ -120,67 +140,6 @@ def _batch_indices(
     return order[positions]
 
 
-def _trainable(model) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _checkpoints(output_dir: Path) -> list[Path]:
-    folder = output_dir / CHECKPOINTS
-    found = [p for p in folder.glob("step-*") if p.is_dir() and p.name[5:].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[5:]))
-
-
-def _save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, settings, world):
-    from safetensors.torch import save_file
-
-    folder = output_dir / CHECKPOINTS
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-step-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file(
-        {n: p.detach().cpu().contiguous() for n, p in _trainable(model).items()},
-        tmp / "trainable.safetensors",
-    )
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-        tmp / "state.pt",
-    )
-    (tmp / "progress.json").write_text(
-        json.dumps({"step": step, "world_size": world, "settings": asdict(settings)}),
-        encoding="utf-8",
-    )
-    os.replace(tmp, folder / f"step-{step}")
-    for old in _checkpoints(output_dir)[: -settings.keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_checkpoint(path: Path, model, optimizer, scheduler, world: int) -> int:
-    from safetensors.torch import load_file
-
-    progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
-    saved_world = progress.get("world_size", 1)
-    if saved_world != world:
-        raise TrainError(
-            f"checkpoint {path} was written by {saved_world} process(es); "
-            f"resume it with {saved_world}, not {world}"
-        )
-    weights = load_file(path / "trainable.safetensors")
-    params = _trainable(model)
-    missing = set(params) - set(weights)
-    if missing:
-        raise TrainError(
-            f"checkpoint {path} does not match this model ({len(missing)} weights missing)"
-        )
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    state = torch.load(path / "state.pt", weights_only=True)  # our own file; tensors only
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return progress["step"]
-
-
 def train_loop(
     model,
     rows: Sequence[dict[str, Any]],
@@ -205,7 +164,7 @@ def train_loop(
         raise TrainError("no training rows: the data set is empty")
     distributed_state()
     accelerator = Accelerator(
-        mixed_precision=resolve_mixed_precision(settings.mixed_precision), cpu=_cpu_only()
+        mixed_precision=resolve_mixed_precision(settings.mixed_precision), cpu=cpu_only()
     )
     kind = getattr(accelerator.distributed_type, "value", str(accelerator.distributed_type))
     if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
@@ -233,15 +192,20 @@ def train_loop(
     noise = torch.Generator(device=device)
     step = 0
     if resume:
-        found = _checkpoints(output_dir)
-        if not found:
-            raise TrainError(f"--resume: no checkpoint under {output_dir / CHECKPOINTS}")
-        step = _load_checkpoint(found[-1], model, optimizer, scheduler, world)
-        logger.info("resumed from %s (step %d of %d)", found[-1], step, total)
+        found = newest_intact(output_dir)
+        if found is None:
+            raise TrainError(f"--resume: no intact checkpoint under {output_dir / CHECKPOINTS}")
+        step = load_checkpoint(found, model, optimizer, scheduler, world)
+        if step > total:
+            raise TrainError(
+                f"{found} is at step {step}, past this run's {total} steps; resume with at "
+                "least its length, or choose another --output-dir"
+            )
+        logger.info("resumed from %s (step %d of %d)", found, step, total)
     wrapped.train()
     from tqdm.auto import tqdm
 
-    quiet = os.environ.get("DIFFUTRON_NO_PROGRESS", "") in ("1", "true", "yes")
+    quiet = os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() in ("1", "true", "yes")
     bar = tqdm(
         total=total,
         initial=step,
@@ -285,158 +249,10 @@ def train_loop(
                 log({"step": step, "loss": mean, "lr": scheduler.get_last_lr()[0]})
         if step % settings.save_every == 0 or step == total:
             if accelerator.is_main_process:
-                _save_checkpoint(output_dir, step, model, optimizer, scheduler, settings, world)
+                save_checkpoint(output_dir, step, model, optimizer, scheduler, settings, world)
             accelerator.wait_for_everyone()
     bar.close()
     return step
-
-
-def export_model(
-    model, tokenizer, output_dir: str | Path, *, sampler_config: dict[str, Any] | None = None
-) -> Path:
-    """Write a plain Hugging Face model directory (LoRA merged in, safetensors, tokenizer with its
-    chat template, and the sampler defaults as ``sampler_config.json``, the file diffutron-sample
-    reads), replacing ``output_dir`` in one rename."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    tmp = output_dir.parent / f".{output_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if sampler_config is not None:
-        (tmp / "sampler_config.json").write_text(
-            json.dumps(sampler_config, indent=2) + "\n", encoding="utf-8"
-        )
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(tmp, output_dir)
-    return output_dir
-
-
-RUN_FILE = "run.json"
-
-
-def is_main_process() -> bool:
-    """Rank 0 of a distributed launch (``torchrun``/``accelerate launch``), or a lone process."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def main_process_first():
-    """A context where rank 0 runs first and the other ranks after it (for work on shared files:
-    claiming the run folder, building the corpus); a plain context in a lone process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return contextlib.nullcontext()
-    return distributed_state().main_process_first()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool) -> Path:
-    """Claim ``output_dir`` for a run described by ``settings`` (JSON-able): refuse a folder whose
-    checkpoints or model come from a different run (nothing is overwritten) and ``resume`` where
-    nothing was trained; write ``run.json`` (the resolved settings)."""
-    out = Path(output_dir)
-    saved = out / RUN_FILE
-    current = json.loads(json.dumps(settings))
-    worked = (out / CHECKPOINTS).is_dir() or (out / "model").is_dir()
-    if saved.is_file() and worked:  # a run that failed before training holds nothing to protect
-        if json.loads(saved.read_text(encoding="utf-8")) != current:
-            raise TrainError(
-                f"{out} holds a different run; choose another --output-dir or repeat its settings"
-            )
-    elif resume:
-        raise TrainError(f"--resume: {out} holds no checkpoint to resume from")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(saved, json.dumps(current, indent=2) + "\n")
-    return out
-
-
-class RunLog:
-    """The ``log`` callback of :func:`train_loop`: one JSON line per record in ``log.jsonl`` and
-    the same scalars as TensorBoard events under ``tensorboard/`` (``tensorboard --logdir``)."""
-
-    def __init__(self, output_dir: str | Path) -> None:
-        self.output_dir = Path(output_dir)
-        self.path = self.output_dir / "log.jsonl"
-        self._writer = None
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        logger.info("step %(step)d: loss %(loss).4f, lr %(lr).2e", record)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.output_dir / "tensorboard"))
-        for key, value in record.items():
-            if key != "step":
-                self._writer.add_scalar(f"train/{key}", value, record["step"])
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-def read_log(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``log.jsonl``, in order, keeping only the last of a step written twice
-    (a run resumed from a checkpoint before its last logged step repeats those steps)."""
-    records: dict[int, dict[str, Any]] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records[record["step"]] = record
-    return [records[k] for k in sorted(records)]
-
-
-def plot_loss_curve(log_path: str | Path, png_path: str | Path, *, title: str = "") -> Path | None:
-    """Draw training loss against step from ``log.jsonl`` as a PNG; None if nothing was logged."""
-    records = read_log(log_path) if Path(log_path).is_file() else []
-    if not records:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    ax.plot([r["step"] for r in records], [r["loss"] for r in records], marker=".", lw=1)
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("training loss")
-    ax.set_title(title or Path(log_path).parent.name)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, png_path)
-    return png_path
-
-
-def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False) -> str:
-    """Upload an exported model directory to the Hub (the token from ``hf auth login`` or
-    ``HF_TOKEN``); returns the repository's URL. Never called by tests or default commands."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(
-            folder_path=str(model_dir),
-            repo_id=repo_id,
-            repo_type="model",
-            commit_message="Upload Diffutron model",
-        )
-    except Exception as exc:  # network, auth, offline mode: one line
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TrainError(f"--push-to-hub {repo_id}: {reason}") from None
-    return str(url)
 
 
 def train_and_export(
@@ -477,6 +293,6 @@ def train_and_export(
         return output_dir  # stopped on purpose: resume later
     target = output_dir / "model"
     if is_main_process():
-        export_model(model, tokenizer, target, sampler_config=sampler_config)
+        export_model(model, tokenizer, target, sampler_config=sampler_config, step=done)
     distributed_state().wait_for_everyone()
     return target

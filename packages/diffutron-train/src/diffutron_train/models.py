@@ -73,16 +73,17 @@ def build_model(config, *, device: str | torch.device | None = None, seed: int |
         return ModernBertForMaskedLM(config)
 
 
-def load_masked_lm(name_or_path: str):
-    """A masked LM from a model directory or Hub id (safetensors only, no remote code); a
-    failure is one line."""
+def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
+    """A masked LM from a model directory or Hub id (safetensors only; code shipped with the
+    model runs only with ``trust_remote_code``); a failure is one line."""
     from transformers import AutoModelForMaskedLM
 
-    from diffutron_train.loop import TrainError
+    from diffutron_common import reason
+    from diffutron_train.errors import TrainError
 
     try:
-        return AutoModelForMaskedLM.from_pretrained(name_or_path, use_safetensors=True)
+        return AutoModelForMaskedLM.from_pretrained(
+            name_or_path, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
     except Exception as exc:  # OSError, ValueError, Hub errors: one line for the user
-        text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        raise TrainError(f"cannot load model {name_or_path!r}: {reason}") from None
+        raise TrainError(f"cannot load model {name_or_path!r}: {reason(exc)}") from None

@@ -9,21 +9,18 @@ defaults in ``sampler_config.json``, so ``diffutron-sample chat --model DIR`` wo
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffutron_train.loop import (
-    LoopSettings,
-    TrainError,
-    main_process_first,
-    start_run,
-    train_and_export,
-)
+from diffutron_train.cpt import run_identity
+from diffutron_train.distributed import main_process_first
+from diffutron_train.errors import TrainError
+from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import count_parameters
 from diffutron_train.models import build_model, load_masked_lm, model_config
+from diffutron_train.runs import RunState, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +86,8 @@ class SFTRun:
     pad_tail: bool = True
     num_proc: int = 1
     loop: LoopSettings = field(default_factory=LoopSettings)
+    trust_remote_code: bool = False
+    """Let a model or tokenizer from the Hub run its own code (off by default)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,8 +131,8 @@ def _model_and_tokenizer(run: SFTRun):
         tokenizer = load_tokenizer("tiny")
         model = build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=run.loop.seed)
     else:
-        tokenizer = load_tokenizer(run.model)
-        model = load_masked_lm(run.model)
+        tokenizer = load_tokenizer(run.model, trust_remote_code=run.trust_remote_code)
+        model = load_masked_lm(run.model, trust_remote_code=run.trust_remote_code)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"the tokenizer of {run.model or 'the tiny preset'} has no mask token")
     if not getattr(tokenizer, "chat_template", None):
@@ -141,49 +140,74 @@ def _model_and_tokenizer(run: SFTRun):
     return model, tokenizer
 
 
-def _rows(run: SFTRun, tokenizer, out: Path):
-    import datasets
-
-    from diffutron_data import Source, build_sft_dataset, sft_preset
+def _plan(run: SFTRun) -> dict[str, Any]:
+    """The inputs of the run's own data: sources, synthetic rows, length limit."""
+    from diffutron_data import Source, sft_preset
     from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conversations
 
-    if run.data:
-        path = Path(run.data) / "manifest.json"
-        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        if manifest.get("kind") != "sft":
-            raise TrainError(f"{run.data} is not prepared SFT data (see 'prepare sft')")
-        return datasets.load_from_disk(run.data), manifest["max_length"]
     preset = sft_preset(run.preset, run.stage)
-    max_length = run.max_length or preset.max_length
-    target = out / "data"
-    if not (target / "manifest.json").is_file():
-        per_task = preset.synthetic_per_task if run.synthetic is None else run.synthetic
-        tasks = TASKS if run.synthetic_tasks is None else run.synthetic_tasks
-        extra = embedded_task_rows(tasks, per_task, seed=run.loop.seed)
-        sources = [Source.parse(s) for s in run.sources] if run.sources else preset.sources
+    per_task = preset.synthetic_per_task if run.synthetic is None else run.synthetic
+    tasks = TASKS if run.synthetic_tasks is None else run.synthetic_tasks
+    extra = embedded_task_rows(tasks, per_task, seed=run.loop.seed)
+    return {
+        "sources": [Source.parse(s) for s in run.sources] if run.sources else preset.sources,
+        "tokenizer_name": run.model or preset.tokenizer,
+        "schema": run.schema,
+        "max_length": run.max_length or preset.max_length,
+        "extra_conversations": synthetic_conversations(extra),
+        "extra_name": "synthetic",
+    }
+
+
+def data_fingerprint(run: SFTRun, tokenizer) -> str:
+    """What identifies the rows this run trains on (the prepared ``--data`` folder's manifest, or
+    the recipe of the run's own data), as :func:`diffutron_train.cpt.data_fingerprint`."""
+    from diffutron_data import manifest_fingerprint, read_manifest, sft_recipe
+    from diffutron_data.build import fingerprint
+
+    if run.data:
+        read_manifest(run.data, "sft")
+        return manifest_fingerprint(run.data)
+    return fingerprint(sft_recipe(tokenizer=tokenizer, **_plan(run)))
+
+
+def _rows(run: SFTRun, tokenizer, state: RunState, key: str):
+    from diffutron_data import build_sft_dataset, load_prepared, manifest_fingerprint
+
+    if run.data:
+        rows, manifest = load_prepared(run.data, "sft")
+        return rows, manifest["max_length"]
+    plan = _plan(run)
+    target = state.folder / "data"
+    if manifest_fingerprint(target) != key:
+        if (target / "manifest.json").is_file():
+            logger.info("%s was built from other inputs; rebuilding it", target)
         build_sft_dataset(
-            sources,
-            tokenizer,
-            target,
-            tokenizer_name=run.model or preset.tokenizer,
-            schema=run.schema,
-            max_length=max_length,
-            extra_conversations=synthetic_conversations(extra),
-            extra_name="synthetic",
-            num_proc=run.num_proc,
-            overwrite=True,
+            tokenizer=tokenizer, output_dir=target, num_proc=run.num_proc, overwrite=True, **plan
         )
-    return datasets.load_from_disk(str(target)), max_length
+    rows, _ = load_prepared(target, "sft")
+    return rows, plan["max_length"]
 
 
 def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
-    """Train one SFT stage and export ``output_dir/model``; returns its path."""
+    """Train one SFT stage and export ``output_dir/model``; returns its path. A run already
+    finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
     from diffutron_data import SFTCollator
 
     model, tokenizer = _model_and_tokenizer(run)
     with main_process_first():  # rank 0 claims the folder and builds the rows; the others reuse
-        out = start_run(run.to_dict(), run.output_dir, resume=resume)
-        rows, max_length = _rows(run, tokenizer, out)
+        key = data_fingerprint(run, tokenizer)
+        state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
+        if not state.finished:
+            rows, max_length = _rows(run, tokenizer, state, key)
+    if state.finished:
+        logger.warning(
+            "%s is finished: its model is %s (to train on, --resume with a larger --max-steps "
+            "or --epochs)",
+            state.folder,
+            state.model,
+        )
+        return state.model
     if len(rows) == 0:
         raise TrainError("the instruction data has no usable rows")
     logger.info("%s", count_parameters(model))
@@ -196,9 +220,9 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         tokenizer,
         rows,
         collate,
-        out,
+        state.folder,
         run.loop,
-        resume=resume,
+        resume=state.resume,
         stop_after=stop_after,
         sampler_config=sampler,
     )

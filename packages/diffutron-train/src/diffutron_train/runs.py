@@ -1,0 +1,208 @@
+"""The run folder: what a training run owns, what it was started with, and what it logged.
+
+``OUTPUT_DIR`` carries Diffutron's marker (kind ``run``) and ``run.json``, the resolved settings
+(with the fingerprint of the training data), next to ``data/``, ``checkpoints/``, ``log.jsonl``,
+``tensorboard/``, ``loss.png`` and the exported ``model/``. :func:`start_run` decides what a
+command may do with a folder:
+
+* absent, empty, or a run folder where nothing was trained yet: start (with any settings);
+* a run of the same settings that has been exported at its newest checkpoint: finished, nothing
+  to do (say so and return the model);
+* the same settings, not finished: ``--resume`` continues from the newest intact checkpoint;
+  without it the folder is refused, so that no checkpoint is overwritten by accident;
+* the same settings but another length (``epochs``, ``max_steps``): ``--resume`` continues
+  to the new length; without it, refused;
+* other settings, or other training data: refused, whatever the flags;
+* a folder that holds anything Diffutron did not make: refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from diffutron_common import (
+    DiffutronError,
+    PathError,
+    atomic_path,
+    check_replaceable,
+    claim_folder,
+    read_marker,
+    read_text,
+    remove_stale_temps,
+    write_text,
+)
+from diffutron_train.checkpoints import CHECKPOINTS, checkpoints
+from diffutron_train.distributed import is_main_process
+from diffutron_train.errors import TrainError
+
+logger = logging.getLogger(__name__)
+RUN_FILE = "run.json"
+RUN_KIND = "run"
+MODEL_KIND = "model"
+DATA_KINDS = ("cpt-data", "sft-data")
+LENGTH_KEYS = ("loop.epochs", "loop.max_steps")
+"""Settings a resumed run may change: it then trains on to the new length."""
+
+
+@dataclass
+class RunState:
+    folder: Path
+    finished: bool = False
+    """The model was exported at the newest checkpoint of these very settings."""
+    trained: bool = False
+    """Checkpoints or an exported model exist (there is work to protect)."""
+    resume: bool = False
+    """Continue from the newest intact checkpoint."""
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model"
+
+
+def differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the settings whose values differ between two JSON-like values."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(set(saved) | set(current), key=str):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out += differences(saved.get(key), current.get(key), name)
+        return out
+    return [] if saved == current else [prefix or "settings"]
+
+
+def _saved_settings(path: Path) -> Any:
+    try:
+        return json.loads(read_text(path))
+    except (DiffutronError, ValueError):
+        raise TrainError(
+            f"{path} is damaged; the run's settings are unknown: choose another --output-dir"
+        ) from None
+
+
+def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool) -> RunState:
+    """Claim ``output_dir`` for a run described by ``settings`` (JSON-able), by the rules of the
+    module docstring; write ``run.json``; clear what a killed run left half-written."""
+    out = Path(output_dir)
+    saved_path = out / RUN_FILE
+    try:
+        check_replaceable(out, RUN_KIND, option="--output-dir")
+        if resume and not saved_path.is_file():
+            raise TrainError(
+                f"--resume: {out} holds no run to resume; leave out --resume to start one there"
+            )
+        for inner, kinds in (("model", MODEL_KIND), ("data", DATA_KINDS)):
+            check_replaceable(out / inner, kinds, option=f"the run's {inner} folder")
+        if is_main_process():
+            claim_folder(out, RUN_KIND, option="--output-dir")
+            remove_stale_temps(out)
+            remove_stale_temps(out / CHECKPOINTS)
+    except PathError as exc:
+        raise TrainError(str(exc)) from None
+    current = json.loads(json.dumps(settings))
+    found = checkpoints(out)
+    model = read_marker(out / "model")
+    state = RunState(out, trained=bool(found) or model is not None)
+    if saved_path.is_file() and state.trained:
+        changed = differences(_saved_settings(saved_path), current)
+        other = [name for name in changed if name not in LENGTH_KEYS]
+        if "data_fingerprint" in other:
+            raise TrainError(
+                f"{out} was trained on other data (its sources' contents or data settings "
+                "changed since); choose another --output-dir, or restore the data it was made from"
+            )
+        if other:
+            raise TrainError(
+                f"{out} holds a different run ({', '.join(other[:5])} differ); choose another "
+                "--output-dir or repeat its settings"
+            )
+        newest = int(found[-1].name[5:]) if found else None
+        if not changed and model is not None and model.get("step") == newest:
+            state.finished = True
+            return state
+        if not resume:
+            if changed:
+                raise TrainError(
+                    f"{out} holds this run with another length ({', '.join(changed)}); pass "
+                    "--resume to continue it to the new length, or choose another --output-dir"
+                )
+            where = f"newest checkpoint: step {newest}" if newest is not None else "no checkpoint"
+            raise TrainError(
+                f"{out} holds an unfinished run ({where}); pass --resume to continue it, or "
+                "choose another --output-dir"
+            )
+        state.resume = True
+    elif resume:
+        logger.warning("--resume: %s has no checkpoint yet; starting from step 0", out)
+    if is_main_process():
+        write_text(saved_path, json.dumps(current, indent=2) + "\n")
+    return state
+
+
+class RunLog:
+    """The ``log`` callback of :func:`~diffutron_train.loop.train_loop`: one JSON line per record
+    in ``log.jsonl`` and the same scalars as TensorBoard events under ``tensorboard/``."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        self.output_dir = Path(output_dir)
+        self.path = self.output_dir / "log.jsonl"
+        self._writer = None
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        logger.info("step %(step)d: loss %(loss).4f, lr %(lr).2e", record)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.output_dir / "tensorboard"))
+        for key, value in record.items():
+            if key != "step":
+                self._writer.add_scalar(f"train/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``log.jsonl``, in order, keeping only the last of a step written twice
+    (a run resumed from a checkpoint before its last logged step repeats those steps). A line a
+    killed run left unfinished is passed over."""
+    records: dict[int, dict[str, Any]] = {}
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int):
+            records[record["step"]] = record
+    return [records[k] for k in sorted(records)]
+
+
+def plot_loss_curve(log_path: str | Path, png_path: str | Path, *, title: str = "") -> Path | None:
+    """Draw training loss against step from ``log.jsonl`` as a PNG; None if nothing was logged."""
+    records = read_log(log_path) if Path(log_path).is_file() else []
+    if not records:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.plot([r["step"] for r in records], [r["loss"] for r in records], marker=".", lw=1)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title or Path(log_path).parent.name)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return png_path
