@@ -6,14 +6,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffutron_common import (
+    DiffutronError,
+    check_output_folder,
+    claim_folder,
+    reason,
+    write_text,
+)
 from diffutron_eval.errors import EvalError
 from diffutron_eval.report import accuracies, bar_chart, markdown_table
 from diffutron_eval.tasks import parse_data_files, resolve_tasks, task_configs, task_manager
 
 logger = logging.getLogger(__name__)
+BENCH_KIND = "bench"
 
 
 @dataclass
@@ -54,21 +63,34 @@ def _evaluate(model, configs, manager, *, limit, seed, batch_size=None, device=N
     except EvalError:
         raise
     except Exception as exc:  # dataset or model loading inside lm-eval: one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EvalError(f"lm-eval failed: {type(exc).__name__}: {reason}") from None
+        raise EvalError(f"lm-eval failed: {type(exc).__name__}: {reason(exc)}") from None
 
 
-def _write_json(results: dict, path: Path) -> Path:
+def _json_text(results: dict) -> str:
     from lm_eval.utils import handle_non_serializable
 
     results = {k: v for k, v in results.items() if k != "samples"}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
-        json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
-    os.replace(tmp, path)
-    return path
+    return json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False) + "\n"
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def parse_baseline(baseline: str) -> str:
+    """The model of ``--baseline hf:ID``: a Hub id (``owner/name``) or a local folder, and
+    nothing else: the value never becomes lm-eval model arguments (``hf:X,trust_remote_code=…``
+    is refused), so it cannot switch on remote code or any other loader setting."""
+    if not baseline.startswith("hf:") or not baseline[3:]:
+        raise EvalError(f"--baseline {baseline!r}: write hf:MODEL_ID (or hf:DIR)")
+    target = baseline[3:]
+    if Path(target).is_dir():
+        return target
+    if "," in target or "=" in target or not _HUB_ID.match(target):
+        raise EvalError(
+            f"--baseline {baseline!r}: {target!r} is neither a folder nor a Hub id (owner/name); "
+            "model arguments cannot be given here (use --trust-remote-code for remote code)"
+        )
+    return target
 
 
 def _column_name(model: str) -> str:
@@ -92,14 +114,22 @@ def run_bench(
     device: str | None = None,
     baseline: str | None = None,
     name: str | None = None,
+    trust_remote_code: bool = False,
 ) -> BenchResult:
     """Evaluate ``model`` (a masked diffusion LM dir or Hub id) on the CETVEL subset, and
     ``baseline`` (``hf:ID``, an autoregressive model through lm-eval's own ``hf`` model) on the
-    same tasks and rows."""
-    if limit is not None and limit < 1:
+    same tasks and rows. Remote code runs for neither unless ``trust_remote_code``.
+
+    ``output_dir`` must be absent, empty or a folder an earlier bench wrote; its files
+    (``results.json``, ``table.md``, ``chart.png``, ``results-baseline.json``) are replaced only
+    once every evaluation has finished."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise EvalError(f"--limit must be at least 1, got {limit}")
-    if baseline is not None and not baseline.startswith("hf:"):
-        raise EvalError(f"--baseline {baseline!r}: write hf:MODEL_ID (or hf:DIR)")
+    hub_id = parse_baseline(baseline) if baseline is not None else None
+    try:
+        check_output_folder(output_dir, BENCH_KIND, option="--output-dir")
+    except DiffutronError as exc:
+        raise EvalError(str(exc)) from None
     names = resolve_tasks(list(tasks) if tasks else None)
     files = parse_data_files(list(data_files))
     missing = [n for n in names if n not in files]
@@ -110,17 +140,22 @@ def run_bench(
         )
     from diffutron_eval.lm import DiffutronLM
 
-    lm = DiffutronLM(model, mc_num=mc_num, batch_size=batch_size, seed=seed, device=device)
+    lm = DiffutronLM(
+        model,
+        mc_num=mc_num,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
     manager = task_manager()
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     result = BenchResult(out)
     column = name or _column_name(model)
     ours = _evaluate(lm, task_configs(names, files, manager), manager, limit=limit, seed=seed)
-    result.files["results"] = _write_json(ours, out / "results.json")
+    texts = {"results.json": _json_text(ours)}
     result.accuracy[column] = accuracies(ours["results"])
-    if baseline is not None:
-        hub_id = baseline[3:]
+    if hub_id is not None:
         theirs = _evaluate(
             "hf",
             task_configs(names, files, manager),
@@ -129,12 +164,18 @@ def run_bench(
             seed=seed,
             batch_size=batch_size,
             device=device or "cpu",
-            args=f"pretrained={hub_id}",
+            args={"pretrained": hub_id, "trust_remote_code": trust_remote_code},
         )
-        result.files["baseline"] = _write_json(theirs, out / "results-baseline.json")
+        texts["results-baseline.json"] = _json_text(theirs)
         result.accuracy[hub_id] = accuracies(theirs["results"])
-    table = markdown_table(result.accuracy, limit=limit)
-    (out / "table.md").write_text(table, encoding="utf-8")
+    texts["table.md"] = markdown_table(result.accuracy, limit=limit)
+    # Every figure is ready: only now is the output folder claimed and its files replaced.
+    claim_folder(out, BENCH_KIND, option="--output-dir")
+    for file, text in texts.items():
+        write_text(out / file, text, option="--output-dir")
+    result.files["results"] = out / "results.json"
+    if "results-baseline.json" in texts:
+        result.files["baseline"] = out / "results-baseline.json"
     result.files["table"] = out / "table.md"
     result.files["chart"] = bar_chart(result.accuracy, out / "chart.png")
     return result

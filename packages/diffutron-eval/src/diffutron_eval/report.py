@@ -3,9 +3,9 @@ chart."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from diffutron_common import atomic_path
 from diffutron_eval.tasks import TASKS
 
 PAPER_MODELS = (
@@ -114,8 +114,7 @@ def bar_chart(ours: dict[str, dict[str, float]], path: str | Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -7,10 +7,11 @@ plain lm-eval; :func:`task_configs` is what ``diffutron-eval bench`` passes to l
 
 from __future__ import annotations
 
-import csv
+import math
 from pathlib import Path
 from typing import Any
 
+from diffutron_common import reason
 from diffutron_eval.errors import EvalError
 
 TASKS = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
@@ -77,28 +78,108 @@ def parse_data_files(pairs: list[str] | tuple[str, ...]) -> dict[str, Path]:
     return files
 
 
-def _columns(path: Path) -> tuple[list[str], int]:
-    """(column names, rows) of a data file, reading as little as needed."""
+def _rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]], bool]:
+    """``(columns, [(origin, row)], textual)`` of a data file; ``textual`` for CSV, whose values
+    are all text until ``datasets`` infers their types."""
+    from diffutron_eval.texts import csv_rows, jsonl_objects
+
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            return header, sum(1 for row in reader if row)
+        header, rows = csv_rows(path)
+        return header, [(f"{path}:{i + 2}", row) for i, row in enumerate(rows)], True
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        meta = pq.read_metadata(path)
-        return list(meta.schema.names), meta.num_rows
-    from diffutron_eval.texts import jsonl_objects
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise EvalError(f"{path}: not a readable parquet file ({reason(exc)})") from None
+        rows = table.to_pylist()
+        return table.column_names, [(f"{path}:row {i + 1}", r) for i, r in enumerate(rows)], False
+    objects = list(jsonl_objects(path))
+    columns = list(objects[0][1]) if objects else []
+    return columns, [(f"{path}:{number}", row) for number, row in objects], False
 
-    objects = [row for _, row in jsonl_objects(path)]
-    return (list(objects[0]) if objects else []), len(objects)
+
+def _whole(value: Any, allowed: range, *, textual: bool) -> bool:
+    """An integer label in ``allowed``; written as digits only where the format has no types."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value in allowed
+    if textual and isinstance(value, str):
+        text = value
+        digits = text[1:] if text.startswith("-") else text
+        return digits.isdigit() and int(text) in allowed
+    return False
+
+
+def _digits_or_whole(value: Any, allowed: range) -> bool:
+    """A label the task's template renders as digits: an integer, or digits as text."""
+    return _whole(value, allowed, textual=True)
+
+
+def _score(value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool) and math.isfinite(number) and 0 <= number <= 5
+
+
+def _exams_question(value: Any) -> bool:
+    if not isinstance(value, dict) or not isinstance(value.get("stem"), str):
+        return False
+    choices = value.get("choices")
+    if isinstance(choices, list):
+        return bool(choices) and all(
+            isinstance(c, dict) and isinstance(c.get("text"), str) for c in choices
+        )
+    return isinstance(choices, dict) and isinstance(choices.get("text"), list)
+
+
+def _news_label(value: Any, *, textual: bool) -> bool:
+    from diffutron_eval.lm_tasks.utils import NEWS_CATEGORIES
+
+    if isinstance(value, str) and value.strip() in NEWS_CATEGORIES:
+        return True
+    return _whole(value, range(len(NEWS_CATEGORIES)), textual=textual)
+
+
+LABEL_RULES: dict[str, tuple[str, str, Any]] = {
+    "xcopa_tr": ("label", "0 or 1 (a number)", lambda v, t: _whole(v, range(2), textual=t)),
+    "ironytr": ("label", "0 or 1", lambda v, t: _digits_or_whole(v, range(2))),
+    "mnli_tr": (
+        "label",
+        "0, 1, 2 (or -1, unlabelled)",
+        lambda v, t: _digits_or_whole(v, range(-1, 3)),
+    ),
+    "news_cat": (
+        "label",
+        "0-4 or one of sport, magazine, politics, health, economy",
+        lambda v, t: _news_label(v, textual=t),
+    ),
+    "sts_tr": ("score", "a number from 0 to 5", lambda v, t: _score(v)),
+    "belebele_tr": (
+        "correct_answer_num",
+        "1, 2, 3 or 4",
+        lambda v, t: _digits_or_whole(v, range(1, 5)),
+    ),
+    "exams_tr": (
+        "question",
+        "an object with a 'stem' text and 'choices'",
+        lambda v, t: _exams_question(v),
+    ),
+}
+"""Per task: the column holding the answer, what it must be, and the check. lm-eval scores a
+row whose label is of another type (``"1"`` where ``1`` is meant) as wrong without a word."""
 
 
 def check_columns(task: str, path: Path) -> None:
-    columns, rows = _columns(path)
-    if rows == 0:
+    """The columns the task reads are there, and every row's answer is of the type and in the
+    range the task expects; else one :class:`EvalError` naming the file and row."""
+    columns, rows, textual = _rows(path)
+    if not rows:
         raise EvalError(f"--data-files {task}: {path} has no rows")
     present = set(columns) | {ALIASES.get(task, {}).get(c, c) for c in columns}
     missing = [c for c in REQUIRED_COLUMNS[task] if c not in present]
@@ -107,6 +188,14 @@ def check_columns(task: str, path: Path) -> None:
             f"--data-files {task}: {path} lacks column(s) {', '.join(missing)} "
             f"(found: {', '.join(columns)})"
         )
+    column, expected, check = LABEL_RULES[task]
+    for origin, row in rows:
+        value = row.get(column)
+        if not check(value, textual):
+            raise EvalError(
+                f"--data-files {task}: {origin}: {column} must be {expected}, got {value!r}; "
+                "fix the file (lm-eval would score this row as wrong)"
+            )
 
 
 def task_manager():

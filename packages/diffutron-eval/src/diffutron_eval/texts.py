@@ -4,10 +4,12 @@ dataset, read whole and checked, so a bad source is one line naming the problem.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from diffutron_common import DiffutronError, read_text, reason
 from diffutron_eval.errors import EvalError
 
 BILKENT_WRITINGS = "selimfirat/bilkent-turkish-writings-dataset"
@@ -18,15 +20,34 @@ one the dataset's GitHub README links to; it was not reachable from here to chec
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 
 
+def read_file_text(path: Path) -> str:
+    """A data file's whole text: UTF-8, or one :class:`EvalError` naming the line and byte."""
+    try:
+        return read_text(path, what="data file")
+    except DiffutronError as exc:
+        raise EvalError(str(exc)) from None
+
+
+def csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """``(header, rows)`` of a CSV file (UTF-8), each failure one :class:`EvalError`."""
+    text = read_file_text(path)
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+    except csv.Error as exc:
+        raise EvalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+
+
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` of each non-blank line of a JSON Lines file; anything but a JSON
-    object is an error naming the line."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    object (or text that is not UTF-8) is an error naming the line."""
+    for number, line in enumerate(read_file_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             row = None
         if not isinstance(row, dict):
             raise EvalError(f"{path}:{number}: not a JSON object")
@@ -36,29 +57,38 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
 def _file_texts(path: Path, column: str) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        return [line for line in path.read_text(encoding="utf-8").splitlines()]
+        return read_file_text(path).splitlines()
     if suffix in (".jsonl", ".json"):
         rows = []
         for number, row in jsonl_objects(path):
             if column not in row:
                 raise EvalError(f"{path}:{number}: no column {column!r} (found: {', '.join(row)})")
-            rows.append(str(row[column]))
+            value = row[column]
+            if value is not None and not isinstance(value, str):
+                kind = type(value).__name__
+                raise EvalError(f"{path}:{number}: {column!r} is {kind}, not text")
+            rows.append(value or "")
         return rows
     if suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
-            if column not in (reader.fieldnames or []):
-                found = ", ".join(reader.fieldnames or [])
-                raise EvalError(f"{path}: no column {column!r} (found: {found})")
-            return [row[column] or "" for row in reader]
+        header, found_rows = csv_rows(path)
+        if column not in header:
+            raise EvalError(f"{path}: no column {column!r} (found: {', '.join(header)})")
+        return [row.get(column) or "" for row in found_rows]
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise EvalError(f"{path}: not a readable parquet file ({reason(exc)})") from None
         if column not in table.column_names:
             found = ", ".join(table.column_names)
             raise EvalError(f"{path}: no column {column!r} (found: {found})")
-        return [str(v) if v is not None else "" for v in table.column(column).to_pylist()]
+        if table.schema.field(column).type not in (pa.string(), pa.large_string(), pa.null()):
+            kind = table.schema.field(column).type
+            raise EvalError(f"{path}: column {column!r} holds {kind}, not text")
+        return [v or "" for v in table.column(column).to_pylist()]
     raise EvalError(f"{path}: unsupported file type {suffix!r} (use .txt, .jsonl, .csv, .parquet)")
 
 
@@ -68,8 +98,9 @@ def _hub_texts(name: str, column: str, split: str, config: str | None) -> list[s
     try:
         data = datasets.load_dataset(name, config, split=split)
     except Exception as exc:  # offline, unknown id, unknown split: one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EvalError(f"cannot load Hub dataset {name!r} (split {split!r}): {reason}") from None
+        raise EvalError(
+            f"cannot load Hub dataset {name!r} (split {split!r}): {reason(exc)}"
+        ) from None
     if column not in data.column_names:
         found = ", ".join(data.column_names)
         raise EvalError(f"Hub dataset {name!r} has no column {column!r} (found: {found})")
