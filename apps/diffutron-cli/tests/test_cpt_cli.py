@@ -45,15 +45,16 @@ def test_tiny_cpt_trains_checkpoints_and_exports(tmp_path):
 
 def test_resume_without_a_run_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(train, ["cpt", "--output-dir", str(tmp_path / "none"), "--resume"])
-    assert result.exit_code == 1 and "holds no checkpoint to resume from" in result.output
+    assert result.exit_code == 1 and "holds no run to resume" in result.output
 
 
 def test_a_folder_where_nothing_was_trained_can_be_reused(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "run.json").write_text(
-        '{"preset": "paper"}', encoding="utf-8"
-    )  # a run that failed early
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n", encoding="utf-8")
+    failed = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--source", str(empty)])
+    assert failed.exit_code == 1 and "no usable text" in failed.output  # failed early
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["sources"] == [str(empty)]
     result = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--max-steps", "2"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["preset"] == "tiny"
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["sources"] == []

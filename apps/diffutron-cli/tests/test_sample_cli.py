@@ -76,7 +76,8 @@ def test_generate_prompts_file_writes_jsonl_and_reports_bad_rows(model_dir, tmp_
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r.get("id") for r in rows] == [None, 7] and all("output" in r for r in rows)
-    assert f"{prompts}:2: not a JSON object" in result.stderr and f"{prompts}:3:" in result.stderr
+    assert f"{prompts}:2: no 'prompt' or 'messages' field; skipped" in result.stderr
+    assert f"{prompts}:3: not valid JSON; skipped" in result.stderr
     assert "skipped 2 malformed row(s)" in result.stderr
 
 
@@ -121,7 +122,7 @@ def test_chat_repl(model_dir):
     [
         (["--block-length", "5"], "Error: block_length 5 does not divide max_new_tokens 16", 1),
         (["--max-new-tokens", "120", "--steps", "120"], "positions but the model has 128", 1),
-        (["--temperature", "-1"], "temperature must be >= 0", 1),
+        (["--temperature", "-1"], "temperature must be a number >= 0", 1),
         (["--steps", "1"], "steps 1 is fewer than the 2 blocks", 1),
     ],
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from diffutron_cli.options import friendly_errors
+from diffutron_cli.options import FiniteFloat, friendly_errors
 from diffutron_cli.train_options import finish, loop_options, run_config_option, split_loop
 
 
@@ -32,7 +32,7 @@ from diffutron_cli.train_options import finish, loop_options, run_config_option,
 @click.option("--objective", type=click.Choice(["mlm", "mdlm"]), help="[mlm]")
 @click.option(
     "--mlm-probability",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
     help="Masking rate of the mlm objective [0.15].",
 )
 @click.option(
@@ -43,7 +43,7 @@ from diffutron_cli.train_options import finish, loop_options, run_config_option,
 )
 @click.option("--lora-r", type=click.IntRange(min=1), help="LoRA rank [256].")
 @click.option("--lora-alpha", type=click.IntRange(min=1), help="LoRA alpha [256].")
-@click.option("--lora-dropout", type=click.FloatRange(0, 1, max_open=True), help="[0.05]")
+@click.option("--lora-dropout", type=FiniteFloat(0, 1, max_open=True), help="[0.05]")
 @loop_options
 @click.option("--num-proc", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(

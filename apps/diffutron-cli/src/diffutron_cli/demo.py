@@ -17,6 +17,7 @@ Then a summary of every figure and artefact (``summary.md``, ``summary.json``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import click
 
-from diffutron_cli.options import friendly_errors
+from diffutron_cli.options import FiniteFloat, friendly_errors
 
 TASKS = {
     "is_question": ("classification", "the majority answer"),
@@ -42,32 +43,85 @@ PROMPTS = (
 )
 
 
+DEMO_KIND = "demo"
+
+
 def _write(path: Path, data: dict) -> dict:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from diffutron_common import write_text
+
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return data
 
 
-def _stage(number: int, title: str, path: Path, force: bool, work) -> dict:
-    """Run ``work()`` (returning a JSON-able dict saved at ``path``) unless ``path`` exists."""
+def _identity(result: dict) -> str:
+    """A short hash of a stage's result: the stages after it are redone when it changes."""
+    blob = json.dumps(result, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _saved(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _stage(number: int, title: str, path: Path, force: bool, inputs: dict, work) -> dict:
+    """Run ``work()`` (returning a JSON-able dict saved at ``path``) unless ``path`` holds the
+    result of a run with the same ``inputs`` (settings, and the results of the stages it builds
+    on): a stage is never reused for other settings."""
     click.secho(f"\n[{number}/5] {title}", bold=True)
-    if path.is_file() and not force:
+    saved = _saved(path)
+    if saved is not None and not force and saved.get("inputs") == inputs:
         click.echo(f"  reusing {path} (--force to redo)")
-        return json.loads(path.read_text(encoding="utf-8"))
+        return saved
+    if saved is not None and not force:
+        click.echo(f"  {path} was made with other settings; redoing this stage")
     start = time.perf_counter()
     result = work()
     result["seconds"] = round(time.perf_counter() - start, 1)
+    result["inputs"] = inputs
     return _write(path, result)
 
 
-def _cpt(out: Path, epochs: float | None) -> dict:
+def _train_stage(out: Path, name: str, force: bool, train) -> Path:
+    """Run ``train(folder, resume)`` for the run folder ``out/name``: continued (or found
+    finished) where an earlier demo left it; with ``force``, trained afresh in a folder beside
+    it that replaces it only once training has succeeded."""
+    from diffutron_common import PathError, replace_path
+    from diffutron_common.files import temp_sibling
+
+    final = out / name
+    if not force:
+        return Path(train(final, (final / "run.json").is_file()))
+    fresh = temp_sibling(final)
+    try:
+        train(fresh, False)
+        replace_path(fresh, final, "run", option=f"the demo's {name} folder")
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    run_file = final / "run.json"  # it names the folder it was trained in
+    try:
+        settings = json.loads(run_file.read_text(encoding="utf-8"))
+        settings["output_dir"] = str(final)
+        _write(run_file, settings)
+    except (OSError, ValueError, PathError):
+        pass
+    return final / "model"
+
+
+def _cpt(out: Path, epochs: float | None, force: bool) -> dict:
+    from diffutron_train import read_log
     from diffutron_train.cpt import cpt_run, run_cpt
-    from diffutron_train.loop import read_log
 
     loop = {"epochs": epochs} if epochs else {}
-    run = cpt_run("tiny", loop=loop, output_dir=str(out / "cpt"))
-    model = run_cpt(run)
+
+    def train(folder: Path, resume: bool):
+        return run_cpt(cpt_run("tiny", loop=loop, output_dir=str(folder)), resume=resume)
+
+    model = _train_stage(out, "cpt", force, train)
     log = read_log(out / "cpt" / "log.jsonl")
     return {
         "model": str(model),
@@ -102,15 +156,19 @@ def _perplexity(out: Path) -> dict:
     }
 
 
-def _sft(out: Path, epochs: float | None) -> dict:
-    from diffutron_train.loop import read_log
+def _sft(out: Path, epochs: float | None, force: bool) -> dict:
+    from diffutron_train import read_log
     from diffutron_train.sft import run_sft, sft_run
 
     loop = {"epochs": epochs} if epochs else {}
-    run = sft_run(
-        "tiny", 1, loop=loop, model=str(out / "cpt" / "model"), output_dir=str(out / "sft")
-    )
-    model = run_sft(run)
+
+    def train(folder: Path, resume: bool):
+        run = sft_run(
+            "tiny", 1, loop=loop, model=str(out / "cpt" / "model"), output_dir=str(folder)
+        )
+        return run_sft(run, resume=resume)
+
+    model = _train_stage(out, "sft", force, train)
     log = read_log(out / "sft" / "log.jsonl")
     return {
         "model": str(model),
@@ -242,14 +300,18 @@ def summary_markdown(out: Path, figures: dict, seconds: float) -> str:
 
 @click.command()
 @click.option("--output-dir", default="runs/demo", show_default=True)
-@click.option("--force", is_flag=True, help="Redo every stage, even finished ones.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Redo every stage, even finished ones; each result is replaced once its new one is done.",
+)
 @click.option(
     "--live/--no-live",
     default=None,
     help="Animate the answers as they are unmasked [when the terminal is interactive].",
 )
-@click.option("--cpt-epochs", type=click.FloatRange(min=0, min_open=True), help="[preset: 60]")
-@click.option("--sft-epochs", type=click.FloatRange(min=0, min_open=True), help="[preset: 35]")
+@click.option("--cpt-epochs", type=FiniteFloat(min=0, min_open=True), help="[preset: 60]")
+@click.option("--sft-epochs", type=FiniteFloat(min=0, min_open=True), help="[preset: 35]")
 @click.option(
     "--eval-rows",
     type=click.IntRange(min=2),
@@ -260,53 +322,59 @@ def summary_markdown(out: Path, figures: dict, seconds: float) -> str:
 @friendly_errors
 def demo(output_dir, force, live, cpt_epochs, sft_epochs, eval_rows):
     """Run the whole Diffutron pipeline on the embedded default: offline, on the CPU, in minutes.
-    A tiny model is pre-trained, instruction-tuned and measured; the summary lists every figure."""
+    A tiny model is pre-trained, instruction-tuned and measured; the summary lists every figure.
+    OUTPUT_DIR must be new, empty or an earlier demo's; a stage is reused only when it was made
+    with the same settings, and --force redoes every stage, replacing each result only once its
+    new one is complete (nothing is deleted first)."""
     import logging
+
+    from diffutron_common import claim_folder, remove_stale_temps, write_text
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out = Path(output_dir)
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_folder(output_dir, DEMO_KIND, option="--output-dir")
+    remove_stale_temps(out)
     if live is None:
         live = sys.stdout.isatty()
     start = time.perf_counter()
-    figures = {
-        "cpt": _stage(
-            1,
-            "Continual pre-training on the embedded corpus",
-            out / "cpt.json",
-            force,
-            lambda: _cpt(out, cpt_epochs),
-        ),
-        "perplexity": _stage(
-            2,
-            "Perplexity on held-out text, before and after CPT",
-            out / "perplexity.json",
-            force,
-            lambda: _perplexity(out),
-        ),
-        "sft": _stage(
-            3,
-            "Instruction tuning (embedded instructions + synthetic tasks)",
-            out / "sft.json",
-            force,
-            lambda: _sft(out, sft_epochs),
-        ),
-        "tasks": _stage(
-            4,
-            "Synthetic tasks on held-out sentences (reference sampler)",
-            out / "tasks.json",
-            force,
-            lambda: _tasks(out, eval_rows),
-        ),
-    }
+    figures = {}
+    figures["cpt"] = _stage(
+        1,
+        "Continual pre-training on the embedded corpus",
+        out / "cpt.json",
+        force,
+        {"cpt_epochs": cpt_epochs},
+        lambda: _cpt(out, cpt_epochs, force),
+    )
+    figures["perplexity"] = _stage(
+        2,
+        "Perplexity on held-out text, before and after CPT",
+        out / "perplexity.json",
+        force,
+        {"cpt": _identity(figures["cpt"])},
+        lambda: _perplexity(out),
+    )
+    figures["sft"] = _stage(
+        3,
+        "Instruction tuning (embedded instructions + synthetic tasks)",
+        out / "sft.json",
+        force,
+        {"sft_epochs": sft_epochs, "cpt": _identity(figures["cpt"])},
+        lambda: _sft(out, sft_epochs, force),
+    )
+    figures["tasks"] = _stage(
+        4,
+        "Synthetic tasks on held-out sentences (reference sampler)",
+        out / "tasks.json",
+        force,
+        {"eval_rows": eval_rows, "sft": _identity(figures["sft"])},
+        lambda: _tasks(out, eval_rows),
+    )
     click.secho("\n[5/5] A few Turkish prompts", bold=True)
     figures["answers"] = _answer(out, live)
     seconds = time.perf_counter() - start
     text = summary_markdown(out, figures, seconds)
-    (out / "summary.md").write_text(text, encoding="utf-8")
+    write_text(out / "summary.md", text)
     _write(out / "summary.json", {**figures, "wall_seconds": round(seconds, 1)})
     click.echo("\n" + text)
     click.echo(f"summary: {out / 'summary.md'}")

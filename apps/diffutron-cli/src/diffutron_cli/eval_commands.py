@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from diffutron_cli.options import friendly_errors
+from diffutron_cli.options import SEED, FiniteFloat, friendly_errors, trust_remote_code_option
 
 TASK_NAMES = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
 
@@ -27,27 +27,42 @@ TASK_NAMES = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_
 @click.option("--max-length", type=click.IntRange(min=4), default=512, show_default=True)
 @click.option(
     "--mask-prob",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    type=FiniteFloat(0, 1, min_open=True, max_open=True),
     default=0.15,
     show_default=True,
 )
 @click.option("--elbo", is_flag=True, help="The MDLM bound instead of pseudo-perplexity.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--device", help="cpu, cuda, … [cuda when present]")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the result as JSON here.")
+@trust_remote_code_option
 @friendly_errors
 def perplexity(
-    model, data, column, split, max_length, mask_prob, elbo, seed, batch_size, device, output
+    model,
+    data,
+    column,
+    split,
+    max_length,
+    mask_prob,
+    elbo,
+    seed,
+    batch_size,
+    device,
+    output,
+    trust_remote_code,
 ):
     """Masked-token pseudo-perplexity as the paper: 15% of each window's tokens masked with a
     seeded generator, exp of the mean cross-entropy over them (deterministic, batched)."""
+    from diffutron_common import check_output_file, write_text
     from diffutron_eval import BILKENT_WRITINGS, read_texts
     from diffutron_eval import perplexity as measure
     from diffutron_sample import load_model
 
+    if output:  # before any work: never a folder, never one of the data files
+        check_output_file(output, option="--output", inputs=[d for d in data if Path(d).exists()])
     texts = read_texts(list(data) or [BILKENT_WRITINGS], column=column, split=split)
-    lm, tokenizer = load_model(model, device=device)
+    lm, tokenizer = load_model(model, device=device, trust_remote_code=trust_remote_code)
     result = measure(
         lm,
         tokenizer,
@@ -60,7 +75,7 @@ def perplexity(
     )
     record = {"model": model, "data": list(data) or [BILKENT_WRITINGS], **result.to_dict()}
     if output:
-        Path(output).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_text(output, json.dumps(record, indent=2) + "\n", option="--output")
     label = "MDLM-bound perplexity" if elbo else "pseudo-perplexity"
     click.echo(
         f"{label} {result.perplexity:.4f} ({result.scored_tokens:,} tokens scored in "
@@ -86,9 +101,14 @@ def perplexity(
 @click.option("--limit", type=int, help="At most N examples per task (quick checks).")
 @click.option("--mc-num", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", help="cpu, cuda, … [cuda when present]")
-@click.option("--output-dir", default="runs/bench", show_default=True)
+@click.option(
+    "--output-dir",
+    default="runs/bench",
+    show_default=True,
+    help="New, empty, or written by an earlier bench; its files are replaced when all is done.",
+)
 @click.option(
     "--baseline", metavar="hf:ID", help="Also run an autoregressive model (lm-eval's hf)."
 )
@@ -97,6 +117,7 @@ def perplexity(
     is_flag=True,
     help="Lower-case XCOPA choices by Turkish rules (I->ı), unlike CETVEL: scores then differ.",
 )
+@trust_remote_code_option
 @friendly_errors
 def bench(
     model,
@@ -110,6 +131,7 @@ def bench(
     output_dir,
     baseline,
     turkish_casing,
+    trust_remote_code,
 ):
     """Run the paper's seven CETVEL tasks through lm-eval; write lm-eval's results JSON, a
     Markdown table beside the paper's eight columns, and a bar chart."""
@@ -131,6 +153,7 @@ def bench(
         seed=seed,
         device=device,
         baseline=baseline,
+        trust_remote_code=trust_remote_code,
     )
     click.echo(result.files["table"].read_text(encoding="utf-8"))
     for kind, path in result.files.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +36,18 @@ def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
         return None
     import yaml  # only when a config file is given
 
+    from diffutron_common import DiffutronError, read_text
+
     path = Path(value)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise click.BadParameter(f"config file {path} does not exist") from None
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read config file {path}: {exc.strerror}") from None
+        data = yaml.safe_load(read_text(path, what="config file"))
+    except DiffutronError as exc:  # missing, a folder, not UTF-8: one line naming it
+        raise click.BadParameter(str(exc)) from None
     except yaml.YAMLError as exc:
         reason = str(exc).splitlines()[0]
         raise click.BadParameter(f"config file {path} is not valid YAML ({reason})") from None
+    except RecursionError:
+        raise click.BadParameter(f"config file {path} is nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -53,10 +56,39 @@ def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
             f"not a {type(data).__name__}"
         )
     values = _normalise_keys(data)
-    if not isinstance(ctx.command, click.Group):
+    if isinstance(ctx.command, click.Group):
+        values = _group_values(ctx.command, ctx, values, path)
+    else:
         values = _option_names_to_params(ctx.command, values, path)
     ctx.default_map = {**(ctx.default_map or {}), **values}
     return value
+
+
+def _group_values(group: click.Group, ctx: click.Context, values: dict[str, Any], path: Path):
+    """A group's file maps subcommand names to their options: every key must name a subcommand
+    and every option one of its options, at every level (a misspelt key is an error, never
+    ignored)."""
+    out: dict[str, Any] = {}
+    commands = group.list_commands(ctx)
+    for key, value in values.items():
+        command = group.get_command(ctx, str(key)) if key in commands else None
+        if command is None:
+            raise click.BadParameter(
+                f"config file {path}: {key!r} is not a command of '{group.name}' (commands: "
+                f"{', '.join(commands)}); nest options under their command"
+            )
+        value = {} if value is None else value
+        if not isinstance(value, dict):
+            raise click.BadParameter(
+                f"config file {path}: {key!r} must map option names to values, not "
+                f"{type(value).__name__}"
+            )
+        if isinstance(command, click.Group):
+            sub = click.Context(command, info_name=str(key), parent=ctx)
+            out[key] = _group_values(command, sub, value, path)
+        else:
+            out[key] = _option_names_to_params(command, value, path)
+    return out
 
 
 def _option_names_to_params(command: click.Command, values: dict[str, Any], path: Path):
@@ -67,6 +99,12 @@ def _option_names_to_params(command: click.Command, values: dict[str, Any], path
         names[param.name] = param.name
         for flag in param.opts:
             names[flag.lstrip("-").replace("-", "_")] = param.name
+    nested = sorted(key for key, value in values.items() if isinstance(value, dict))
+    if nested:
+        raise click.BadParameter(
+            f"config file {path}: {', '.join(nested)} of '{command.name}' must be values, not "
+            "mappings"
+        )
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise click.BadParameter(
@@ -83,6 +121,31 @@ config_option = click.option(
     callback=load_config,
     help="YAML file of option defaults (the command line and DIFFUTRON_* variables win).",
 )
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that must be a finite number (``nan`` and ``inf`` are refused), within the
+    optional bounds of :class:`click.FloatRange`."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+SEED = click.IntRange(0, 2**31 - 1)
+"""Seeds: whole numbers that every generator and every seed formula here can take."""
+
+
+def trust_remote_code_option(function):
+    """``--trust-remote-code``: off by default; the only way code shipped with a model runs."""
+    return click.option(
+        "--trust-remote-code",
+        is_flag=True,
+        help="Run Python code that a Hub model ships (custom classes). Off: only safetensors "
+        "weights and the classes of transformers load. Use only with models you trust.",
+    )(function)
 
 
 def app_group(
@@ -111,30 +174,38 @@ def app_group(
     return group
 
 
-USER_ERRORS = {
-    "diffutron_data.errors:DataError",
-    "diffutron_eval.errors:EvalError",
-    "diffutron_sample.config:SampleError",
-    "diffutron_train.loop:TrainError",
-}
-"""Library exceptions that describe a user's mistake in one line; commands print them as is.
-Named as strings so that checking them imports nothing."""
+def _stop_on_sigterm() -> None:
+    """Let SIGTERM (``kill``, a scheduler's pre-emption) unwind like Ctrl-C: every temporary file
+    is removed on the way out and nothing half-written is left in place."""
+    import signal
+    import threading
 
+    if threading.current_thread() is not threading.main_thread():
+        return
 
-def _is_user_error(exc: BaseException) -> bool:
-    return any(f"{cls.__module__}:{cls.__qualname__}" in USER_ERRORS for cls in type(exc).__mro__)
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def friendly_errors(command):
-    """Turn the libraries' user errors into one-line ``click.ClickException`` messages."""
+    """Print the libraries' user errors (:class:`diffutron_common.DiffutronError`) and file-system
+    failures as one-line ``click.ClickException`` messages, never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from diffutron_common import DiffutronError
+
+        _stop_on_sigterm()
         try:
             return command(*args, **kwargs)
-        except Exception as exc:
-            if _is_user_error(exc):
-                raise click.ClickException(str(exc)) from None
-            raise
+        except DiffutronError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a full disk, a vanished folder: say which file and why
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(
+                f"cannot use{where}: {exc.strerror or exc}; check the path and free space"
+            ) from None
 
     return wrapper

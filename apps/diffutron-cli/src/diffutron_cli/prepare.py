@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from diffutron_cli.options import friendly_errors
+from diffutron_cli.options import SEED, friendly_errors, trust_remote_code_option
 
 SOURCE_HELP = (
     "A local .txt/.jsonl/.parquet file, 'embedded:corpus', or 'hub:ID'; options after '?', "
@@ -38,7 +38,7 @@ def _common(function):
             help="Where the dataset and manifest.json go [runs/data/<kind>-<preset>].",
         ),
         click.option("--max-length", type=click.IntRange(min=2), help="Token limit [preset's]."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=SEED, default=0, show_default=True),
         click.option(
             "--num-proc",
             type=click.IntRange(min=1),
@@ -46,7 +46,12 @@ def _common(function):
             show_default=True,
             help="Tokenising processes.",
         ),
-        click.option("--overwrite", is_flag=True, help="Replace an existing output dir."),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace an output dir that an earlier 'prepare' wrote (never any other folder).",
+        ),
+        trust_remote_code_option,
     ]
     for option in reversed(options):
         function = option(function)
@@ -67,7 +72,18 @@ def _summary(manifest: dict, dropped: dict, output_dir: str) -> None:
     help="Keep this many documents of --source after filtering (all by default).",
 )
 @friendly_errors
-def cpt(preset, sources, tokenizer, output_dir, max_length, seed, num_proc, overwrite, sample_size):
+def cpt(
+    preset,
+    sources,
+    tokenizer,
+    output_dir,
+    max_length,
+    seed,
+    num_proc,
+    overwrite,
+    trust_remote_code,
+    sample_size,
+):
     """Build the continual pre-training corpus: filter by token length (never truncate), sample,
     shuffle, tokenise, save with a manifest."""
     from diffutron_data import Pool, Source, build_cpt_corpus, cpt_preset, load_tokenizer
@@ -82,7 +98,7 @@ def cpt(preset, sources, tokenizer, output_dir, max_length, seed, num_proc, over
     output_dir = output_dir or f"runs/data/cpt-{preset}"
     manifest = build_cpt_corpus(
         pools,
-        load_tokenizer(tokenizer_name),
+        load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code),
         output_dir,
         tokenizer_name=tokenizer_name,
         max_length=max_length or recipe.max_length,
@@ -139,6 +155,7 @@ def sft(
     seed,
     num_proc,
     overwrite,
+    trust_remote_code,
     stage,
     schema,
     truncate_response,
@@ -160,7 +177,7 @@ def sft(
     )
     manifest = build_sft_dataset(
         parsed,
-        load_tokenizer(tokenizer_name),
+        load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code),
         output_dir,
         tokenizer_name=tokenizer_name,
         schema=schema,

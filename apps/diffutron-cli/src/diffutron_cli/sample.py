@@ -7,7 +7,13 @@ import sys
 
 import click
 
-from diffutron_cli.options import app_group, friendly_errors
+from diffutron_cli.options import (
+    SEED,
+    FiniteFloat,
+    app_group,
+    friendly_errors,
+    trust_remote_code_option,
+)
 
 sample = app_group(
     "diffutron-sample",
@@ -45,14 +51,14 @@ def sampler_options(function):
         click.option("--steps", type=int, help="Denoising steps over all blocks."),
         click.option("--max-new-tokens", type=int, help="Tokens to generate."),
         click.option("--block-length", type=int, help="Tokens per semi-autoregressive block."),
-        click.option("--temperature", type=float, help="0 is greedy."),
+        click.option("--temperature", type=FiniteFloat(), help="0 is greedy."),
         click.option("--remasking", type=click.Choice(["low_confidence", "random"])),
         click.option("--stochastic-transfer/--no-stochastic-transfer", default=None),
-        click.option("--cfg-scale", type=float, help="Classifier-free guidance; 0 is off."),
-        click.option("--repetition-penalty", type=float, help="1.0 is off."),
+        click.option("--cfg-scale", type=FiniteFloat(), help="Classifier-free guidance; 0 is off."),
+        click.option("--repetition-penalty", type=FiniteFloat(), help="1.0 is off."),
         click.option(
             "--threshold",
-            type=float,
+            type=FiniteFloat(),
             help="Fast mode: commit every position at least this confident (e.g. 0.9).",
         ),
         click.option(
@@ -60,7 +66,7 @@ def sampler_options(function):
             default=None,
             help="Stop a row at its end token; its pad tail costs no passes.",
         ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=SEED, default=0, show_default=True),
         click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]"),
         click.option(
             "--dtype",
@@ -68,6 +74,7 @@ def sampler_options(function):
             help="[bfloat16 on CUDA, float32 on CPU]",
         ),
         click.option("--show-steps", is_flag=True, help="Animate the canvas as it is unmasked."),
+        trust_remote_code_option,
     ]
     for option in reversed(options):
         function = option(function)
@@ -86,7 +93,10 @@ def _load(kwargs):
     else:  # settings are checked before the (slow) model load
         config = SamplerConfig.from_pretrained(kwargs["model_path"], **given)
     model, tokenizer = load_model(
-        kwargs["model_path"], device=kwargs["device"], dtype=kwargs["dtype"]
+        kwargs["model_path"],
+        device=kwargs["device"],
+        dtype=kwargs["dtype"],
+        trust_remote_code=kwargs["trust_remote_code"],
     )
     generator = torch.Generator(device=model.device).manual_seed(kwargs["seed"])
     return model, tokenizer, config, generator
@@ -143,30 +153,6 @@ def _run(model, tokenizer, config, generator, prompts, *, chat, show_steps):
     return decode_new(tokenizer, canvas, config.max_new_tokens)
 
 
-def _read_prompts(path):
-    """(line, prompt) of a JSONL file with ``prompt`` (text) or ``messages`` rows; bad rows are
-    reported and skipped."""
-    rows, skipped = [], 0
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                prompt = row.get("messages") or row["prompt"]
-                if not isinstance(prompt, (str, list)) or not prompt:
-                    raise ValueError
-            except (json.JSONDecodeError, KeyError, ValueError, AttributeError):
-                click.echo(
-                    f"{path}:{number}: not a JSON object with a 'prompt' or 'messages'; skipped",
-                    err=True,
-                )
-                skipped += 1
-                continue
-            rows.append((number, row, prompt))
-    return rows, skipped
-
-
 @sample.command()
 @sampler_options
 @click.option("--prompt", "prompts", multiple=True, help="A prompt (repeat for a batch).")
@@ -182,44 +168,57 @@ def _read_prompts(path):
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @friendly_errors
 def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
-    """Generate replies (or continuations with --raw) for prompts."""
+    """Generate replies (or continuations with --raw) for prompts. With --output the JSONL file
+    appears only when every row is done (an existing file is replaced then, never before)."""
+    from contextlib import nullcontext
+
+    from diffutron_common import atomic_write, check_output_file
+    from diffutron_sample import PromptRow, SampleError, read_prompts
+
     if bool(prompts) == bool(prompts_file):
         raise click.UsageError("give --prompt (one or more) or --prompts-file, not both")
     if kwargs["show_steps"] and (prompts_file or len(prompts) > 1):
         raise click.UsageError("--show-steps animates one prompt; give a single --prompt")
-    model, tokenizer, config, generator = _load(kwargs)
+    if output:  # before any work: never a folder, never the prompts file itself
+        check_output_file(output, option="--output", inputs=[prompts_file] if prompts_file else [])
     if prompts:
-        rows, skipped = [(None, {"prompt": p}, p) for p in prompts], 0
+        empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
+        if empty:
+            raise SampleError(f"--prompt number {empty[0]} is empty; give some text")
+        rows = [PromptRow(0, {"prompt": p}, p) for p in prompts]
     else:
-        rows, skipped = _read_prompts(prompts_file)
-    sink = open(output, "w", encoding="utf-8") if output else None  # noqa: SIM115
-    try:
-        with click.progressbar(
+        found = read_prompts(prompts_file)
+        rows = found.rows
+        for problem in found.problems:
+            click.echo(problem, err=True)
+    model, tokenizer, config, generator = _load(kwargs)
+    sink = atomic_write(output, option="--output") if output else nullcontext(None)
+    with (
+        sink as handle,
+        click.progressbar(
             length=len(rows), label="generating", file=sys.stderr, hidden=not prompts_file
-        ) as bar:
-            for start in range(0, len(rows), batch_size):
-                batch = rows[start : start + batch_size]
-                replies = _run(
-                    model,
-                    tokenizer,
-                    config,
-                    generator,
-                    [p for _, _, p in batch],
-                    chat=not raw,
-                    show_steps=kwargs["show_steps"],
-                )
-                for (_, row, _), reply in zip(batch, replies, strict=True):
-                    if prompts and not output:
-                        click.echo(reply)
-                    else:
-                        line = json.dumps({**row, "output": reply}, ensure_ascii=False)
-                        click.echo(line, file=sink)
-                bar.update(len(batch))
-    finally:
-        if sink:
-            sink.close()
-    if skipped:
-        click.echo(f"skipped {skipped} malformed row(s)", err=True)
+        ) as bar,
+    ):
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            replies = _run(
+                model,
+                tokenizer,
+                config,
+                generator,
+                [r.prompt for r in batch],
+                chat=not raw,
+                show_steps=kwargs["show_steps"],
+            )
+            for row, reply in zip(batch, replies, strict=True):
+                if prompts and not output:
+                    click.echo(reply)
+                else:
+                    line = json.dumps({**row.row, "output": reply}, ensure_ascii=False)
+                    click.echo(line, file=handle)
+            bar.update(len(batch))
+    if prompts_file and found.problems:
+        click.echo(f"skipped {len(found.problems)} malformed row(s)", err=True)
 
 
 @sample.command()
@@ -249,9 +248,9 @@ def chat(system, **kwargs):
             click.echo("(history cleared)")
             continue
         try:
-            if text.startswith("/set "):
-                key, _, value = (part.strip() for part in text[5:].partition("="))
-                click.echo(f"({key} = {getattr(session.set(key, value), key)})")
+            if text == "/set" or text.startswith("/set "):
+                key, config = session.set_text(text[4:])
+                click.echo(f"({key} = {getattr(config, key)})")
                 continue
             if text.startswith("/"):
                 click.echo("(commands: /reset, /set key=value, /quit)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from diffutron_cli.options import load_config
+from diffutron_cli.options import SEED, FiniteFloat, load_config, trust_remote_code_option
 
 LOOP_KEYS = (
     "objective",
@@ -70,15 +70,15 @@ def loop_options(command):
     decorators = [
         click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device and step."),
         click.option("--grad-accum", type=click.IntRange(min=1), help="Gradient accumulation."),
-        click.option("--epochs", type=click.FloatRange(min=0, min_open=True)),
+        click.option("--epochs", type=FiniteFloat(min=0, min_open=True)),
         click.option("--max-steps", type=click.IntRange(min=1), help="Stop after N steps."),
         click.option(
-            "--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), help="Peak LR."
+            "--lr", "learning_rate", type=FiniteFloat(min=0, min_open=True), help="Peak LR."
         ),
-        click.option("--warmup-ratio", type=click.FloatRange(0, 1), help="[0.05]"),
-        click.option("--weight-decay", type=click.FloatRange(min=0), help="[0.01]"),
+        click.option("--warmup-ratio", type=FiniteFloat(0, 1), help="[0.05]"),
+        click.option("--weight-decay", type=FiniteFloat(min=0), help="[0.01]"),
         click.option(
-            "--max-grad-norm", type=click.FloatRange(min=0, min_open=True), help="Clip at [1.0]."
+            "--max-grad-norm", type=FiniteFloat(min=0, min_open=True), help="Clip at [1.0]."
         ),
         click.option("--optimizer", type=click.Choice(["adamw", "paged_adamw_8bit"])),
         click.option(
@@ -89,9 +89,12 @@ def loop_options(command):
         click.option("--save-every", type=click.IntRange(min=1), help="Checkpoint every N steps."),
         click.option("--keep-last", type=click.IntRange(min=1), help="Checkpoints kept [2]."),
         click.option("--log-every", type=click.IntRange(min=1), help="Log every N steps."),
-        click.option("--seed", type=int, help="[0]"),
+        click.option("--seed", type=SEED, help="[0]"),
         click.option(
-            "--resume", is_flag=True, help="Continue from the newest checkpoint in --output-dir."
+            "--resume",
+            is_flag=True,
+            help="Continue the run in --output-dir from its newest intact checkpoint (also to a "
+            "larger --max-steps or --epochs).",
         ),
         click.option(
             "--push-to-hub",
@@ -99,6 +102,7 @@ def loop_options(command):
             help="Upload the exported model to this Hub repository (needs network and a token).",
         ),
         click.option("--private", is_flag=True, help="With --push-to-hub: a private repository."),
+        trust_remote_code_option,
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
@@ -114,8 +118,8 @@ def split_loop(options: dict) -> tuple[dict, dict]:
 
 def finish(exported: Path, push_to_hub: str | None, private: bool) -> None:
     """Report the exported model and upload it when asked (rank 0 of a distributed run only)."""
-    from diffutron_train.loop import is_main_process
-    from diffutron_train.loop import push_to_hub as upload
+    from diffutron_train import push_to_hub as upload
+    from diffutron_train.distributed import is_main_process
 
     if not is_main_process():
         return
