@@ -49,12 +49,19 @@ def test_resume_without_a_run_is_a_one_line_error(tmp_path):
 
 
 def test_a_folder_where_nothing_was_trained_can_be_reused(tmp_path):
+    from diffutron_train import start_run
+
+    out = tmp_path / "run"
+    start_run({"preset": "paper"}, out, resume=False)  # a run that stopped before training
+    result = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["preset"] == "tiny"
+
+
+def test_a_run_that_fails_before_training_leaves_nothing_behind(tmp_path):
     out = tmp_path / "run"
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n", encoding="utf-8")
     failed = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--source", str(empty)])
-    assert failed.exit_code == 1 and "no usable text" in failed.output  # failed early
-    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["sources"] == [str(empty)]
-    result = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--max-steps", "2"])
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["sources"] == []
+    assert failed.exit_code == 1 and "no usable text" in failed.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]

@@ -128,10 +128,13 @@ class FiniteFloat(click.FloatRange):
     optional bounds of :class:`click.FloatRange`."""
 
     def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
+        try:
+            finite = math.isfinite(float(value))
+        except (TypeError, ValueError):
+            finite = True  # not a number at all: click's own message says so
+        if not finite:
             self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
+        return super().convert(value, param, ctx)
 
 
 SEED = click.IntRange(0, 2**31 - 1)

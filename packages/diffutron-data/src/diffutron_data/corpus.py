@@ -66,20 +66,29 @@ def _within(lengths: list[int], max_length: int) -> list[bool]:
     return [n <= max_length for n in lengths]
 
 
-def check_source_yielded(source, report: ReadReport, before: int) -> None:
-    """An input that gave nothing usable is an error naming it (and what was skipped), never an
-    empty dataset built in silence."""
-    if report.yielded > before:
+def report_mark(report: ReadReport) -> tuple[int, int, int]:
+    """Where ``report`` stands before a source is read (see :func:`check_source_yielded`)."""
+    return report.yielded, sum(report.skipped.values()), len(report.problems)
+
+
+def check_source_yielded(
+    source, report: ReadReport, before: tuple[int, int, int], what: str = "text"
+) -> None:
+    """An input that gave nothing usable is an error naming it (and the first problem seen in
+    it), never an empty dataset built in silence."""
+    if report.yielded > before[0]:
         return
-    skipped = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(report.skipped.items()))
-    detail = f"every record was skipped: {skipped}" if skipped else "it is empty"
-    raise DataError(f"{source}: no usable text ({detail}); check the file and its options")
+    skipped = sum(report.skipped.values()) - before[1]
+    problems = report.problems[before[2] :]
+    first = f", the first: {problems[0]}" if problems else ""
+    detail = f"{skipped} record(s) skipped{first}" if skipped else "it is empty"
+    raise DataError(f"{source}: no usable {what} ({detail}); check the file and its options")
 
 
 def _read_pool(pool: Pool, path: Path, report: ReadReport) -> int:
     def records():
         for source in pool.sources:
-            before = report.yielded
+            before = report_mark(report)
             texts = iter_texts(source, report)
             for text, origin in progress(texts, desc=f"reading {source}"):
                 yield {"text": text, "origin": origin}

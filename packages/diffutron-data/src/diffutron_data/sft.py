@@ -155,7 +155,7 @@ def build_sft_dataset(
     import datasets
     import pyarrow as pa
 
-    from diffutron_data.corpus import check_source_yielded
+    from diffutron_data.corpus import check_source_yielded, report_mark
 
     sources = list(sources or [])
     start_build(tokenizer, tokenizer_name, num_proc)
@@ -175,12 +175,12 @@ def build_sft_dataset(
 
     def records():
         for source in sources:
-            before = report.yielded
+            before = report_mark(report)
             conversations = iter_conversations(source, report, schema=schema)
             for messages, origin in progress(conversations, desc=f"reading {source}", unit="row"):
                 prompt, response = split_prompt_response(messages, template=chat_template)
                 yield {"prompt": prompt, "response": response, "origin": origin}
-            check_source_yielded(source, report, before)
+            check_source_yielded(source, report, before, what="instruction rows")
         for i, messages in enumerate(extra):
             prompt, response = split_prompt_response(messages, template=chat_template)
             yield {"prompt": prompt, "response": response, "origin": f"{extra_name}:{i + 1}"}

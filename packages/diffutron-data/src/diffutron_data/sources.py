@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from diffutron_common.text import decode_message
 from diffutron_data.errors import DataError, ReadReport, load_error
 
 TEXT_SUFFIXES = (".txt", ".text")
@@ -120,6 +121,8 @@ def _sha256(path: Path) -> str:
 
 def _check_file(source: Source) -> Path:
     path = Path(source.location)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the data files themselves")
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     if path.suffix.lower() not in TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES:
@@ -140,7 +143,9 @@ def _decoded_lines(path: Path, report: ReadReport) -> Iterator[tuple[int, str | 
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                report.skip("invalid_utf8", f"{path}:{number}", f"byte {exc.start}")
+                line = raw.rstrip(b"\r\n")
+                detail = decode_message(path, number, line, exc).split(" (", 1)[1].split(")")[0]
+                report.skip("invalid_utf8", f"{path}:{number}", detail)
                 yield number, None
 
 

@@ -92,7 +92,12 @@ def read_prompts(path: str | Path) -> PromptsFile:
     except DiffutronError as exc:  # missing, a folder, unreadable
         raise SampleError(str(exc)) from None
     if not found.rows:
-        detail = f"{len(found.problems)} line(s) skipped" if found.problems else "it is empty"
+        detail = (
+            f"{len(found.problems)} line(s) skipped, the first: "
+            f"{found.problems[0].removeprefix(f'{path}:').removesuffix('; skipped')}"
+            if found.problems
+            else "it is empty"
+        )
         raise SampleError(
             f"{path}: no prompt to generate for ({detail}); write one JSON object per line with "
             "'prompt' or 'messages'"

@@ -19,7 +19,7 @@ from diffutron_train.errors import TrainError
 from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import PAPER_LORA, apply_lora, count_parameters
 from diffutron_train.models import MMBERT_BASE, build_model, load_masked_lm, model_config
-from diffutron_train.runs import RunState, start_run
+from diffutron_train.runs import RunState, start_run, undo_if_failed
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,8 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
         key = data_fingerprint(run, tokenizer, tokenizer_name)
         state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
         if not state.finished:
-            corpus, max_length = _corpus(run, tokenizer, tokenizer_name, state, key)
+            with undo_if_failed(state):
+                corpus, max_length = _corpus(run, tokenizer, tokenizer_name, state, key)
     if state.finished:
         logger.warning(
             "%s is finished: its model is %s (to train on, --resume with a larger --max-steps "
@@ -221,9 +222,10 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     if len(corpus) == 0:
         raise TrainError("the corpus has no usable rows")
     rows = pack_documents(corpus, max_length) if run.pack else corpus
-    model = build_backbone(run, tokenizer)
-    if run.lora is not None:
-        model = apply_lora(model, **run.lora)
+    with undo_if_failed(state):
+        model = build_backbone(run, tokenizer)
+        if run.lora is not None:
+            model = apply_lora(model, **run.lora)
     logger.info("%s", count_parameters(model))
     specials = tuple(i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None)
     collate = CPTCollator(pad_token_id=tokenizer.pad_token_id or 0, special_token_ids=specials)

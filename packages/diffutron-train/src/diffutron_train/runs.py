@@ -18,6 +18,7 @@ command may do with a folder:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from diffutron_common import (
     claim_folder,
     read_marker,
     read_text,
+    remove_owned,
     remove_stale_temps,
     write_text,
 )
@@ -57,10 +59,26 @@ class RunState:
     """Checkpoints or an exported model exist (there is work to protect)."""
     resume: bool = False
     """Continue from the newest intact checkpoint."""
+    created: bool = False
+    """This call made the folder (it was absent or empty): a run that fails before training
+    removes it again, leaving nothing behind."""
 
     @property
     def model(self) -> Path:
         return self.folder / "model"
+
+
+@contextlib.contextmanager
+def undo_if_failed(state: RunState):
+    """Around the work before training (building the data): if it fails in a folder this run
+    created, the folder is removed, so a failed start leaves nothing behind."""
+    try:
+        yield
+    except BaseException:
+        if state.created and is_main_process():
+            with contextlib.suppress(DiffutronError):
+                remove_owned(state.folder, RUN_KIND, option="--output-dir")
+        raise
 
 
 def differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
@@ -96,6 +114,7 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
             )
         for inner, kinds in (("model", MODEL_KIND), ("data", DATA_KINDS)):
             check_replaceable(out / inner, kinds, option=f"the run's {inner} folder")
+        created = not out.exists() or not any(out.iterdir())
         if is_main_process():
             claim_folder(out, RUN_KIND, option="--output-dir")
             remove_stale_temps(out)
@@ -105,19 +124,21 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
     current = json.loads(json.dumps(settings))
     found = checkpoints(out)
     model = read_marker(out / "model")
-    state = RunState(out, trained=bool(found) or model is not None)
-    if saved_path.is_file() and state.trained:
+    state = RunState(out, trained=bool(found) or model is not None, created=created)
+    if saved_path.is_file() and (state.trained or resume):
         changed = differences(_saved_settings(saved_path), current)
         other = [name for name in changed if name not in LENGTH_KEYS]
-        if "data_fingerprint" in other:
+        settings_changed = [name for name in other if name != "data_fingerprint"]
+        if settings_changed:
             raise TrainError(
-                f"{out} was trained on other data (its sources' contents or data settings "
-                "changed since); choose another --output-dir, or restore the data it was made from"
+                f"{'--resume: ' if resume else ''}{out} holds a different run "
+                f"({', '.join(settings_changed[:5])} differ); choose another --output-dir or "
+                "repeat its settings"
             )
         if other:
             raise TrainError(
-                f"{out} holds a different run ({', '.join(other[:5])} differ); choose another "
-                "--output-dir or repeat its settings"
+                f"{out} was trained on other data (its sources' contents or data settings "
+                "changed since); choose another --output-dir, or restore the data it was made from"
             )
         newest = int(found[-1].name[5:]) if found else None
         if not changed and model is not None and model.get("step") == newest:
@@ -134,8 +155,8 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
                 f"{out} holds an unfinished run ({where}); pass --resume to continue it, or "
                 "choose another --output-dir"
             )
-        state.resume = True
-    elif resume:
+        state.resume = state.trained
+    if resume and not state.trained:
         logger.warning("--resume: %s has no checkpoint yet; starting from step 0", out)
     if is_main_process():
         write_text(saved_path, json.dumps(current, indent=2) + "\n")

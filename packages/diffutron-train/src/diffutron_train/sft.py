@@ -20,7 +20,7 @@ from diffutron_train.errors import TrainError
 from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import count_parameters
 from diffutron_train.models import build_model, load_masked_lm, model_config
-from diffutron_train.runs import RunState, start_run
+from diffutron_train.runs import RunState, start_run, undo_if_failed
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,8 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         key = data_fingerprint(run, tokenizer)
         state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
         if not state.finished:
-            rows, max_length = _rows(run, tokenizer, state, key)
+            with undo_if_failed(state):
+                rows, max_length = _rows(run, tokenizer, state, key)
     if state.finished:
         logger.warning(
             "%s is finished: its model is %s (to train on, --resume with a larger --max-steps "
