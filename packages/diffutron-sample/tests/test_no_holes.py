@@ -65,7 +65,5 @@ def test_generate_may_end_with_padding_which_the_text_never_shows():
     pad as the end of the answer (the trimmed text stops there), so trained models keep their
     reference outputs."""
     model = favouring(PAD)
-    out = generate(
-        model, torch.tensor([[2, 17, 9]]), SamplerConfig(4, 4, 4), mask_token_id=MASK
-    )
+    out = generate(model, torch.tensor([[2, 17, 9]]), SamplerConfig(4, 4, 4), mask_token_id=MASK)
     assert out[0, 3:].tolist() == [PAD] * 4

@@ -1,0 +1,127 @@
+"""Bad inputs to generate, chat and infill: one line each, nothing around them touched."""
+
+import pytest
+
+from diffutron_cli.sample import sample
+
+GENERATE = [
+    # the prompts
+    (["--prompts-file", "{w}/missing.jsonl"], 2, "does not exist"),
+    (["--prompts-file", "{w}/mine"], 2, "is a directory"),
+    (["--prompts-file", "{w}/prompts-empty.jsonl"], 1, "no prompt to generate for (it is empty)"),
+    (
+        ["--prompts-file", "{w}/prompts-bad.jsonl"],
+        1,
+        "3 line(s) skipped, the first: 1: no 'prompt'",
+    ),
+    (["--prompts-file", "{w}/prompts-latin1.jsonl"], 1, "1: not valid UTF-8 (byte 0xfc"),
+    (["--prompts-file", "{w}/prompts-messages.jsonl"], 1, "the last message is not the user's"),
+    (["--prompt", ""], 1, "--prompt number 1 is empty"),
+    (["--prompt", "kelime " * 200], 1, "positions but the model has 128"),
+    (["--prompt", "Selam", "--prompts-file", "{w}/prompts.jsonl"], 2, "not both"),
+    # the output
+    (
+        ["--prompts-file", "{w}/prompts.jsonl", "--output", "{w}/prompts.jsonl"],
+        1,
+        "is also an input",
+    ),
+    (["--prompt", "Selam", "--output", "{w}/mine"], 2, "is a directory"),
+    (["--prompt", "Selam", "--output", "{w}/notes.txt/out.jsonl"], 1, "is a file, not a folder"),
+    # the model (the existing --output stays as it was)
+    (
+        ["--prompt", "Selam", "--model", "{w}/missing", "--output", "{w}/out.jsonl"],
+        1,
+        "cannot load",
+    ),
+    (["--prompt", "Selam", "--model", "{w}/notes.txt"], 1, "cannot load"),
+    (["--prompt", "Selam", "--model", "{w}/model-bad-sampler"], 1, "is not valid JSON"),
+    # the settings
+    (["--prompt", "Selam", "--temperature", "nan"], 2, "'nan' is not a finite number"),
+    (["--prompt", "Selam", "--temperature", "inf"], 2, "'inf' is not a finite number"),
+    (["--prompt", "Selam", "--threshold", "nan"], 2, "'nan' is not a finite number"),
+    (["--prompt", "Selam", "--cfg-scale", "-inf"], 2, "'-inf' is not a finite number"),
+    (
+        ["--prompt", "Selam", "--repetition-penalty", "0"],
+        1,
+        "repetition_penalty must be a number > 0",
+    ),
+    (["--prompt", "Selam", "--temperature", "-1"], 1, "temperature must be a number >= 0"),
+    (["--prompt", "Selam", "--threshold", "1.5"], 1, "threshold must be a number in (0, 1]"),
+    (["--prompt", "Selam", "--block-length", "5"], 1, "block_length 5 does not divide"),
+    (["--prompt", "Selam", "--steps", "0"], 1, "steps must be a whole number >= 1, got 0"),
+    (["--prompt", "Selam", "--max-new-tokens", "-8"], 1, "max_new_tokens must be a whole number"),
+    (["--prompt", "Selam", "--seed", "-1"], 2, "is not in the range"),
+    (["--prompt", "Selam", "--batch-size", "0"], 2, "is not in the range"),
+    # the device
+    (["--prompt", "Selam", "--device", "tpu9"], 1, "unknown device 'tpu9'; torch sees: cpu"),
+    (["--prompt", "Selam", "--device", "cuda:7"], 1, "device 'cuda:7' is not available"),
+    # config files (the app's --config maps command names to their options)
+    (
+        ["--config", "{w}/config-sample-typo.yaml", "--prompt", "Selam"],
+        2,
+        "unknown option(s) temprature",
+    ),
+    (
+        ["--config", "{w}/config-unknown.yaml", "--prompt", "Selam"],
+        2,
+        "'temprature' is not a command",
+    ),
+    (["--config", "{w}/config-latin1.yaml", "--prompt", "Selam"], 2, "not valid UTF-8"),
+    (["--config", "{w}/config-broken.yaml", "--prompt", "Selam"], 2, "is not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"), GENERATE, ids=[str(i) for i in range(len(GENERATE))]
+)
+def test_generate(bad_input, args, code, expected):
+    argv = ["generate", *args]
+    if "--model" not in args:
+        argv += ["--model", "{m}"]
+    if "--config" in args:  # the app's option, before the command
+        at = argv.index("--config")
+        argv = [*argv[at : at + 2], *argv[:at], *argv[at + 2 :]]
+    bad_input(sample, argv, code, expected)
+
+
+CHAT = [
+    (["--model", "{w}/missing"], None, 1, "cannot load"),
+    (["--model", "{m}", "--temperature", "nan"], None, 2, "'nan' is not a finite number"),
+    (["--model", "{m}", "--device", "npu"], None, 1, "unknown device 'npu'"),
+    (["--model", "{w}/model-bad-sampler"], None, 1, "is not valid JSON"),
+    (["--model", "{m}", "--max-new-tokens", "12"], None, 1, "block_length 8 does not divide"),
+    (["--model", "{m}"], "/set temperature=nan\n/quit\n", 0, "temperature must be a finite number"),
+    (["--model", "{m}"], "/set steps=many\n/quit\n", 0, "steps cannot be 'many'"),
+    (["--model", "{m}"], "/set top_k=3\n/quit\n", 0, "unknown setting 'top_k'"),
+    (["--model", "{m}"], "/set temperature\n/quit\n", 0, "write /set key=value"),
+    (["--model", "{m}"], "/set block_length=5\n/quit\n", 0, "block_length 5 does not divide"),
+    (["--model", "{m}"], "/set threshold=2\n/quit\n", 0, "threshold must be a number in (0, 1]"),
+    (["--model", "{m}"], "/set early_stop=perhaps\n/quit\n", 0, "early_stop cannot be 'perhaps'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "expected"), CHAT, ids=[str(i) for i in range(len(CHAT))]
+)
+def test_chat(bad_input, args, stdin, code, expected):
+    bad_input(sample, ["chat", *args], code, expected, stdin=stdin)
+
+
+INFILL = [
+    (["--text", "Bugün hava çok güzel."], 2, "holds no <mask>"),
+    (["--text", "Bugün <mask> güzel.", "--model", "{w}/missing"], 1, "cannot load"),
+    (["--text", "Bugün <mask> güzel.", "--device", "gpu"], 1, "unknown device 'gpu'"),
+    (["--text", "Bugün <mask> güzel.", "--temperature", "nan"], 2, "not a finite number"),
+    (["--text", "Bugün <mask> güzel.", "--steps", "0"], 1, "steps must be a whole number >= 1"),
+    (["--text", "kelime " * 200 + "<mask>"], 1, "positions but the model has 128"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"), INFILL, ids=[str(i) for i in range(len(INFILL))]
+)
+def test_infill(bad_input, args, code, expected):
+    argv = ["infill", *args]
+    if "--model" not in args:
+        argv += ["--model", "{m}"]
+    bad_input(sample, argv, code, expected)
