@@ -65,3 +65,28 @@ def test_a_run_that_fails_before_training_leaves_nothing_behind(tmp_path):
     failed = CliRunner().invoke(train, ["cpt", "--output-dir", str(out), "--source", str(empty)])
     assert failed.exit_code == 1 and "no usable text" in failed.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"]
+
+
+def test_a_run_whose_data_came_from_other_sources_rebuilds_it_before_training(tmp_path):
+    """The issue's example: a run folder reused with other --source trained on the old corpus."""
+    from diffutron_data import Pool, Source, build_cpt_corpus, load_tokenizer
+    from diffutron_train import start_run
+
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    old.write_text("Eski bir cümle.\nEski başka bir cümle.\n", encoding="utf-8")
+    new.write_text("Yepyeni bir cümle.\nBambaşka yeni bir cümle.\nÜçüncü cümle.\n", "utf-8")
+    run = tmp_path / "run"
+    start_run({"preset": "tiny"}, run, resume=False)  # stopped after building its data
+    build_cpt_corpus(
+        [Pool("sources", [Source(str(old))])],
+        load_tokenizer("tiny"),
+        run / "data",
+        tokenizer_name="tiny",
+        max_length=256,
+    )
+    argv = ["cpt", "--output-dir", str(run), "--source", str(new), "--max-steps", "1"]
+    result = CliRunner().invoke(train, argv)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "data" / "manifest.json").read_text(encoding="utf-8"))
+    (used,) = manifest["pools"][0]["sources"]
+    assert used["location"] == str(new) and manifest["rows"] == 3

@@ -1,5 +1,7 @@
 """Bad inputs to generate, chat and infill: one line each, nothing around them touched."""
 
+import json
+
 import pytest
 
 from diffutron_cli.sample import sample
@@ -9,6 +11,11 @@ GENERATE = [
     (["--prompts-file", "{w}/missing.jsonl"], 2, "does not exist"),
     (["--prompts-file", "{w}/mine"], 2, "is a directory"),
     (["--prompts-file", "{w}/prompts-empty.jsonl"], 1, "no prompt to generate for (it is empty)"),
+    (
+        ["--prompts-file", "{w}/prompts-empty.jsonl", "--output", "{w}/out.jsonl"],
+        1,
+        "no prompt to generate for",
+    ),
     (
         ["--prompts-file", "{w}/prompts-bad.jsonl"],
         1,
@@ -125,3 +132,16 @@ def test_infill(bad_input, args, code, expected):
     if "--model" not in args:
         argv += ["--model", "{m}"]
     bad_input(sample, argv, code, expected)
+
+
+def test_generate_writes_its_output_only_when_done_and_makes_missing_folders(world, tmp_path):
+    from click.testing import CliRunner
+
+    out = tmp_path / "new" / "deeper" / "out.jsonl"
+    argv = ["generate", "--model", str(world / "model"), "--prompts-file"]
+    result = CliRunner().invoke(sample, [*argv, str(world / "prompts.jsonl"), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["prompt"] for line in out.read_text("utf-8").splitlines()] == [
+        "Merhaba"
+    ]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.jsonl"]  # no temporary left

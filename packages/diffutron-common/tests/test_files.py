@@ -176,3 +176,26 @@ def test_write_text_is_atomic_and_marks_nothing(tmp_path):
     path = write_text(tmp_path / "a" / "b.json", json.dumps({"x": 1}))
     assert json.loads(path.read_text(encoding="utf-8")) == {"x": 1}
     assert read_marker(tmp_path / "a") is None
+
+
+def test_a_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if os.fspath(p) == str(locked) else real(p, mode)
+    )
+    with pytest.raises(PathError, match="locked is not writable"):
+        check_output_file(locked / "out.jsonl")
+    with pytest.raises(PathError, match="locked is not writable"):
+        check_output_folder(locked / "bench", "bench")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
+def test_a_read_only_folder_is_refused_for_real(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    with pytest.raises(PathError, match="is not writable"):
+        check_output_file(locked / "out.jsonl")
+    with pytest.raises(PathError, match="cannot write"), atomic_write(locked / "out.jsonl"):
+        pass

@@ -126,3 +126,41 @@ def test_paged_adamw_8bit_runs_on_cpu(tmp_path, tokenizer, rows):
         mask_token_id=MASK,
     )
     assert any(not torch.equal(before[n], p) for n, p in weights(model).items())
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_and_still_ends_exactly(
+    tmp_path, tokenizer, rows, caplog
+):
+    straight = lora_model(tokenizer)
+    train_loop(straight, rows, collate(), tmp_path / "a", settings(), mask_token_id=MASK)
+    run = tmp_path / "b"
+    train_loop(
+        lora_model(tokenizer), rows, collate(), run, settings(), mask_token_id=MASK, stop_after=6
+    )
+    assert [p.name for p in _checkpoints(run)] == ["step-3", "step-6"]
+    damaged = run / "checkpoints" / "step-6" / "trainable.safetensors"
+    data = bytearray(damaged.read_bytes())
+    data[-5] ^= 0xFF  # one flipped bit of a weight: only the checksum can tell
+    damaged.write_bytes(bytes(data))
+    resumed = lora_model(tokenizer)
+    with caplog.at_level("WARNING"):
+        done = train_loop(
+            resumed, rows, collate(), run, settings(), mask_token_id=MASK, resume=True
+        )
+    assert done == 8
+    assert "step-6 is damaged (trainable.safetensors does not match its checksum)" in caplog.text
+    for name, value in weights(straight).items():
+        torch.testing.assert_close(weights(resumed)[name], value, rtol=0, atol=0)
+    assert [p.name for p in _checkpoints(run)] == ["step-6", "step-8"]  # step-6 rewritten whole
+
+
+def test_resume_with_no_intact_checkpoint_is_one_line(tmp_path, tokenizer, rows):
+    run = tmp_path / "run"
+    train_loop(
+        lora_model(tokenizer), rows, collate(), run, settings(), mask_token_id=MASK, stop_after=3
+    )
+    (run / "checkpoints" / "step-3" / "progress.json").write_text("{", encoding="utf-8")
+    with pytest.raises(TrainError, match="no intact checkpoint under"):
+        train_loop(
+            lora_model(tokenizer), rows, collate(), run, settings(), mask_token_id=MASK, resume=True
+        )

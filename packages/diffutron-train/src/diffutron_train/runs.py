@@ -70,11 +70,12 @@ class RunState:
 
 @contextlib.contextmanager
 def undo_if_failed(state: RunState):
-    """Around the work before training (building the data): if it fails in a folder this run
-    created, the folder is removed, so a failed start leaves nothing behind."""
+    """Around the work before training (building the data, the model): if it fails on a user's
+    input in a folder this run created, the folder is removed, so a typo leaves nothing behind.
+    An interruption (Ctrl-C, SIGTERM) keeps the folder for ``--resume``."""
     try:
         yield
-    except BaseException:
+    except DiffutronError:
         if state.created and is_main_process():
             with contextlib.suppress(DiffutronError):
                 remove_owned(state.folder, RUN_KIND, option="--output-dir")
@@ -174,8 +175,13 @@ class RunLog:
 
     def __call__(self, record: dict[str, Any]) -> None:
         logger.info("step %(step)d: loss %(loss).4f, lr %(lr).2e", record)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        with self.path.open("a+b") as handle:
+            handle.seek(0, 2)
+            if handle.tell():  # a run killed mid-line: start on a line of our own
+                handle.seek(-1, 2)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write((json.dumps(record) + "\n").encode("utf-8"))
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
