@@ -35,6 +35,7 @@ FILES: dict[str, bytes] = {
     "table.csv": b"a,b\n1,2\n",
     "latin1.csv": "text\nGüzel\n".encode("cp1254"),
     "numbers.jsonl": b'{"text": 5}\n',
+    "surrogate.jsonl": b'{"text": "Merhaba \\ud800"}\n',
     "nocolumn.jsonl": b'{"body": "Merhaba"}\n',
     "sft-unknown.jsonl": b'{"question": "Neden?", "answer": "Evet."}\n',
     "sft-bad.jsonl": b'{"instruction": "", "output": ""}\n{"instruction": "Selam", "output": 3}\n',

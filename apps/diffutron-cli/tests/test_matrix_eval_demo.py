@@ -14,6 +14,7 @@ PERPLEXITY = [
     (["--data", "{w}/mine"], 1, "is a folder; give the data files themselves"),
     (["--data", "{w}/nocolumn.jsonl"], 1, "no column 'text' (found: body)"),
     (["--data", "{w}/numbers.jsonl"], 1, "numbers.jsonl:1: 'text' is int, not text"),
+    (["--data", "{w}/surrogate.jsonl"], 1, "text 1 is not text (a lone surrogate U+D800"),
     (["--data", "{w}/table.csv", "--column", "text"], 1, "no column 'text' (found: a, b)"),
     (["--data", "{w}/corpus.txt", "--output", "{w}/corpus.txt"], 1, "is also an input"),
     (

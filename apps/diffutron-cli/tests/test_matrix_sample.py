@@ -24,6 +24,7 @@ GENERATE = [
     (["--prompts-file", "{w}/prompts-latin1.jsonl"], 1, "1: not valid UTF-8 (byte 0xfc"),
     (["--prompts-file", "{w}/prompts-messages.jsonl"], 1, "the last message is not the user's"),
     (["--prompt", ""], 1, "--prompt number 1 is empty"),
+    (["--prompt", "Merhaba \udcff"], 1, "--prompt number 1 is not valid UTF-8 (byte 0xff"),
     (["--prompt", "kelime " * 200], 1, "positions but the model has 128"),
     (["--prompt", "Selam", "--prompts-file", "{w}/prompts.jsonl"], 2, "not both"),
     # the output
@@ -98,6 +99,7 @@ CHAT = [
     (["--model", "{w}/model-bad-sampler"], None, 1, "is not valid JSON"),
     (["--model", "{m}", "--max-new-tokens", "12"], None, 1, "block_length 8 does not divide"),
     (["--model", "{m}"], "/set temperature=nan\n/quit\n", 0, "temperature must be a finite number"),
+    (["--model", "{m}"], b"Merhaba \xff\n/quit\n", 0, "the message is not valid UTF-8 (byte 0xff)"),
     (["--model", "{m}"], "/set steps=many\n/quit\n", 0, "steps cannot be 'many'"),
     (["--model", "{m}"], "/set top_k=3\n/quit\n", 0, "unknown setting 'top_k'"),
     (["--model", "{m}"], "/set temperature\n/quit\n", 0, "write /set key=value"),
@@ -116,6 +118,7 @@ def test_chat(bad_input, args, stdin, code, expected):
 
 INFILL = [
     (["--text", "Bugün hava çok güzel."], 2, "holds no <mask>"),
+    (["--text", "Bug\udcfcn <mask> güzel."], 1, "--text is not valid UTF-8 (byte 0xfc"),
     (["--text", "Bugün <mask> güzel.", "--model", "{w}/missing"], 1, "cannot load"),
     (["--text", "Bugün <mask> güzel.", "--device", "gpu"], 1, "unknown device 'gpu'"),
     (["--text", "Bugün <mask> güzel.", "--temperature", "nan"], 2, "not a finite number"),

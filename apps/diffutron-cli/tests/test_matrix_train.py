@@ -25,6 +25,7 @@ PREPARE = [
         1,
         "no row has the field 'text'; fields found: body",
     ),
+    (["cpt", "--source", "{w}/surrogate.jsonl"], 1, "'text' is not text (a lone surrogate U+D800"),
     (["cpt", "--output-dir", "{w}/mine"], 1, "exists and is not empty; pass --overwrite"),
     (["cpt", "--output-dir", "{w}/mine", "--overwrite"], 1, "holds files Diffutron did not make"),
     (

@@ -15,8 +15,10 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# Text with lone surrogates too: json.dumps writes them as escapes that json.loads gives back.
+texts = st.lists(st.characters() | st.characters(categories=["Cs"]), max_size=20).map("".join)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
     lambda inner: (
         st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
     ),
@@ -62,10 +64,11 @@ def test_text_files_yield_text_or_data_error(tmp_path, data, mode):
     path.write_bytes(data)
     report = ReadReport(log_limit=0)
     try:
-        got = _drain(iter_texts(Source(str(path), mode=mode), report))
+        got = [text for text, _ in iter_texts(Source(str(path), mode=mode), report)]
     except DataError:
         return
-    assert got == report.yielded
+    assert len(got) == report.yielded
+    assert all(text.strip() and text.encode("utf-8") for text in got)  # tokenisable text
 
 
 @FUZZ
@@ -74,7 +77,8 @@ def test_jsonl_files_yield_rows_or_data_error(tmp_path, data, column):
     path = tmp_path / "fuzz.jsonl"
     path.write_bytes(data)
     try:
-        _drain(iter_texts(Source(str(path), column=column), ReadReport(log_limit=0)))
+        for text, _ in iter_texts(Source(str(path), column=column), ReadReport(log_limit=0)):
+            assert text.strip() and text.encode("utf-8")  # tokenisable text
         _drain(iter_rows(Source(str(path)), ReadReport(log_limit=0)))
     except DataError:
         pass
@@ -90,7 +94,7 @@ def test_instruction_files_yield_conversations_or_data_error(tmp_path, data, sch
             Source(str(path)), ReadReport(log_limit=0), schema=schema
         ):
             assert messages[-1]["role"] == "assistant"
-            assert all(isinstance(m["content"], str) and m["content"] for m in messages)
+            assert all(m["content"] and m["content"].encode("utf-8") for m in messages)
     except DataError:
         pass
 
@@ -102,3 +106,17 @@ def test_source_specs_parse_or_data_error(spec):
         Source.parse(spec)
     except DataError as exc:
         assert "\n" not in str(exc)
+
+
+@FUZZ
+@given(values=st.lists(texts, min_size=1, max_size=6))
+def test_text_fields_are_tokenisable_text_or_skipped(tmp_path, values):
+    path = tmp_path / "texts.jsonl"
+    path.write_text("".join(json.dumps({"text": v}) + "\n" for v in values), encoding="ascii")
+    report = ReadReport(log_limit=0)
+    try:
+        got = [text for text, _ in iter_texts(Source(str(path)), report)]
+    except DataError:
+        return
+    assert all(text.encode("utf-8") for text in got)
+    assert len(got) + sum(report.skipped.values()) == len(values)

@@ -34,7 +34,7 @@ scalars = (
     | st.booleans()
     | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12)
+    | st.lists(st.characters() | st.characters(categories=["Cs"]), max_size=12).map("".join)
     | st.sampled_from(["low_confidence", "random", 8, 16, 32, 0.9, 1.0])
 )
 json_values = st.recursive(
@@ -73,9 +73,11 @@ def test_prompts_files_give_prompts_or_sample_error(tmp_path, data):
         return
     assert found.rows
     for row in found.rows:
-        assert (isinstance(row.prompt, str) and row.prompt.strip()) or row.prompt[-1][
-            "role"
-        ] == "user"
+        if isinstance(row.prompt, str):
+            assert row.prompt.strip() and row.prompt.encode("utf-8")
+        else:
+            assert row.prompt[-1]["role"] == "user"
+            assert all(m["content"].encode("utf-8") for m in row.prompt)
 
 
 @FUZZ

@@ -182,9 +182,12 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
     if output:  # before any work: never a folder, never the prompts file itself
         check_output_file(output, option="--output", inputs=[prompts_file] if prompts_file else [])
     if prompts:
-        empty = [i + 1 for i, p in enumerate(prompts) if not p.strip()]
-        if empty:
-            raise SampleError(f"--prompt number {empty[0]} is empty; give some text")
+        from diffutron_common import check_text
+
+        for number, prompt in enumerate(prompts, 1):
+            if not prompt.strip():
+                raise SampleError(f"--prompt number {number} is empty; give some text")
+            check_text(prompt, f"--prompt number {number}")
         rows = [PromptRow(0, {"prompt": p}, p) for p in prompts]
     else:
         found = read_prompts(prompts_file)
@@ -233,11 +236,24 @@ def chat(system, **kwargs):
     model, tokenizer, config, generator = _load(kwargs)
     session = ChatSession(model, tokenizer, config, system=system, generator=generator)
     click.echo("Diffutron chat: /reset, /set key=value, /quit", err=True)
+    undecodable = 0
     while True:
         try:
             text = click.prompt("sen", prompt_suffix="> ", default="", show_default=False)
+            undecodable = 0
         except (EOFError, click.Abort):
             break
+        except UnicodeDecodeError as exc:  # the terminal sent bytes that are not UTF-8
+            undecodable += 1
+            byte = exc.object[exc.start] if exc.start < len(exc.object) else 0
+            click.echo(
+                f"Error: the message is not valid UTF-8 (byte 0x{byte:02x}); check the "
+                "terminal's encoding and type it again",
+                err=True,
+            )
+            if undecodable >= 3:  # the input stream cannot be read on
+                raise click.ClickException("the input is not UTF-8; chat ended") from None
+            continue
         text = text.strip()
         if not text:
             continue
@@ -274,8 +290,10 @@ def infill(text, **kwargs):
     """Fill the mask tokens placed anywhere in a text."""
     import torch
 
+    from diffutron_common import check_text
     from diffutron_sample import infill as fill
 
+    check_text(text, "--text")
     model, tokenizer, config, generator = _load(kwargs)
     if tokenizer.mask_token not in text:
         raise click.UsageError(f"--text holds no {tokenizer.mask_token}: mark what to fill with it")

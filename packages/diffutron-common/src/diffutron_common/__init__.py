@@ -33,7 +33,15 @@ from diffutron_common.files import (
     write_marker,
     write_text,
 )
-from diffutron_common.text import DecodeError, ReadError, iter_lines, read_bytes, read_text
+from diffutron_common.text import (
+    DecodeError,
+    ReadError,
+    check_text,
+    iter_lines,
+    read_bytes,
+    read_text,
+    text_problem,
+)
 
 __version__ = version("diffutron-common")
 
@@ -51,6 +59,7 @@ __all__ = [
     "check_output_file",
     "check_output_folder",
     "check_replaceable",
+    "check_text",
     "claim_folder",
     "iter_lines",
     "one_line_text",
@@ -62,6 +71,7 @@ __all__ = [
     "remove_owned",
     "remove_stale_temps",
     "replace_path",
+    "text_problem",
     "write_bytes",
     "write_marker",
     "write_text",

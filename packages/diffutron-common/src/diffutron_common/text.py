@@ -95,3 +95,24 @@ def iter_lines(
                 on_error(number, message)
                 continue
             yield number, (text.removeprefix(BOM) if number == 1 else text)
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` is not text that can be tokenised (a byte that was not UTF-8 on the command
+    line or in a terminal, a lone surrogate from a JSON escape), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = value[exc.start]
+        if "\udc80" <= char <= "\udcff":  # an undecodable byte, kept by surrogateescape
+            return f"not valid UTF-8 (byte 0x{ord(char) - 0xDC00:02x} at character {exc.start + 1})"
+        return f"not text (a lone surrogate U+{ord(char):04X} at character {exc.start + 1})"
+    return None
+
+
+def check_text(value: str, what: str, *, error: type[Exception] = DecodeError) -> str:
+    """``value`` when it is valid text; else ``error`` naming ``what`` and the bad character."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise error(f"{what} is {problem}")
+    return value

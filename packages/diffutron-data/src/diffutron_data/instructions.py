@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from diffutron_common.text import text_problem
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.sources import Source, iter_rows
 
@@ -41,6 +42,8 @@ def _text(row: dict, field: str, *, required: bool = True) -> str:
         value = ""
     if not isinstance(value, str):
         raise RowError(f"{field!r} is {type(value).__name__}, not text")
+    if text_problem(value):
+        raise RowError(f"{field!r} is {text_problem(value)}")
     if required and not value.strip():
         raise RowError(f"{field!r} is empty" if field in row else f"no field {field!r}")
     return value.strip()

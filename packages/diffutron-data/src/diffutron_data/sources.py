@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from diffutron_common.text import decode_message
+from diffutron_common.text import decode_message, text_problem
 from diffutron_data.errors import DataError, ReadReport, load_error
 
 TEXT_SUFFIXES = (".txt", ".text")
@@ -310,6 +310,8 @@ def iter_texts(source: Source, report: ReadReport) -> Iterator[tuple[str, str]]:
         value = row[source.column]
         if not isinstance(value, str):
             report.skip("malformed_row", origin, f"{source.column!r} is {type(value).__name__}")
+        elif text_problem(value):
+            report.skip("malformed_row", origin, f"{source.column!r} is {text_problem(value)}")
         elif not value.strip():
             report.skip("empty", origin)
         else:

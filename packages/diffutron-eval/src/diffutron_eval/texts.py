@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from diffutron_common import DiffutronError, read_text, reason
+from diffutron_common import DiffutronError, read_text, reason, text_problem
 from diffutron_eval.errors import EvalError
 
 BILKENT_WRITINGS = "selimfirat/bilkent-turkish-writings-dataset"
@@ -131,6 +131,9 @@ def read_texts(
             raise EvalError(f"data file {source} does not exist")
         else:
             found = _hub_texts(source, column, split, config)
+        for number, text in enumerate(found, 1):
+            if text_problem(text):
+                raise EvalError(f"{source}: text {number} is {text_problem(text)}")
         kept = [t for t in found if t.strip()]
         if not kept:
             raise EvalError(f"{source}: no text to evaluate (empty, or every {column!r} blank)")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffutron_common import DiffutronError, iter_lines
+from diffutron_common import DiffutronError, check_text, iter_lines
 from diffutron_sample.config import SampleError
 
 ROLES = ("system", "user", "assistant")
@@ -48,6 +48,7 @@ def prompt_of(row: Any) -> str | list[dict[str, str]]:
                 raise SampleError(f"a message is not an object with a role in {', '.join(ROLES)}")
             if not isinstance(turn.get("content"), str):
                 raise SampleError("a message has no text 'content'")
+            check_text(turn["content"], "a message's content", error=SampleError)
         if messages[-1]["role"] != "user":
             raise SampleError("the last message is not the user's")
         return [{"role": t["role"], "content": t["content"]} for t in messages]
@@ -56,7 +57,7 @@ def prompt_of(row: Any) -> str | list[dict[str, str]]:
     prompt = row["prompt"]
     if not isinstance(prompt, str) or not prompt.strip():
         raise SampleError("'prompt' is not a non-empty text")
-    return prompt
+    return check_text(prompt, "'prompt'", error=SampleError)
 
 
 def read_prompts(path: str | Path) -> PromptsFile:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from diffutron_common import check_text
 from diffutron_sample.config import SampleError
 
 END_MARKERS = ("[/Answer]",)
@@ -20,6 +21,8 @@ def prompt_ids(tokenizer, prompt: str | Messages, *, chat: bool = True) -> list[
     up to the generation prompt, tokenised without special tokens (as SFT rows are).
     ``chat=False``: the raw text after the tokenizer's ``<bos>`` (if it has one), for continuation.
     """
+    for text in [prompt] if isinstance(prompt, str) else [m.get("content", "") for m in prompt]:
+        check_text(text, "the prompt", error=SampleError)
     if chat:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
         if not getattr(tokenizer, "chat_template", None):
