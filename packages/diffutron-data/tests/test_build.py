@@ -35,3 +35,13 @@ def test_atomic_output_replaces_only_on_success(tmp_path):
         atomic_output(out, kind="test-data", overwrite=False),
     ):
         pass
+
+
+def test_a_hub_source_counts_by_name_not_by_the_commit_it_resolved_to():
+    from diffutron_data.build import recipe_fingerprint
+
+    online = {"sources": [{"location": "owner/set", "hub": True, "resolved_revision": "abc"}]}
+    offline = {"sources": [{"location": "owner/set", "hub": True, "resolved_revision": None}]}
+    other = {"sources": [{"location": "owner/other", "hub": True, "resolved_revision": "abc"}]}
+    assert recipe_fingerprint(online) == recipe_fingerprint(offline)  # resumes on- or offline
+    assert recipe_fingerprint(online) != recipe_fingerprint(other)

@@ -89,6 +89,21 @@ def histogram(lengths: Iterable[int], max_length: int) -> list[dict[str, int | s
     return bins
 
 
+def recipe_fingerprint(recipe: dict[str, Any]) -> str:
+    """The fingerprint that identifies data made from ``recipe``. A Hub source counts by its name
+    and options, not by the commit it resolved to when the recipe was made: the same run then
+    resumes on- or offline, always on the data it built (the manifest still records the commit)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "resolved_revision"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return fingerprint(strip(recipe))
+
+
 def fingerprint(payload: Any) -> str:
     """A stable short hash of a JSON-able payload (used as the dataset fingerprint)."""
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")

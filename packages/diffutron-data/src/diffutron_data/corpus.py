@@ -20,8 +20,8 @@ from diffutron_data.build import (
     BUILDER_VERSION,
     atomic_output,
     column,
-    fingerprint,
     histogram,
+    recipe_fingerprint,
     save,
     start_build,
     tokenizer_sha256,
@@ -104,7 +104,7 @@ def cpt_recipe(
 ) -> dict[str, Any]:
     """Everything the corpus is made from: the builder, the tokenizer (by content), the settings
     and each source with the SHA-256 of its content. Data whose manifest has the same
-    :func:`~diffutron_data.build.fingerprint` of this was built from the same inputs."""
+    :func:`~diffutron_data.build.recipe_fingerprint` of this was built from the same inputs."""
     from diffutron_common import check_number
 
     check_number("max_length", max_length, minimum=1, integer=True, error=DataError)
@@ -153,7 +153,7 @@ def build_cpt_corpus(
     recipe = cpt_recipe(
         pools, tokenizer, tokenizer_name=tokenizer_name, max_length=max_length, seed=seed
     )
-    key = fingerprint(recipe)
+    key = recipe_fingerprint(recipe)
     with atomic_output(output_dir, kind="cpt-data", overwrite=overwrite) as (work, final):
         selected, stats, problems, lengths = [], {}, [], []
         for index, pool in enumerate(pools):

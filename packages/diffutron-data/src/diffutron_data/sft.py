@@ -23,8 +23,8 @@ from diffutron_data.build import (
     BUILDER_VERSION,
     atomic_output,
     column,
-    fingerprint,
     histogram,
+    recipe_fingerprint,
     save,
     start_build,
     tokenizer_sha256,
@@ -185,7 +185,7 @@ def build_sft_dataset(
             prompt, response = split_prompt_response(messages, template=chat_template)
             yield {"prompt": prompt, "response": response, "origin": f"{extra_name}:{i + 1}"}
 
-    key = fingerprint(recipe)
+    key = recipe_fingerprint(recipe)
     with atomic_output(output_dir, kind="sft-data", overwrite=overwrite) as (work, final):
         columns = {"prompt": pa.string(), "response": pa.string(), "origin": pa.string()}
         count = write_arrow(records(), columns, work / "rows.arrow")

@@ -155,7 +155,7 @@ def data_fingerprint(run: CPTRun, tokenizer, tokenizer_name: str) -> str:
     """What identifies the corpus this run trains on: the prepared folder's manifest
     (``--data``), or the recipe the run would build (sources by content, tokenizer, settings)."""
     from diffutron_data import cpt_recipe, manifest_fingerprint, read_manifest
-    from diffutron_data.build import fingerprint
+    from diffutron_data.build import recipe_fingerprint
 
     if run.data:
         read_manifest(run.data, "cpt")
@@ -167,7 +167,7 @@ def data_fingerprint(run: CPTRun, tokenizer, tokenizer_name: str) -> str:
         max_length=_max_length(run),
         seed=run.loop.seed,
     )
-    return fingerprint(recipe)
+    return recipe_fingerprint(recipe)
 
 
 def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, state: RunState, key: str):

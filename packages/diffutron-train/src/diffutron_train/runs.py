@@ -136,7 +136,7 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
                 f"({', '.join(settings_changed[:5])} differ); choose another --output-dir or "
                 "repeat its settings"
             )
-        if other:
+        if other and state.trained:  # data of a run that never trained is simply rebuilt
             raise TrainError(
                 f"{out} was trained on other data (its sources' contents or data settings "
                 "changed since); choose another --output-dir, or restore the data it was made from"

@@ -163,12 +163,12 @@ def data_fingerprint(run: SFTRun, tokenizer) -> str:
     """What identifies the rows this run trains on (the prepared ``--data`` folder's manifest, or
     the recipe of the run's own data), as :func:`diffutron_train.cpt.data_fingerprint`."""
     from diffutron_data import manifest_fingerprint, read_manifest, sft_recipe
-    from diffutron_data.build import fingerprint
+    from diffutron_data.build import recipe_fingerprint
 
     if run.data:
         read_manifest(run.data, "sft")
         return manifest_fingerprint(run.data)
-    return fingerprint(sft_recipe(tokenizer=tokenizer, **_plan(run)))
+    return recipe_fingerprint(sft_recipe(tokenizer=tokenizer, **_plan(run)))
 
 
 def _rows(run: SFTRun, tokenizer, state: RunState, key: str):
