@@ -123,11 +123,12 @@ RERUNS = [
     (["--max-steps", "4"], "holds this run with another length (loop.max_steps); pass --resume"),
     (["--source", "{w}/corpus.txt"], "holds a different run (sources differ)"),
     (["@edit"], "was trained on other data"),
+    (["--max-steps", "1", "--resume"], "is at step 2, past this run's 1 steps"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"), RERUNS, ids=["settings", "length", "sources", "data"]
+    ("args", "expected"), RERUNS, ids=["settings", "length", "sources", "data", "shorter"]
 )
 def test_cpt_reruns_never_reuse_a_run_for_other_data_or_settings(
     bad_input, finished_run, args, expected

@@ -122,7 +122,7 @@ def test_chat_repl(model_dir):
     [
         (["--block-length", "5"], "Error: block_length 5 does not divide max_new_tokens 16", 1),
         (["--max-new-tokens", "120", "--steps", "120"], "positions but the model has 128", 1),
-        (["--temperature", "-1"], "temperature must be a number >= 0", 1),
+        (["--temperature", "-1"], "temperature must be a number in [0, 1000]", 1),
         (["--steps", "1"], "steps 1 is fewer than the 2 blocks", 1),
     ],
 )

@@ -67,3 +67,17 @@ def test_generate_may_end_with_padding_which_the_text_never_shows():
     model = favouring(PAD)
     out = generate(model, torch.tensor([[2, 17, 9]]), SamplerConfig(4, 4, 4), mask_token_id=MASK)
     assert out[0, 3:].tolist() == [PAD] * 4
+
+
+@pytest.mark.parametrize("threshold", [None, 0.9], ids=["scheduled", "threshold"])
+def test_logits_that_are_not_finite_stop_generation_in_one_line(threshold):
+    """A model in a precision too low for it can give NaN or inf logits: its positions could
+    never be committed (threshold decoding would loop for ever); say so instead."""
+    from diffutron_sample import SampleError
+
+    model = tiny_model(0)
+    with torch.no_grad():
+        model.decoder.bias[7] = float("nan")
+    config = SamplerConfig(steps=4, max_new_tokens=4, block_length=4, threshold=threshold)
+    with pytest.raises(SampleError, match="logits are not finite"):
+        generate(model, torch.tensor([[2, 17, 9]]), config, mask_token_id=MASK)

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from diffutron_cli.options import SEED, FiniteFloat, friendly_errors, trust_remote_code_option
+from diffutron_cli.options import (
+    SEED,
+    FiniteFloat,
+    config_files,
+    friendly_errors,
+    trust_remote_code_option,
+)
 
 TASK_NAMES = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
 
@@ -59,8 +65,9 @@ def perplexity(
     from diffutron_eval import perplexity as measure
     from diffutron_sample import load_model
 
-    if output:  # before any work: never a folder, never one of the data files
-        check_output_file(output, option="--output", inputs=[d for d in data if Path(d).exists()])
+    if output:  # before any work: never a folder, never an input (data, model, config)
+        inputs = [*(d for d in data if Path(d).exists()), model, *config_files()]
+        check_output_file(output, option="--output", inputs=inputs)
     texts = read_texts(list(data) or [BILKENT_WRITINGS], column=column, split=split)
     lm, tokenizer = load_model(model, device=device, trust_remote_code=trust_remote_code)
     result = measure(

@@ -26,6 +26,16 @@ def _normalise_keys(mapping: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+CONFIG_FILES = "diffutron.config_files"
+"""``ctx.meta`` key: the config files read for this invocation (inputs an output must not be)."""
+
+
+def config_files() -> list[str]:
+    """The ``--config`` files of the running command (and its groups)."""
+    ctx = click.get_current_context(silent=True)
+    return list(ctx.meta.get(CONFIG_FILES, [])) if ctx is not None else []
+
+
 def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Eager callback of ``--config``: merge a YAML mapping into ``ctx.default_map``.
 
@@ -55,6 +65,7 @@ def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
             f"config file {path} must hold a mapping of option names to values, "
             f"not a {type(data).__name__}"
         )
+    ctx.meta.setdefault(CONFIG_FILES, []).append(str(path))
     values = _normalise_keys(data)
     if isinstance(ctx.command, click.Group):
         values = _group_values(ctx.command, ctx, values, path)

@@ -11,6 +11,7 @@ from diffutron_cli.options import (
     SEED,
     FiniteFloat,
     app_group,
+    config_files,
     friendly_errors,
     trust_remote_code_option,
 )
@@ -179,8 +180,9 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
         raise click.UsageError("give --prompt (one or more) or --prompts-file, not both")
     if kwargs["show_steps"] and (prompts_file or len(prompts) > 1):
         raise click.UsageError("--show-steps animates one prompt; give a single --prompt")
-    if output:  # before any work: never a folder, never the prompts file itself
-        check_output_file(output, option="--output", inputs=[prompts_file] if prompts_file else [])
+    if output:  # before any work: never a folder, never an input (prompts, model, config)
+        inputs = [prompts_file, kwargs["model_path"], *config_files()]
+        check_output_file(output, option="--output", inputs=inputs)
     if prompts:
         from diffutron_common import check_text
 

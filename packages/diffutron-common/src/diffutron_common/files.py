@@ -124,18 +124,22 @@ def _kinds(kind: str | Iterable[str]) -> tuple[str, ...]:
 def check_replaceable(path: str | Path, kind: str | Iterable[str], *, option: str) -> None:
     """Raise :class:`PathError` unless ``path`` is absent, an empty folder, or a folder that
     Diffutron made as ``kind``: the only things the project may replace."""
+    _check_not_empty(path, option)
     path = Path(path)
     kinds = _kinds(kind)
     if not path.exists() and not path.is_symlink():
         return
-    if path.is_symlink() or not path.is_dir():
+    if path.is_symlink():
+        raise PathError(f"{option} {path} is a link; give the folder it points to, or a new one")
+    if not path.is_dir():
         raise PathError(f"{option} {path} is a file, not a folder; give a folder path")
     if _is_empty_dir(path):
         return
     marker = read_marker(path)
     if marker is None:
+        why = f"its {MARKER} is not Diffutron's" if (path / MARKER).exists() else f"no {MARKER}"
         raise PathError(
-            f"{option} {path} holds files Diffutron did not make (no {MARKER}); "
+            f"{option} {path} holds files Diffutron did not make ({why}); "
             "choose a new or empty folder"
         )
     if marker["kind"] not in kinds:
@@ -310,14 +314,22 @@ def check_output_file(
     path: str | Path, *, option: str = "--output", inputs: Iterable[str | Path] = ()
 ) -> Path:
     """Check, before any work, that ``path`` can receive a file: not a folder, not one of
-    ``inputs``, and inside a folder that exists (or can be made) and can be written."""
+    ``inputs`` nor inside an input that is a folder (a model directory), and inside a folder that
+    exists (or can be made) and can be written."""
+    _check_not_empty(path, option)
     path = Path(path)
     if path.is_dir():
         raise PathError(f"{option} {path} is a folder; give a file path")
     for source in inputs:
-        if source is not None and same_file(path, source):
+        if source is None or str(source) == "":
+            continue
+        if same_file(path, source):
             raise PathError(
                 f"{option} {path} is also an input ({source}); write the output to another file"
+            )
+        if Path(source).is_dir() and _inside(path, Path(source)):
+            raise PathError(
+                f"{option} {path} is inside an input folder ({source}); write the output elsewhere"
             )
     base = _nearest_existing(path.parent)
     if not base.is_dir():
@@ -339,7 +351,7 @@ def check_output_folder(
     path = Path(path)
     check_replaceable(path, kind, option=option)
     for source in inputs:
-        if source is not None and _inside(Path(source), path):
+        if source is not None and str(source) != "" and _inside(Path(source), path):
             raise PathError(f"{option} {path} holds an input ({source}); choose another folder")
     base = _nearest_existing(path)
     if not base.is_dir():
@@ -347,6 +359,11 @@ def check_output_folder(
     if not os.access(base, os.W_OK | os.X_OK):
         raise PathError(f"{option} {path}: {base} is not writable")
     return path
+
+
+def _check_not_empty(path: str | Path, option: str) -> None:
+    if str(path).strip() == "":
+        raise PathError(f"{option} is empty; give a path")
 
 
 def _inside(child: Path, parent: Path) -> bool:

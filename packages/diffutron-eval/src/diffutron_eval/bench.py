@@ -127,11 +127,17 @@ def run_bench(
         raise EvalError(f"--limit must be at least 1, got {limit}")
     hub_id = parse_baseline(baseline) if baseline is not None else None
     try:
-        check_output_folder(output_dir, BENCH_KIND, option="--output-dir")
+        check_output_folder(output_dir, BENCH_KIND, option="--output-dir", inputs=[model])
     except DiffutronError as exc:
         raise EvalError(str(exc)) from None
     names = resolve_tasks(list(tasks) if tasks else None)
     files = parse_data_files(list(data_files))
+    try:  # a data file inside the output folder could be overwritten by a result of its name
+        check_output_folder(
+            output_dir, BENCH_KIND, option="--output-dir", inputs=list(files.values())
+        )
+    except DiffutronError as exc:
+        raise EvalError(str(exc)) from None
     missing = [n for n in names if n not in files]
     if missing and _offline():
         raise EvalError(

@@ -13,6 +13,8 @@ from diffutron_common import DiffutronError, check_number, read_text
 SAMPLER_CONFIG_NAME = "sampler_config.json"
 """File in a model directory holding its sampler defaults (written by diffutron-train)."""
 REMASKING = ("low_confidence", "random")
+MAX_SCALE = 1000
+"""Bound of temperature, guidance and penalty (and of their inverses)."""
 
 
 class SampleError(DiffutronError, ValueError):
@@ -64,15 +66,34 @@ class SamplerConfig:
         or out of range, or an impossible combination."""
         for name in ("steps", "max_new_tokens", "block_length"):
             check_number(name, getattr(self, name), minimum=1, integer=True, error=SampleError)
+        # Beyond these bounds the logits leave float32 (1e39 guidance, a 1e-40 penalty): the
+        # arithmetic, not the model, would decide the answer.
         check_number(
-            "temperature", self.temperature, minimum=0, error=SampleError, hint="0 is greedy"
+            "temperature",
+            self.temperature,
+            minimum=0,
+            maximum=MAX_SCALE,
+            error=SampleError,
+            hint="0 is greedy",
         )
-        check_number("cfg_scale", self.cfg_scale, minimum=0, error=SampleError, hint="0 is off")
+        if 0 < self.temperature < 1 / MAX_SCALE:
+            raise SampleError(
+                f"temperature must be 0 (greedy) or at least {1 / MAX_SCALE:g}, got "
+                f"{self.temperature}"
+            )
+        check_number(
+            "cfg_scale",
+            self.cfg_scale,
+            minimum=0,
+            maximum=MAX_SCALE,
+            error=SampleError,
+            hint="0 is off",
+        )
         check_number(
             "repetition_penalty",
             self.repetition_penalty,
-            minimum=0,
-            min_open=True,
+            minimum=1 / MAX_SCALE,
+            maximum=MAX_SCALE,
             error=SampleError,
             hint="1.0 is off",
         )

@@ -167,6 +167,11 @@ def _proposals(
             eos_token_id=eos_token_id,
         )
         logits = apply_repetition_penalty(logits, rows, present, config.repetition_penalty)
+    if not bool(torch.isfinite(torch.logsumexp(logits, dim=1)).all()):
+        raise SampleError(
+            "the model's logits are not finite (NaN or inf); run it in float32 (--dtype "
+            "float32) or with milder cfg_scale / repetition_penalty"
+        )
     # Never propose a forbidden id (the mask: committing it would leave a hole in the answer).
     # The confidence stays that of the full softmax, so whenever the reference would not choose
     # a forbidden id, the choice and the ranking are exactly the reference's.

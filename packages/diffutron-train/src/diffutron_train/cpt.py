@@ -238,4 +238,5 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
         run.loop,
         resume=state.resume,
         stop_after=stop_after,
+        on_start=state.commit,
     )

@@ -151,11 +151,13 @@ def train_loop(
     resume: bool = False,
     stop_after: int | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> int:
     """Train ``model`` in place on ``rows`` (features the ``collate`` function batches); return the
     number of optimiser steps done. ``stop_after`` ends early (to simulate an interruption).
     ``log`` is called on rank 0 only, with the loss averaged over the steps since the last record
-    and over ranks."""
+    and over ranks. ``on_start`` runs once the checkpoint (if any) is loaded and checked, just
+    before the first step."""
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
@@ -202,6 +204,8 @@ def train_loop(
                 "least its length, or choose another --output-dir"
             )
         logger.info("resumed from %s (step %d of %d)", found, step, total)
+    if on_start is not None:
+        on_start()
     wrapped.train()
     from tqdm.auto import tqdm
 
@@ -266,6 +270,7 @@ def train_and_export(
     resume: bool,
     stop_after: int | None,
     sampler_config: dict[str, Any] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> Path:
     """:func:`train_loop` with its log (``log.jsonl``, TensorBoard, ``loss.png``), then
     :func:`export_model` to ``output_dir/model`` on rank 0; returns the model dir, or
@@ -282,6 +287,7 @@ def train_and_export(
             resume=resume,
             stop_after=stop_after,
             log=log,
+            on_start=on_start,
         )
     finally:
         if log is not None:

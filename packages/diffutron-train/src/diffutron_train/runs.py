@@ -62,6 +62,15 @@ class RunState:
     created: bool = False
     """This call made the folder (it was absent or empty): a run that fails before training
     removes it again, leaving nothing behind."""
+    pending: dict[str, Any] | None = None
+    """Settings to record in ``run.json`` once training has really started (a resume to a new
+    length), so a refused resume leaves the record as it was."""
+
+    def commit(self) -> None:
+        """Record the pending settings (rank 0): called when training starts."""
+        if self.pending is not None and is_main_process():
+            write_text(self.folder / RUN_FILE, json.dumps(self.pending, indent=2) + "\n")
+        self.pending = None
 
     @property
     def model(self) -> Path:
@@ -157,6 +166,9 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
                 "choose another --output-dir"
             )
         state.resume = state.trained
+        if changed:  # recorded only once the resumed training has started
+            state.pending = current
+            return state
     if resume and not state.trained:
         logger.warning("--resume: %s has no checkpoint yet; starting from step 0", out)
     if is_main_process():

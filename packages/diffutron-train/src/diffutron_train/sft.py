@@ -225,5 +225,6 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         run.loop,
         resume=state.resume,
         stop_after=stop_after,
+        on_start=state.commit,
         sampler_config=sampler,
     )
