@@ -17,6 +17,12 @@ PERPLEXITY = [
     (["--data", "{w}/surrogate.jsonl"], 1, "text 1 is not text (a lone surrogate U+D800"),
     (["--data", "{w}/table.csv", "--column", "text"], 1, "no column 'text' (found: a, b)"),
     (["--data", "{w}/corpus.txt", "--output", "{w}/corpus.txt"], 1, "is also an input"),
+    (["--data", "{w}/corpus.txt", "--output", "{w}/model/tokenizer.json"], 1, "inside an input"),
+    (
+        ["--data", "{w}/unclosed.csv", "--column", "text"],
+        1,
+        "unclosed.csv: not valid CSV after 0 row(s) (unexpected end of data)",
+    ),
     (
         ["--data", "{w}/corpus.txt", "--output", "{w}/notes.txt/x.json"],
         1,
@@ -67,6 +73,8 @@ BENCH = [
     ([*XCOPA, "xcopa_tr={w}/xcopa.jsonl", "--model", "{w}/missing"], 1, "cannot load"),
     ([*XCOPA, "xcopa_tr={w}/xcopa.jsonl", "--seed", "-3"], 2, "is not in the range"),
     (["--tasks", "xcopa_tr"], 1, "offline and no --data-files for xcopa_tr"),
+    ([*XCOPA, "xcopa_tr={w}/xcopa-question.jsonl"], 1, "question must be one of cause, effect"),
+    ([*XCOPA, "xcopa_tr={w}/xcopa-emptychoice.jsonl"], 1, "choice1 must be text that is not empty"),
 ]
 
 

@@ -35,6 +35,20 @@ GENERATE = [
     ),
     (["--prompt", "Selam", "--output", "{w}/mine"], 2, "is a directory"),
     (["--prompt", "Selam", "--output", "{w}/notes.txt/out.jsonl"], 1, "is a file, not a folder"),
+    (["--prompt", "Selam", "--output", "{w}/model/model.safetensors"], 1, "inside an input folder"),
+    (["--prompt", "Selam", "--output", "{w}/model/new.jsonl"], 1, "inside an input folder"),
+    (
+        [
+            "--config",
+            "{w}/config-unknown.yaml",
+            "--prompt",
+            "S",
+            "--output",
+            "{w}/config-unknown.yaml",
+        ],
+        2,
+        "'temprature' is not a command",
+    ),
     # the model (the existing --output stays as it was)
     (
         ["--prompt", "Selam", "--model", "{w}/missing", "--output", "{w}/out.jsonl"],
@@ -79,6 +93,27 @@ GENERATE = [
     ),
     (["--config", "{w}/config-latin1.yaml", "--prompt", "Selam"], 2, "not valid UTF-8"),
     (["--config", "{w}/config-broken.yaml", "--prompt", "Selam"], 2, "is not valid YAML"),
+    (
+        ["--config", "{w}/config-list.yaml", "--prompt", "S"],
+        2,
+        "must be a single value, not a list",
+    ),
+    (
+        ["--config", "{w}/config-float-steps.yaml", "--prompt", "S"],
+        2,
+        "must be a whole number, got 8.7",
+    ),
+    (
+        ["--config", "{w}/config-bool-steps.yaml", "--prompt", "S"],
+        2,
+        "must be a whole number, got True",
+    ),
+    (
+        ["--config", "{w}/config-text-flag.yaml", "--prompt", "S"],
+        2,
+        "must be true or false, got 'yes'",
+    ),
+    (["--prompt", "Selam", "--device", ""], 1, "unknown device ''"),
 ]
 
 
@@ -96,6 +131,7 @@ def test_generate(bad_input, args, code, expected):
 
 
 CHAT = [
+    (["--model", "{m}", "--system", "Sistem \udcfc"], None, 1, "--system is not valid UTF-8"),
     (["--model", "{w}/missing"], None, 1, "cannot load"),
     (["--model", "{m}", "--temperature", "nan"], None, 2, "'nan' is not a finite number"),
     (["--model", "{m}", "--device", "npu"], None, 1, "unknown device 'npu'"),

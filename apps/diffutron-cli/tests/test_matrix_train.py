@@ -35,6 +35,10 @@ PREPARE = [
     ),
     (["cpt", "--output-dir", "{w}/a-file"], 2, "is a file"),
     (["cpt", "--max-length", "1"], 2, "is not in the range x>=2"),
+    (["cpt", "--source", "{w}/corpus.txt?column=text"], 1, "column does not apply to a text file"),
+    (["cpt", "--source", "{w}/corpus.txt?mode=line&mode=paragraph"], 1, "mode given twice"),
+    (["cpt", "--source", "{w}/numbers.jsonl?mode=paragraph"], 1, "mode does not apply to a table"),
+    (["cpt", "--source", "/dev/null"], 1, "/dev/null is not a regular file"),
     (["cpt", "--num-proc", "0"], 2, "is not in the range x>=1"),
     (["cpt", "--seed", "-5"], 2, "is not in the range"),
     (["cpt", "--tokenizer", "{w}/missing-tokenizer"], 1, "cannot load tokenizer"),
@@ -80,6 +84,8 @@ CPT = [
     (["--data", "{w}/no-manifest"], 1, "is not prepared corpus (no manifest.json)"),
     (["--data", "{w}/cpt-data-fake"], 1, "its manifest says 'sft'"),
     (["--model", "{w}/missing-model"], 1, "cannot load tokenizer"),
+    (["--model", "{m}", "--max-length", "4096"], 1, "--max-length 4096 exceeds the model's 128"),
+    (["--max-length", "4096"], 1, "--max-length 4096 exceeds the model's 512 positions"),
     (["--config", "{w}/config-train-unknown.yaml"], 2, "unknown option(s) lrr for 'cpt'"),
     (["--config", "{w}/config-nan.yaml"], 2, "nan is not a finite number"),
     (["--config", "{w}/config-broken.yaml"], 2, "is not valid YAML"),
@@ -173,6 +179,7 @@ SFT = [
     (["--output-dir", "{w}/mine"], 1, "holds files Diffutron did not make"),
     (["--output-dir", "{w}/a-run", "--resume"], 1, "--resume: {w}/a-run holds a different run"),
     (["--max-length", "1"], 2, "is not in the range x>=2"),
+    (["--model", "{m}", "--max-length", "4096"], 1, "--max-length 4096 exceeds the model's 128"),
     (["--stage", "0"], 2, "is not in the range 1<=x<=2"),
 ]
 

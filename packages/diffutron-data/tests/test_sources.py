@@ -121,3 +121,14 @@ def test_embedded_sources_and_description():
     assert len(info["sha256"]) == 64 and info["bytes"] > 60_000
     with pytest.raises(DataError, match="unknown embedded source"):
         texts(Source("embedded:poems"))
+
+
+def test_a_file_whose_name_holds_a_question_mark_is_that_file(tmp_path):
+    path = tmp_path / "neden?.txt"
+    path.write_text("Neden olmasın?\n", encoding="utf-8")
+    source = Source.parse(str(path))
+    assert source.location == str(path) and source.limit is None
+    with pytest.raises(DataError, match="column does not apply to a text file"):
+        Source.parse(f"{tmp_path / 'other.txt'}?column=text")
+    with pytest.raises(DataError, match="limit given twice"):
+        Source.parse("hub:owner/set?limit=1&limit=2")

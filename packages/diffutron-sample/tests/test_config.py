@@ -18,7 +18,10 @@ from diffutron_sample import SampleError, SamplerConfig
             {"steps": 6, "max_new_tokens": 128, "block_length": 32},
             "do not split evenly over 4 blocks",
         ),
-        ({"temperature": -0.5}, r"temperature must be a number in \[0, 1000\] \(0 is greedy\), got -0.5"),
+        (
+            {"temperature": -0.5},
+            r"temperature must be a number in \[0, 1000\] \(0 is greedy\), got -0.5",
+        ),
         ({"temperature": float("nan")}, "temperature must be a finite number"),
         ({"temperature": float("inf")}, "temperature must be a finite number"),
         ({"cfg_scale": float("nan")}, "cfg_scale must be a finite number"),

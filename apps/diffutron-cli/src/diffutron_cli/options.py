@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,38 @@ def _option_names_to_params(command: click.Command, values: dict[str, Any], path
         raise click.BadParameter(
             f"config file {path}: unknown option(s) {', '.join(unknown)} for '{command.name}'"
         )
+    params = {param.name: param for param in command.params}
+    for key, value in values.items():
+        problem = _value_problem(params[names[key]], value)
+        if problem:
+            raise click.BadParameter(f"config file {path}: {key} of '{command.name}' {problem}")
     return {names[key]: value for key, value in values.items()}
+
+
+def _value_problem(param: click.Parameter, value: Any) -> str | None:
+    """What is wrong with a config file's value for ``param``, or None. YAML gives typed values,
+    and click would turn ``8.7`` into 8 steps and ``true`` into 1 without a word."""
+    if value is None:
+        return None
+    several = getattr(param, "multiple", False) or param.nargs != 1
+    if isinstance(value, list) and not several:
+        return "must be a single value, not a list"
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, (list, dict)):
+            return f"must be a plain value, not {type(item).__name__}"
+        kind = param.type
+        if isinstance(kind, click.types.BoolParamType) or getattr(param, "is_flag", False):
+            if not isinstance(item, bool):
+                return f"must be true or false, got {item!r}"
+        elif isinstance(kind, click.types.IntParamType):
+            if isinstance(item, (bool, float)):
+                return f"must be a whole number, got {item!r}"
+        elif isinstance(kind, click.types.FloatParamType):
+            if isinstance(item, bool):
+                return f"must be a number, got {item!r}"
+        elif isinstance(item, bool):
+            return f"must be text, got {item!r}"
+    return None
 
 
 config_option = click.option(
@@ -139,6 +171,8 @@ class FiniteFloat(click.FloatRange):
     optional bounds of :class:`click.FloatRange`."""
 
     def convert(self, value, param, ctx):
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            self.fail(f"{value!r} is not a number.", param, ctx)
         try:
             finite = math.isfinite(float(value))
         except (TypeError, ValueError):
@@ -146,6 +180,11 @@ class FiniteFloat(click.FloatRange):
         if not finite:
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(value, param, ctx)
+
+    def _describe_range(self) -> str:
+        if self.min is None and self.max is None:
+            return "finite"
+        return super()._describe_range()
 
 
 SEED = click.IntRange(0, 2**31 - 1)
@@ -203,6 +242,28 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _warn_unknown_envvars() -> None:
+    """Say so when a ``DIFFUTRON_<APP>_<COMMAND>_…`` variable names no option of the running
+    command (a misspelt variable would otherwise be ignored without a word)."""
+    from diffutron_cli.lazy import FlagEnvOption
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not ctx.auto_envvar_prefix:
+        return
+    known: set[str] = set()
+    for param in ctx.command.params:
+        if isinstance(param, FlagEnvOption):
+            known.update(param.envvar_names(ctx))
+        elif isinstance(param, click.Option) and param.name:
+            known.add(f"{ctx.auto_envvar_prefix}_{param.name.upper()}")
+    prefix = f"{ctx.auto_envvar_prefix}_"
+    for name in sorted(os.environ):
+        if name.startswith(prefix) and name not in known:
+            click.echo(
+                f"warning: {name} names no option of '{ctx.info_name}'; it is ignored", err=True
+            )
+
+
 def friendly_errors(command):
     """Print the libraries' user errors (:class:`diffutron_common.DiffutronError`) and file-system
     failures as one-line ``click.ClickException`` messages, never a traceback."""
@@ -212,6 +273,7 @@ def friendly_errors(command):
         from diffutron_common import DiffutronError
 
         _stop_on_sigterm()
+        _warn_unknown_envvars()
         try:
             return command(*args, **kwargs)
         except DiffutronError as exc:

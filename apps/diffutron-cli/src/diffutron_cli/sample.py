@@ -176,8 +176,10 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
     from diffutron_common import atomic_write, check_output_file
     from diffutron_sample import PromptRow, SampleError, read_prompts
 
-    if bool(prompts) == bool(prompts_file):
+    if prompts and prompts_file:
         raise click.UsageError("give --prompt (one or more) or --prompts-file, not both")
+    if not prompts and not prompts_file:
+        raise click.UsageError("give --prompt (one or more) or --prompts-file")
     if kwargs["show_steps"] and (prompts_file or len(prompts) > 1):
         raise click.UsageError("--show-steps animates one prompt; give a single --prompt")
     if output:  # before any work: never a folder, never an input (prompts, model, config)
@@ -233,8 +235,11 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
 def chat(system, **kwargs):
     """Chat in the terminal. /reset clears the history, /set key=value changes a sampler setting,
     /quit leaves."""
+    from diffutron_common import check_text
     from diffutron_sample import ChatSession, SampleError
 
+    if system is not None:
+        check_text(system, "--system")
     model, tokenizer, config, generator = _load(kwargs)
     session = ChatSession(model, tokenizer, config, system=system, generator=generator)
     click.echo("Diffutron chat: /reset, /set key=value, /quit", err=True)

@@ -33,6 +33,7 @@ from diffutron_common.files import (
     write_marker,
     write_text,
 )
+from diffutron_common.progress import progress_enabled
 from diffutron_common.text import (
     DecodeError,
     ReadError,
@@ -64,6 +65,7 @@ __all__ = [
     "iter_lines",
     "one_line_text",
     "owned",
+    "progress_enabled",
     "read_bytes",
     "read_marker",
     "read_text",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from diffutron_common import progress_enabled
+
 T = TypeVar("T")
-
-
-def progress_enabled() -> bool:
-    return os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() not in ("1", "true", "yes")
 
 
 def progress(

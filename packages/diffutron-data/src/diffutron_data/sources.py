@@ -43,16 +43,37 @@ class Source:
         """Parse ``[hub:]LOCATION[?key=value&…]`` with keys config, split, column, revision,
         mode (``line`` or ``paragraph``, for .txt) and limit (read at most this many records)."""
         hub = spec.startswith("hub:")
+        if not hub and "?" in spec and Path(spec).is_file():
+            return cls(spec)  # a file whose name holds a '?' is that file, without options
         body = spec[4:] if hub else spec
         location, _, query = body.partition("?")
         if not location:
             raise DataError(f"source {spec!r} names no file or dataset")
-        options = dict(parse_qsl(query, keep_blank_values=True))
+        pairs = parse_qsl(query, keep_blank_values=True)
+        options = dict(pairs)
+        repeated = sorted({key for key, _ in pairs if [k for k, _ in pairs].count(key) > 1})
+        if repeated:
+            raise DataError(f"source {spec!r}: option(s) {', '.join(repeated)} given twice")
         unknown = set(options) - _OPTIONS
         if unknown:
             raise DataError(
                 f"source {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(_OPTIONS))}"
+            )
+        suffix = Path(location).suffix.lower()
+        if hub:
+            kind, allowed = "a Hub dataset", {"config", "split", "column", "revision", "limit"}
+        elif location.startswith("embedded:"):
+            kind, allowed = "embedded data", {"limit"}
+        elif suffix in TEXT_SUFFIXES:
+            kind, allowed = "a text file", {"mode", "limit"}
+        else:
+            kind, allowed = "a table file", {"column", "limit"}
+        misplaced = sorted(set(options) - allowed)
+        if misplaced:
+            raise DataError(
+                f"source {spec!r}: {', '.join(misplaced)} does not apply to {kind} "
+                f"(it takes: {', '.join(sorted(allowed))})"
             )
         if options.get("mode", "line") not in ("line", "paragraph"):
             raise DataError(f"source {spec!r}: mode must be 'line' or 'paragraph'")
@@ -123,6 +144,8 @@ def _check_file(source: Source) -> Path:
     path = Path(source.location)
     if path.is_dir():
         raise DataError(f"{path} is a folder; give the data files themselves")
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path} is not a regular file (a device or a pipe); save the data first")
     if not path.is_file():
         raise DataError(f"file not found: {path}")
     if path.suffix.lower() not in TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES:

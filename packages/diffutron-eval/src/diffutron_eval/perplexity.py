@@ -13,7 +13,6 @@ size or device.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -110,7 +109,9 @@ def perplexity(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total_nll, scored, real_tokens = 0.0, 0, 0
     if progress is None:
-        progress = os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() not in ("1", "true", "yes")
+        from diffutron_common import progress_enabled
+
+        progress = progress_enabled()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc="perplexity", unit="window", disable=not progress)

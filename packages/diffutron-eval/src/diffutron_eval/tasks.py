@@ -175,6 +175,39 @@ LABEL_RULES: dict[str, tuple[str, str, Any]] = {
 row whose label is of another type (``"1"`` where ``1`` is meant) as wrong without a word."""
 
 
+TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "belebele_tr": (
+        "flores_passage",
+        "question",
+        "mc_answer1",
+        "mc_answer2",
+        "mc_answer3",
+        "mc_answer4",
+    ),
+    "exams_tr": (),
+    "ironytr": ("text",),
+    "news_cat": ("text",),
+    "mnli_tr": ("premise", "hypothesis"),
+    "sts_tr": ("sentence1", "sentence2"),
+    "xcopa_tr": ("premise", "choice1", "choice2"),
+}
+"""Columns each task puts into its prompt or choices: they must hold text that is not empty."""
+CHOICES = {"xcopa_tr": {"question": ("cause", "effect")}}
+"""Columns whose values come from a fixed set."""
+
+
+def _row_problem(task: str, row: dict[str, Any]) -> str | None:
+    aliases = {new: old for old, new in ALIASES.get(task, {}).items()}
+    for name in TEXT_COLUMNS[task]:
+        value = row.get(name, row.get(aliases.get(name, name)))
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} must be text that is not empty, got {value!r}"
+    for name, allowed in CHOICES.get(task, {}).items():
+        if row.get(name) not in allowed:
+            return f"{name} must be one of {', '.join(allowed)}, got {row.get(name)!r}"
+    return None
+
+
 def check_columns(task: str, path: Path) -> None:
     """The columns the task reads are there, and every row's answer is of the type and in the
     range the task expects; else one :class:`EvalError` naming the file and row."""
@@ -196,6 +229,9 @@ def check_columns(task: str, path: Path) -> None:
                 f"--data-files {task}: {origin}: {column} must be {expected}, got {value!r}; "
                 "fix the file (lm-eval would score this row as wrong)"
             )
+        problem = _row_problem(task, row)
+        if problem:
+            raise EvalError(f"--data-files {task}: {origin}: {problem}; fix the file")
 
 
 def task_manager():

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from diffutron_common import DiffutronError, read_text, reason, text_problem
 from diffutron_eval.errors import EvalError
 
+logger = logging.getLogger(__name__)
 BILKENT_WRITINGS = "selimfirat/bilkent-turkish-writings-dataset"
 """The paper's perplexity data (Yilmaz 2025; Zenodo DOI 10.5281/zenodo.15498155). The Hub id is the
 one the dataset's GitHub README links to; it was not reachable from here to check its columns."""
@@ -31,12 +33,16 @@ def read_file_text(path: Path) -> str:
 def csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     """``(header, rows)`` of a CSV file (UTF-8), each failure one :class:`EvalError`."""
     text = read_file_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    rows: list[dict[str, str]] = []
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = list(reader)
+        for row in reader:
+            rows.append(row)
         return list(reader.fieldnames or []), rows
     except csv.Error as exc:
-        raise EvalError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+        raise EvalError(
+            f"{path}: not valid CSV after {len(rows)} row(s) ({exc}); check its quotes"
+        ) from None
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
@@ -127,6 +133,8 @@ def read_texts(
             found = _file_texts(path, column)
         elif path.is_dir():
             raise EvalError(f"{source} is a folder; give the data files themselves")
+        elif path.exists():
+            raise EvalError(f"{source} is not a regular file (a device or a pipe); save it first")
         elif path.suffix.lower() in SUFFIXES or "/" not in source:
             raise EvalError(f"data file {source} does not exist")
         else:
@@ -137,6 +145,8 @@ def read_texts(
         kept = [t for t in found if t.strip()]
         if not kept:
             raise EvalError(f"{source}: no text to evaluate (empty, or every {column!r} blank)")
+        if len(kept) < len(found):  # said, never silent: blank lines, empty or null values
+            logger.warning("%s: %d empty text(s) skipped", source, len(found) - len(kept))
         texts += kept
     if not texts:
         raise EvalError("no data given")

@@ -8,7 +8,6 @@ logits only at the still-masked positions of the active block.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -79,7 +78,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``device`` checked against what torch sees (``None`` or ``"auto"``: CUDA when present,
     else the CPU); an unknown or absent device is one :class:`SampleError` listing the ones
     there are."""
-    if device is None or str(device) in ("", "auto"):
+    if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     known = ", ".join(available_devices())
     try:
@@ -112,10 +111,10 @@ def load_model(
     a :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    if os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() in ("1", "true", "yes"):
-        hf_logging.disable_progress_bar()
+    from diffutron_common.progress import quiet_transformers
+
+    quiet_transformers()
 
     device = resolve_device(device)
     if dtype is None:
@@ -131,7 +130,12 @@ def load_model(
         )
     except Exception as exc:  # OSError, ValueError, HF hub errors: one line for the user
         where = "directory" if Path(name_or_path).exists() else "model"
-        raise SampleError(f"cannot load {where} {name_or_path!r}: {reason(exc)}") from None
+        hint = (
+            "; it ships its own code: pass --trust-remote-code if you trust it"
+            if "trust_remote_code" in str(exc) and not trust_remote_code
+            else ""
+        )
+        raise SampleError(f"cannot load {where} {name_or_path!r}: {reason(exc)}{hint}") from None
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
     return model.to(device).eval(), tokenizer

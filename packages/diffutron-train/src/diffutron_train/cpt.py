@@ -18,7 +18,14 @@ from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
 from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import PAPER_LORA, apply_lora, count_parameters
-from diffutron_train.models import MMBERT_BASE, build_model, load_masked_lm, model_config
+from diffutron_train.models import (
+    MMBERT_BASE,
+    build_model,
+    check_fits,
+    load_masked_lm,
+    model_config,
+    model_positions,
+)
 from diffutron_train.runs import RunState, start_run, undo_if_failed
 
 logger = logging.getLogger(__name__)
@@ -199,12 +206,16 @@ def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, state: RunState, key: s
 def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train and export; returns the exported model directory (``output_dir/model``). A run
     already finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
-    from diffutron_data import CPTCollator, load_tokenizer, pack_documents
+    from diffutron_data import CPTCollator, load_tokenizer, pack_documents, read_manifest
 
     tokenizer_name = _tokenizer_name(run)
     tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=run.trust_remote_code)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"tokenizer {tokenizer_name!r} has no mask token")
+    check_fits(
+        read_manifest(run.data, "cpt")["max_length"] if run.data else _max_length(run),
+        model_positions(run.model, run.preset, trust_remote_code=run.trust_remote_code),
+    )
     with main_process_first():  # rank 0 claims the folder and builds the corpus; the others reuse
         key = data_fingerprint(run, tokenizer, tokenizer_name)
         state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)

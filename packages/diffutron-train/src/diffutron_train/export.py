@@ -22,6 +22,9 @@ def export_model(
     chat template, and the sampler defaults as ``sampler_config.json``, the file diffutron-sample
     reads). It is built beside ``output_dir`` and replaces it in one rename; an existing
     ``output_dir`` must be a model folder Diffutron exported (never a user's folder)."""
+    from diffutron_common.progress import quiet_transformers
+
+    quiet_transformers()
     output_dir = Path(output_dir)
     merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     try:

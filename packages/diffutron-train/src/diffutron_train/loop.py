@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-from diffutron_common import check_number
+from diffutron_common import check_number, progress_enabled
 from diffutron_train.checkpoints import CHECKPOINTS, load_checkpoint, newest_intact, save_checkpoint
 from diffutron_train.distributed import (
     cpu_only,
@@ -209,7 +208,7 @@ def train_loop(
     wrapped.train()
     from tqdm.auto import tqdm
 
-    quiet = os.environ.get("DIFFUTRON_NO_PROGRESS", "").lower() in ("1", "true", "yes")
+    quiet = not progress_enabled()
     bar = tqdm(
         total=total,
         initial=step,

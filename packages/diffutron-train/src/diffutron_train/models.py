@@ -79,11 +79,40 @@ def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
     from transformers import AutoModelForMaskedLM
 
     from diffutron_common import reason
+    from diffutron_common.progress import quiet_transformers
     from diffutron_train.errors import TrainError
 
+    quiet_transformers()
     try:
         return AutoModelForMaskedLM.from_pretrained(
             name_or_path, use_safetensors=True, trust_remote_code=trust_remote_code
         )
     except Exception as exc:  # OSError, ValueError, Hub errors: one line for the user
         raise TrainError(f"cannot load model {name_or_path!r}: {reason(exc)}") from None
+
+
+def check_fits(max_length: int, positions: int | None, *, what: str = "--max-length") -> None:
+    """Rows of ``max_length`` tokens must fit the model's ``positions`` (its
+    ``max_position_embeddings``): a longer row would index past its position table."""
+    from diffutron_train.errors import TrainError
+
+    if positions is not None and max_length > positions:
+        raise TrainError(
+            f"{what} {max_length} exceeds the model's {positions} positions; use at most "
+            f"{positions}"
+        )
+
+
+def model_positions(name_or_path: str | None, preset: str, *, trust_remote_code: bool = False):
+    """``max_position_embeddings`` of the model a run trains: a folder's or Hub id's config, or
+    the preset's shape; None where the config cannot be read (loading then says why)."""
+    if name_or_path is None:
+        values = MMBERT_BASE_CONFIG if preset == "paper" else TINY_CONFIG
+        return values["max_position_embeddings"]
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except Exception:  # the model's own load reports the problem in one line
+        return None
+    return getattr(config, "max_position_embeddings", None)

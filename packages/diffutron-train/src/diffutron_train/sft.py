@@ -19,7 +19,7 @@ from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
 from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import count_parameters
-from diffutron_train.models import build_model, load_masked_lm, model_config
+from diffutron_train.models import build_model, check_fits, load_masked_lm, model_config
 from diffutron_train.runs import RunState, start_run, undo_if_failed
 
 logger = logging.getLogger(__name__)
@@ -192,9 +192,11 @@ def _rows(run: SFTRun, tokenizer, state: RunState, key: str):
 def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train one SFT stage and export ``output_dir/model``; returns its path. A run already
     finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
-    from diffutron_data import SFTCollator
+    from diffutron_data import SFTCollator, read_manifest
 
     model, tokenizer = _model_and_tokenizer(run)
+    length = read_manifest(run.data, "sft")["max_length"] if run.data else _plan(run)["max_length"]
+    check_fits(length, getattr(model.config, "max_position_embeddings", None))
     with main_process_first():  # rank 0 claims the folder and builds the rows; the others reuse
         key = data_fingerprint(run, tokenizer)
         state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
