@@ -9,6 +9,7 @@ A UTF-8 byte order mark at the start is dropped.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,18 +26,32 @@ class ReadError(DiffutronError):
     """A file that cannot be read at all (missing, a folder, no permission)."""
 
 
+def read_error(path: str | Path, exc: OSError, *, what: str = "file") -> ReadError:
+    """The one-line :class:`ReadError` for a file that could not be opened."""
+    if isinstance(exc, FileNotFoundError):
+        return ReadError(f"{what} {path} does not exist")
+    if isinstance(exc, IsADirectoryError):
+        return ReadError(f"{what} {path} is a folder, not a file")
+    if isinstance(exc, PermissionError):
+        return ReadError(f"cannot read {what} {path}: permission denied")
+    return ReadError(f"cannot read {what} {path}: {exc.strerror or exc}")
+
+
 def read_bytes(path: str | Path, *, what: str = "file") -> bytes:
     path = Path(path)
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise ReadError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise ReadError(f"{what} {path} is a folder, not a file") from None
-    except PermissionError:
-        raise ReadError(f"cannot read {what} {path}: permission denied") from None
     except OSError as exc:
-        raise ReadError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise read_error(path, exc, what=what) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks (checkpoints, data sources)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def decode_message(path: str | Path, line: int, raw: bytes, exc: UnicodeDecodeError) -> str:
@@ -77,12 +92,8 @@ def iter_lines(
     path = Path(path)
     try:
         handle = path.open("rb")
-    except FileNotFoundError:
-        raise ReadError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise ReadError(f"{what} {path} is a folder, not a file") from None
     except OSError as exc:
-        raise ReadError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise read_error(path, exc, what=what) from None
     with handle:
         for number, raw in enumerate(handle, start=1):
             raw = raw.rstrip(b"\n").rstrip(b"\r")

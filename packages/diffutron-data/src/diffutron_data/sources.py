@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from diffutron_common.text import decode_message, text_problem
+from diffutron_common.text import decode_message, file_sha256, text_problem
 from diffutron_data.errors import DataError, ReadReport, load_error
 
 TEXT_SUFFIXES = (".txt", ".text")
@@ -99,7 +99,7 @@ class Source:
         else:
             path = _check_file(self)
             info["bytes"] = path.stat().st_size
-            info["sha256"] = _sha256(path)
+            info["sha256"] = file_sha256(path)
         return info
 
     def __str__(self) -> str:
@@ -130,14 +130,6 @@ def _hub_revision(source: Source) -> str | None:
         return HfApi().dataset_info(source.location, revision=source.revision, timeout=10).sha
     except Exception:  # offline mode, network or permission errors: the manifest says None
         return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_file(source: Source) -> Path:

@@ -10,7 +10,6 @@ over. Only the newest ``keep_last`` are kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from diffutron_common.files import temp_sibling
+from diffutron_common.text import file_sha256
 from diffutron_train.errors import TrainError
 
 logger = logging.getLogger(__name__)
@@ -38,14 +38,6 @@ def checkpoints(output_dir: str | Path) -> list[Path]:
     folder = Path(output_dir) / CHECKPOINTS
     found = [p for p in folder.glob("step-*") if p.is_dir() and p.name[5:].isdigit()]
     return sorted(found, key=lambda p: int(p.name[5:]))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, settings, world):
@@ -71,7 +63,7 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, se
             "step": step,
             "world_size": world,
             "settings": asdict(settings),
-            "sha256": {name: _sha256(tmp / name) for name in FILES},
+            "sha256": {name: file_sha256(tmp / name) for name in FILES},
         }
         (tmp / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
         if final.exists():  # a damaged checkpoint of this step, passed over when resuming
@@ -103,7 +95,7 @@ def verify(path: Path) -> str | None:
         file = path / name
         if not file.is_file():
             return f"{name} is missing"
-        if _sha256(file) != sums.get(name):
+        if file_sha256(file) != sums.get(name):
             return f"{name} does not match its checksum"
     return None
 

@@ -222,13 +222,7 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
         if not state.finished:
             with undo_if_failed(state):
                 corpus, max_length = _corpus(run, tokenizer, tokenizer_name, state, key)
-    if state.finished:
-        logger.warning(
-            "%s is finished: its model is %s (to train on, --resume with a larger --max-steps "
-            "or --epochs)",
-            state.folder,
-            state.model,
-        )
+    if state.finished:  # start_run said so
         return state.model
     if len(corpus) == 0:
         raise TrainError("the corpus has no usable rows")

@@ -153,6 +153,12 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
         newest = int(found[-1].name[5:]) if found else None
         if not changed and model is not None and model.get("step") == newest:
             state.finished = True
+            logger.warning(
+                "%s is finished: its model is %s (to train on, --resume with a larger "
+                "--max-steps or --epochs)",
+                out,
+                out / "model",
+            )
             return state
         if not resume:
             if changed:

@@ -203,13 +203,7 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         if not state.finished:
             with undo_if_failed(state):
                 rows, max_length = _rows(run, tokenizer, state, key)
-    if state.finished:
-        logger.warning(
-            "%s is finished: its model is %s (to train on, --resume with a larger --max-steps "
-            "or --epochs)",
-            state.folder,
-            state.model,
-        )
+    if state.finished:  # start_run said so
         return state.model
     if len(rows) == 0:
         raise TrainError("the instruction data has no usable rows")
