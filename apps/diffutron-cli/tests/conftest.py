@@ -59,6 +59,7 @@ FILES: dict[str, bytes] = {
     "config-group-option.yaml": b"cpt:\n  lrr: 0.1\n",
     "config-group-flat.yaml": b"lr: 0.1\n",
     "config-list.yaml": b"generate:\n  temperature: [1, 2]\n",
+    "config-huge.yaml": b"lr: " + b"1" * 400 + b"\n",
     "config-float-steps.yaml": b"generate:\n  steps: 8.7\n",
     "config-bool-steps.yaml": b"generate:\n  steps: true\n",
     "config-text-flag.yaml": b"generate:\n  early-stop: 'yes'\n",

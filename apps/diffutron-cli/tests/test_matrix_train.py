@@ -89,6 +89,7 @@ CPT = [
     (["--config", "{w}/config-train-unknown.yaml"], 2, "unknown option(s) lrr for 'cpt'"),
     (["--config", "{w}/config-nan.yaml"], 2, "nan is not a finite number"),
     (["--config", "{w}/config-broken.yaml"], 2, "is not valid YAML"),
+    (["--config", "{w}/config-huge.yaml"], 2, "is not a finite number"),
     (["--config", "no-such-config"], 2, "no config file or bundled config 'no-such-config'"),
     (["@group", "{w}/config-group-typo.yaml"], 2, "'cptt' is not a command of 'diffutron-train'"),
     (["@group", "{w}/config-group-option.yaml"], 2, "unknown option(s) lrr for 'cpt'"),

@@ -155,21 +155,33 @@ def test_check_output_folder_refuses_a_folder_holding_an_input(tmp_path):
 
 
 def test_stale_temporaries_of_dead_processes_are_cleared_and_live_ones_kept(tmp_path):
+    from diffutron_common.files import _host
+
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
-    pid = int(dead.stdout)
-    (tmp_path / f".model.diffutron-tmp-{pid}-abcd1234").mkdir()
-    (tmp_path / f".out.diffutron-tmp-{pid}-00ff00ff.jsonl").write_text("half", encoding="utf-8")
-    mine = temp_sibling(tmp_path / "mine.json")
+    host, pid = _host(), int(dead.stdout)
+    (tmp_path / f".model.diffutron-tmp-{host}-{pid}-abcd1234").mkdir()  # a half-built model
+    (tmp_path / f".out.diffutron-tmp-{host}-{pid}-00ff00ff.jsonl").write_text("half", "utf-8")
+    # killed between moving the old run aside and the new one in: the old one comes back
+    old = tmp_path / f".run.diffutron-old-{host}-{pid}-0badf00d"
+    old.mkdir()
+    (old / "weights").write_text("previous", encoding="utf-8")
+    mine = temp_sibling(tmp_path / "mine.json")  # this live process's
     mine.write_text("in progress", encoding="utf-8")
+    elsewhere = tmp_path / f".x.diffutron-tmp-ffffff-{pid}-12345678"  # another host's
+    elsewhere.write_text("theirs", encoding="utf-8")
     (tmp_path / ".hidden-but-not-ours").write_text("keep", encoding="utf-8")
-    removed = remove_stale_temps(tmp_path)
-    assert len(removed) == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, ".hidden-but-not-ours"])
+    (tmp_path / ".notes.diffutron-tmp-x").write_text("not our pattern", encoding="utf-8")
+    assert len(remove_stale_temps(tmp_path, name="model")) == 1  # only that output's
+    assert len(remove_stale_temps(tmp_path)) == 2
+    assert (tmp_path / "run" / "weights").read_text(encoding="utf-8") == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [mine.name, elsewhere.name, ".hidden-but-not-ours", ".notes.diffutron-tmp-x", "run"]
+    )
 
 
 def test_write_text_is_atomic_and_marks_nothing(tmp_path):
@@ -199,3 +211,17 @@ def test_a_read_only_folder_is_refused_for_real(tmp_path):
         check_output_file(locked / "out.jsonl")
     with pytest.raises(PathError, match="cannot write"), atomic_write(locked / "out.jsonl"):
         pass
+
+
+def test_the_current_folder_is_never_replaced_and_temporaries_stay_beside_it(tmp_path, monkeypatch):
+    out = claim_folder(tmp_path / "data", "cpt-data", option="--output-dir")
+    (out / "rows").write_text("old", encoding="utf-8")
+    monkeypatch.chdir(out)
+    with (
+        pytest.raises(PathError, match="is the current folder or holds it"),
+        building_folder(".", "cpt-data"),
+    ):
+        raise AssertionError("never reached")
+    monkeypatch.chdir(tmp_path)
+    assert temp_sibling(".").parent == tmp_path.parent  # beside it, never inside
+    assert (out / "rows").read_text(encoding="utf-8") == "old"

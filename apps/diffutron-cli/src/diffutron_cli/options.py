@@ -175,10 +175,13 @@ class FiniteFloat(click.FloatRange):
             self.fail(f"{value!r} is not a number.", param, ctx)
         try:
             finite = math.isfinite(float(value))
+        except OverflowError:  # an integer too large for a float
+            finite = False
         except (TypeError, ValueError):
             finite = True  # not a number at all: click's own message says so
         if not finite:
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
+            shown = repr(value) if len(str(value)) <= 20 else f"{str(value)[:12]}…"
+            self.fail(f"{shown} is not a finite number.", param, ctx)
         return super().convert(value, param, ctx)
 
     def _describe_range(self) -> str:

@@ -305,19 +305,18 @@ def infill(text, **kwargs):
     if tokenizer.mask_token not in text:
         raise click.UsageError(f"--text holds no {tokenizer.mask_token}: mark what to fill with it")
     ids = torch.tensor([tokenizer(text)["input_ids"]])
+    from contextlib import nullcontext
+
     live = LiveCanvas(tokenizer) if kwargs["show_steps"] else None
-    if live:
-        with live:
-            canvas = fill(
-                model,
-                ids,
-                config,
-                mask_token_id=tokenizer.mask_token_id,
-                generator=generator,
-                callback=live,
-            )
-    else:
+    with live if live is not None else nullcontext():
         canvas = fill(
-            model, ids, config, mask_token_id=tokenizer.mask_token_id, generator=generator
+            model,
+            ids,
+            config,
+            mask_token_id=tokenizer.mask_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            generator=generator,
+            callback=live,
         )
     click.echo(tokenizer.decode(canvas[0], skip_special_tokens=True))

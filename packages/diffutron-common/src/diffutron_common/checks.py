@@ -47,8 +47,15 @@ def check_number(
     extra = f" ({hint})" if hint else ""
     if isinstance(value, bool) or not isinstance(value, Integral if integer else Real):
         raise error(f"{name} must be {expected}{extra}, got {value!r}")
-    if not integer and not math.isfinite(value):
-        raise error(f"{name} must be a finite number{extra}, got {value}")
+    try:
+        finite = integer or math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if not finite:
+        shown = (
+            value if isinstance(value, float) else f"{str(value)[:12]}… ({len(str(value))} digits)"
+        )
+        raise error(f"{name} must be a finite number{extra}, got {shown}")
     if not (
         _bound(value, minimum, low=True, open_=min_open)
         and _bound(value, maximum, low=False, open_=max_open)

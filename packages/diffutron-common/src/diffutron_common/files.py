@@ -16,11 +16,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +32,11 @@ from diffutron_common.errors import DiffutronError
 MARKER = ".diffutron.json"
 """The file that marks a folder as made by Diffutron; it holds ``{"kind": …}``."""
 TEMP_TAG = ".diffutron-tmp-"
-_TEMP_NAME = re.compile(r"^\..*" + re.escape(TEMP_TAG) + r"(\d+)-[0-9a-f]+")
+OLD_TAG = ".diffutron-old-"
+_TEMP_NAME = re.compile(
+    r"^\.(?P<stem>.+)\.diffutron-(?P<kind>tmp|old)-(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-"
+    r"[0-9a-f]{8}(?P<suffix>\.[^./]{1,10})?$"
+)
 
 
 class PathError(DiffutronError):
@@ -40,20 +46,36 @@ class PathError(DiffutronError):
 # -- temporary names ------------------------------------------------------------------------------
 
 
-def temp_sibling(final: str | Path) -> Path:
-    """A fresh temporary path beside ``final``, hidden, recognisable as Diffutron's and keeping
-    ``final``'s suffix (so writers that pick a format by suffix still do)."""
-    final = Path(final)
-    suffix = final.suffix if final.suffix and len(final.suffix) <= 10 else ""
-    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
-    return final.parent / f".{stem}{TEMP_TAG}{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+def _host() -> str:
+    """A short tag of this machine, so that a process on another host sharing the folder is never
+    taken for a dead one here."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:6]
+
+
+def _split(name: str) -> tuple[str, str]:
+    suffix = Path(name).suffix
+    if not suffix or len(suffix) > 10 or suffix == name:
+        return name, ""
+    return name[: -len(suffix)], suffix
+
+
+def temp_sibling(final: str | Path, *, tag: str = TEMP_TAG) -> Path:
+    """A fresh temporary path beside ``final``: hidden, recognisable as Diffutron's (with this
+    host and process), and keeping ``final``'s suffix (writers that pick a format by suffix
+    still do). ``OLD_TAG`` names a previous version moved aside while its successor moves in."""
+    final = Path(os.path.abspath(final))
+    stem, suffix = _split(final.name)
+    token = f"{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
+    return final.parent / f".{stem}{tag}{token}{suffix}"
 
 
 def is_temp(path: str | Path) -> bool:
     return _TEMP_NAME.match(Path(path).name) is not None
 
 
-def _alive(pid: int) -> bool:
+def _alive(host: str, pid: int) -> bool:
+    if host != _host():  # another machine's: it cannot be checked from here, so it stays
+        return True
     if pid == os.getpid():
         return True
     try:
@@ -65,24 +87,61 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str | Path, *, recursive: bool = False) -> list[Path]:
-    """Remove the temporary files and folders that a killed Diffutron process left in ``folder``
-    (those of live processes stay); return what was removed."""
+def remove_stale_temps(folder: str | Path, *, name: str | None = None) -> list[Path]:
+    """Clear what a killed Diffutron process left in ``folder`` (only the temporaries of
+    ``name``, when given): a half-built output is removed; a previous version that was moved
+    aside is put back when its successor never arrived, else removed. Temporaries of live
+    processes (and of other hosts) stay. Returns the paths removed or restored."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    removed = []
-    entries = folder.rglob(".*") if recursive else folder.glob(".*")
-    for entry in sorted(entries, key=lambda p: len(p.parts)):
+    done = []
+    for entry in sorted(folder.glob(".*")):
         match = _TEMP_NAME.match(entry.name)
-        if match is None or _alive(int(match.group(1))) or not entry.exists():
+        if match is None or _alive(match["host"], int(match["pid"])):
             continue
-        if entry.is_dir() and not entry.is_symlink():
+        final = folder / f"{match['stem']}{match['suffix'] or ''}"
+        if name is not None and final.name != name:
+            continue
+        if match["kind"] == "old" and not final.exists() and not final.is_symlink():
+            os.replace(entry, final)  # killed between moving the old aside and the new in
+        elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
-        removed.append(entry)
-    return removed
+        done.append(entry)
+    return done
+
+
+def fsync_tree(path: str | Path) -> None:
+    """Flush a finished file or folder to disk (files, then folders), so that the rename that
+    publishes it never points at data a power cut could lose."""
+    path = Path(path)
+    targets = [path] if path.is_file() else sorted(path.rglob("*"), key=lambda p: -len(p.parts))
+    for target in [*targets, path] if path.is_dir() else targets:
+        if target.is_symlink():
+            continue
+        try:
+            fd = os.open(target, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # some file systems cannot sync a folder
+        finally:
+            os.close(fd)
+
+
+def _refuse_working_folder(path: Path, option: str) -> None:
+    """Replacing or removing the current folder (or one above it) would pull the floor from under
+    the command and the user's shell."""
+    here = Path.cwd().resolve()
+    target = Path(os.path.abspath(path)).resolve()
+    if here == target or target in here.parents:
+        raise PathError(
+            f"{option} {path} is the current folder or holds it; give a folder inside it"
+        )
 
 
 # -- ownership ------------------------------------------------------------------------------------
@@ -177,12 +236,13 @@ def make_dirs(path: str | Path, *, option: str) -> Path:
 def replace_path(tmp: str | Path, final: str | Path, kind: str | Iterable[str], *, option: str):
     """Move the finished folder ``tmp`` to ``final``. An existing ``final`` must be Diffutron's
     (``kind``); it is moved aside first and removed only once ``tmp`` is in place."""
-    tmp, final = Path(tmp), Path(final)
+    tmp, final = Path(tmp), Path(os.path.abspath(final))
     check_replaceable(final, kind, option=option)
     if not final.exists():
         os.replace(tmp, final)
         return final
-    trash = temp_sibling(final)
+    _refuse_working_folder(final, option)
+    trash = temp_sibling(final, tag=OLD_TAG)  # put back by remove_stale_temps after a kill
     os.replace(final, trash)
     try:
         os.replace(tmp, final)
@@ -198,6 +258,7 @@ def remove_owned(path: str | Path, kind: str | Iterable[str], *, option: str) ->
     path = Path(path)
     check_replaceable(path, kind, option=option)
     if path.exists():
+        _refuse_working_folder(path, option)
         trash = temp_sibling(path)
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -216,16 +277,21 @@ def building_folder(
     is marked as ``kind`` and replaces ``final``; when it fails it is removed and ``final`` is left
     as it was. ``final`` must be absent, empty or Diffutron's; with ``overwrite=False`` it must
     not hold anything."""
-    final = Path(final)
+    shown = final
+    final = Path(os.path.abspath(final))
     if not overwrite and final.exists() and not _is_empty_dir(final):
-        raise PathError(f"{option} {final} exists and is not empty; pass --overwrite to replace it")
-    check_replaceable(final, kind, option=option)
+        raise PathError(f"{option} {shown} exists and is not empty; pass --overwrite to replace it")
+    check_replaceable(shown, kind, option=option)
+    if final.exists():
+        _refuse_working_folder(final, option)
     make_dirs(final.parent, option=option)
+    remove_stale_temps(final.parent, name=final.name)  # a killed earlier build of this output
     tmp = temp_sibling(final)
     tmp.mkdir()
     try:
         yield tmp
         write_marker(tmp, _kinds(kind)[0], **marker_info)
+        fsync_tree(tmp)
         replace_path(tmp, final, kind, option=option)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -239,8 +305,9 @@ def building_folder(
 def atomic_path(path: str | Path, *, option: str = "output") -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for a writer that takes a path (``savefig``,
     ``save_file``); it replaces ``path`` when the block succeeds and is removed otherwise."""
-    path = Path(path)
+    path = Path(os.path.abspath(path))
     make_dirs(path.parent, option=option)
+    remove_stale_temps(path.parent, name=path.name)  # a killed earlier write of this output
     tmp = temp_sibling(path)
     try:
         yield tmp

@@ -179,6 +179,8 @@ def run_bench(
     claim_folder(out, BENCH_KIND, option="--output-dir")
     for file, text in texts.items():
         write_text(out / file, text, option="--output-dir")
+    if "results-baseline.json" not in texts:  # an earlier bench's, not this run's
+        (out / "results-baseline.json").unlink(missing_ok=True)
     result.files["results"] = out / "results.json"
     if "results-baseline.json" in texts:
         result.files["baseline"] = out / "results-baseline.json"

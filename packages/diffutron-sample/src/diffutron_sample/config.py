@@ -14,6 +14,8 @@ SAMPLER_CONFIG_NAME = "sampler_config.json"
 """File in a model directory holding its sampler defaults (written by diffutron-train)."""
 REMASKING = ("low_confidence", "random")
 MAX_SCALE = 1000
+MAX_COUNT = 1_000_000
+"""Bound of steps and lengths: far beyond any model's positions, short of a loop without end."""
 """Bound of temperature, guidance and penalty (and of their inverses)."""
 
 
@@ -65,7 +67,14 @@ class SamplerConfig:
         """Raise :class:`SampleError` naming the fix for a wrong type, a value that is not finite
         or out of range, or an impossible combination."""
         for name in ("steps", "max_new_tokens", "block_length"):
-            check_number(name, getattr(self, name), minimum=1, integer=True, error=SampleError)
+            check_number(
+                name,
+                getattr(self, name),
+                minimum=1,
+                maximum=MAX_COUNT,
+                integer=True,
+                error=SampleError,
+            )
         # Beyond these bounds the logits leave float32 (1e39 guidance, a 1e-40 penalty): the
         # arithmetic, not the model, would decide the answer.
         check_number(

@@ -378,7 +378,7 @@ def infill(
     mask_token_id: int,
     attention_mask: torch.Tensor | None = None,
     eos_token_id: int | None = None,
-    pad_token_id: int = 0,
+    pad_token_id: int | None = 0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> torch.Tensor:
@@ -386,10 +386,12 @@ def infill(
 
     The sequence is cut into windows of ``block_length`` positions, filled left to right; each
     window holding masks gets the per-block step budget ``steps / (max_new_tokens / block_length)``
-    of ``config``. Guidance hides every given (non-mask) token. Neither the mask nor the pad id
-    is ever written into the text. Returns the left-padded canvas.
+    of ``config``. Guidance hides every given (non-mask) token. The mask is never written into the
+    text, nor is ``pad_token_id`` when it is a padding id of its own (give None where the
+    tokenizer has none; it must differ from ``eos_token_id``). Returns the left-padded canvas.
     """
-    lm, canvas, attention = _prepare(model, input_ids, attention_mask, pad_token_id)
+    pad_value = pad_token_id if pad_token_id is not None else 0
+    lm, canvas, attention = _prepare(model, input_ids, attention_mask, pad_value)
     _check_fits(lm, attention, 0)
     canvas = canvas.clone()
     masked = (canvas == mask_token_id) & attention
@@ -411,5 +413,5 @@ def infill(
         eos_token_id=eos_token_id,
         generator=generator,
         callback=callback,
-        forbidden=(pad_token_id,),
+        forbidden=() if pad_token_id is None or pad_token_id == eos_token_id else (pad_token_id,),
     )

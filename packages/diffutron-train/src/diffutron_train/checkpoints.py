@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from diffutron_common.files import temp_sibling
+from diffutron_common.files import fsync_tree, temp_sibling
 from diffutron_common.text import file_sha256
 from diffutron_train.errors import TrainError
 
@@ -66,6 +66,7 @@ def save_checkpoint(output_dir: Path, step: int, model, optimizer, scheduler, se
             "sha256": {name: file_sha256(tmp / name) for name in FILES},
         }
         (tmp / PROGRESS).write_text(json.dumps(progress), encoding="utf-8")
+        fsync_tree(tmp)  # on disk before older checkpoints are pruned
         if final.exists():  # a damaged checkpoint of this step, passed over when resuming
             aside = temp_sibling(final)
             os.replace(final, aside)
@@ -109,10 +110,6 @@ def newest_intact(output_dir: str | Path) -> Path | None:
             return path
         logger.warning("checkpoint %s is damaged (%s); trying an older one", path, problem)
     return None
-
-
-def checkpoint_step(path: Path) -> int:
-    return int(json.loads((path / PROGRESS).read_text(encoding="utf-8"))["step"])
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler, world: int) -> int:

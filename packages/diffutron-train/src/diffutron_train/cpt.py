@@ -134,14 +134,10 @@ def dry_run(run: CPTRun) -> list[str]:
     return [json.dumps(run.to_dict(), indent=2), str(count_parameters(adapted))]
 
 
-IDENTITY_IGNORES = ("output_dir", "num_proc", "trust_remote_code")
-"""Fields that do not change what a run computes, left out when a folder's run is compared."""
-
-
 def run_identity(settings: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
-    """What makes two runs the same run: every setting that changes the result, and the data."""
-    identity = {k: v for k, v in settings.items() if k not in IDENTITY_IGNORES}
-    return {**identity, "data_fingerprint": data_fingerprint}
+    """What ``run.json`` records of a run: every setting, and the fingerprint of its data
+    (:func:`diffutron_train.runs.start_run` compares those that change the result)."""
+    return {**settings, "data_fingerprint": data_fingerprint}
 
 
 def _pools(run: CPTRun):
@@ -222,10 +218,10 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
         if not state.finished:
             with undo_if_failed(state):
                 corpus, max_length = _corpus(run, tokenizer, tokenizer_name, state, key)
+                if len(corpus) == 0:
+                    raise TrainError("the corpus has no usable rows")
     if state.finished:  # start_run said so
         return state.model
-    if len(corpus) == 0:
-        raise TrainError("the corpus has no usable rows")
     rows = pack_documents(corpus, max_length) if run.pack else corpus
     with undo_if_failed(state):
         model = build_backbone(run, tokenizer)
@@ -244,4 +240,5 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
         resume=state.resume,
         stop_after=stop_after,
         on_start=state.commit,
+        run_id=state.run_id,
     )

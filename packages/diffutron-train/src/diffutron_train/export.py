@@ -17,6 +17,7 @@ def export_model(
     *,
     sampler_config: dict[str, Any] | None = None,
     step: int | None = None,
+    run_id: str | None = None,
 ) -> Path:
     """Write a plain Hugging Face model directory (LoRA merged in, safetensors, tokenizer with its
     chat template, and the sampler defaults as ``sampler_config.json``, the file diffutron-sample
@@ -28,7 +29,9 @@ def export_model(
     output_dir = Path(output_dir)
     merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     try:
-        with building_folder(output_dir, "model", option="model folder", step=step) as tmp:
+        with building_folder(
+            output_dir, "model", option="model folder", step=step, run=run_id
+        ) as tmp:
             merged.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             if sampler_config is not None:

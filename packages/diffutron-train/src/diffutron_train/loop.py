@@ -94,10 +94,14 @@ class LoopSettings:
             **number,
         )
         for name in ("batch_size", "grad_accum", "save_every", "keep_last", "log_every"):
-            check_number(name, getattr(self, name), minimum=1, integer=True, **number)
-        check_number("epochs", self.epochs, minimum=0, min_open=True, **number)
+            check_number(
+                name, getattr(self, name), minimum=1, maximum=2**31 - 1, integer=True, **number
+            )
+        check_number("epochs", self.epochs, minimum=0, maximum=1e6, min_open=True, **number)
         if self.max_steps is not None:
-            check_number("max_steps", self.max_steps, minimum=1, integer=True, **number)
+            check_number(
+                "max_steps", self.max_steps, minimum=1, maximum=2**31 - 1, integer=True, **number
+            )
         check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, **number)
         check_number("warmup_ratio", self.warmup_ratio, minimum=0, maximum=1, **number)
         check_number("weight_decay", self.weight_decay, minimum=0, **number)
@@ -270,6 +274,7 @@ def train_and_export(
     stop_after: int | None,
     sampler_config: dict[str, Any] | None = None,
     on_start: Callable[[], None] | None = None,
+    run_id: str | None = None,
 ) -> Path:
     """:func:`train_loop` with its log (``log.jsonl``, TensorBoard, ``loss.png``), then
     :func:`export_model` to ``output_dir/model`` on rank 0; returns the model dir, or
@@ -298,6 +303,8 @@ def train_and_export(
         return output_dir  # stopped on purpose: resume later
     target = output_dir / "model"
     if is_main_process():
-        export_model(model, tokenizer, target, sampler_config=sampler_config, step=done)
+        export_model(
+            model, tokenizer, target, sampler_config=sampler_config, step=done, run_id=run_id
+        )
     distributed_state().wait_for_everyone()
     return target

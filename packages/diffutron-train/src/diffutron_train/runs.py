@@ -19,8 +19,10 @@ command may do with a folder:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,32 @@ MODEL_KIND = "model"
 DATA_KINDS = ("cpt-data", "sft-data")
 LENGTH_KEYS = ("loop.epochs", "loop.max_steps")
 """Settings a resumed run may change: it then trains on to the new length."""
+IGNORED_KEYS = (
+    "output_dir",
+    "num_proc",
+    "trust_remote_code",
+    "loop.log_every",
+    "loop.save_every",
+    "loop.keep_last",
+)
+"""Settings that do not change what a run computes: recorded, never compared."""
+
+
+def significant(settings: Any, prefix: str = "") -> Any:
+    """``settings`` without the :data:`IGNORED_KEYS`."""
+    if not isinstance(settings, dict):
+        return settings
+    out = {}
+    for key, value in settings.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if name not in IGNORED_KEYS:
+            out[key] = significant(value, name)
+    return out
+
+
+def run_id(settings: dict[str, Any]) -> str:
+    blob = json.dumps(significant(settings), sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @dataclass
@@ -59,9 +87,12 @@ class RunState:
     """Checkpoints or an exported model exist (there is work to protect)."""
     resume: bool = False
     """Continue from the newest intact checkpoint."""
-    created: bool = False
-    """This call made the folder (it was absent or empty): a run that fails before training
-    removes it again, leaving nothing behind."""
+    created: str | None = None
+    """``"new"`` when this call made the folder, ``"empty"`` when it claimed an empty one: a run
+    that fails on bad input before training then leaves nothing behind."""
+    run_id: str = ""
+    """A hash of the settings that decide the result: the exported model carries it, so a model
+    counts as this run's only when it was made by these very settings."""
     pending: dict[str, Any] | None = None
     """Settings to record in ``run.json`` once training has really started (a resume to a new
     length), so a refused resume leaves the record as it was."""
@@ -86,8 +117,15 @@ def undo_if_failed(state: RunState):
         yield
     except DiffutronError:
         if state.created and is_main_process():
-            with contextlib.suppress(DiffutronError):
-                remove_owned(state.folder, RUN_KIND, option="--output-dir")
+            with contextlib.suppress(DiffutronError, OSError):  # never hide the user's error
+                if state.created == "new":
+                    remove_owned(state.folder, RUN_KIND, option="--output-dir")
+                else:  # the user's empty folder stays; what this run put in it goes
+                    for child in state.folder.iterdir():
+                        if child.is_dir() and not child.is_symlink():
+                            shutil.rmtree(child)
+                        else:
+                            child.unlink()
         raise
 
 
@@ -124,7 +162,7 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
             )
         for inner, kinds in (("model", MODEL_KIND), ("data", DATA_KINDS)):
             check_replaceable(out / inner, kinds, option=f"the run's {inner} folder")
-        created = not out.exists() or not any(out.iterdir())
+        created = "new" if not out.exists() else "empty" if not any(out.iterdir()) else None
         if is_main_process():
             claim_folder(out, RUN_KIND, option="--output-dir")
             remove_stale_temps(out)
@@ -134,9 +172,20 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
     current = json.loads(json.dumps(settings))
     found = checkpoints(out)
     model = read_marker(out / "model")
-    state = RunState(out, trained=bool(found) or model is not None, created=created)
+    state = RunState(
+        out, trained=bool(found) or model is not None, created=created, run_id=run_id(current)
+    )
+    if state.trained and not saved_path.is_file():
+        raise TrainError(
+            f"{out} holds checkpoints or a model but no {RUN_FILE}: what it was trained with is "
+            "unknown; choose another --output-dir"
+        )
     if saved_path.is_file() and (state.trained or resume):
-        changed = differences(_saved_settings(saved_path), current)
+        changed = [
+            name
+            for name in differences(_saved_settings(saved_path), current)
+            if name not in IGNORED_KEYS
+        ]
         other = [name for name in changed if name not in LENGTH_KEYS]
         settings_changed = [name for name in other if name != "data_fingerprint"]
         if settings_changed:
@@ -151,7 +200,8 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
                 "changed since); choose another --output-dir, or restore the data it was made from"
             )
         newest = int(found[-1].name[5:]) if found else None
-        if not changed and model is not None and model.get("step") == newest:
+        exported_here = model is not None and model.get("run") == state.run_id
+        if not changed and exported_here and model.get("step") == newest:
             state.finished = True
             logger.warning(
                 "%s is finished: its model is %s (to train on, --resume with a larger "
@@ -172,8 +222,8 @@ def start_run(settings: dict[str, Any], output_dir: str | Path, *, resume: bool)
                 "choose another --output-dir"
             )
         state.resume = state.trained
-        if changed:  # recorded only once the resumed training has started
-            state.pending = current
+        if differences(_saved_settings(saved_path), current):  # e.g. a new length
+            state.pending = current  # recorded only once the resumed training has started
             return state
     if resume and not state.trained:
         logger.warning("--resume: %s has no checkpoint yet; starting from step 0", out)

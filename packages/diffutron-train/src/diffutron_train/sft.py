@@ -203,10 +203,10 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         if not state.finished:
             with undo_if_failed(state):
                 rows, max_length = _rows(run, tokenizer, state, key)
+                if len(rows) == 0:
+                    raise TrainError("the instruction data has no usable rows")
     if state.finished:  # start_run said so
         return state.model
-    if len(rows) == 0:
-        raise TrainError("the instruction data has no usable rows")
     logger.info("%s", count_parameters(model))
     collate = SFTCollator(
         pad_token_id=tokenizer.pad_token_id or 0, max_length=max_length, pad_tail=run.pad_tail
@@ -222,5 +222,6 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         resume=state.resume,
         stop_after=stop_after,
         on_start=state.commit,
+        run_id=state.run_id,
         sampler_config=sampler,
     )
