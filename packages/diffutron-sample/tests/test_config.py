@@ -69,7 +69,11 @@ def test_round_trip_through_a_model_directory(tmp_path):
     config.save_pretrained(tmp_path)
     assert SamplerConfig.from_pretrained(tmp_path) == config
     assert SamplerConfig.from_pretrained(tmp_path, threshold=None).threshold is None
-    assert SamplerConfig.from_pretrained(tmp_path / "elsewhere") == SamplerConfig()
+    # a model folder without the file (the paper's checkpoints, dLLM's models): the paper's
+    assert SamplerConfig.from_pretrained(tmp_path / "elsewhere") == SamplerConfig.paper()
+    assert SamplerConfig.from_pretrained(tmp_path / "elsewhere", max_new_tokens=64) == (
+        SamplerConfig.paper(64)
+    )
     with pytest.raises(SampleError, match="unknown sampler setting"):
         SamplerConfig.from_dict({"top_p": 0.9})
 

@@ -66,7 +66,9 @@ def perplexity(
     from diffutron_sample import load_model
 
     if output:  # before any work: never a folder, never an input (data, model, config)
-        inputs = [*(d for d in data if Path(d).exists()), model, *config_files()]
+        from diffutron_cli.sample import model_inputs
+
+        inputs = [*(d for d in data if Path(d).exists()), *model_inputs(model), *config_files()]
         check_output_file(output, option="--output", inputs=inputs)
     texts = read_texts(list(data) or [BILKENT_WRITINGS], column=column, split=split)
     lm, tokenizer = load_model(model, device=device, trust_remote_code=trust_remote_code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -40,14 +41,20 @@ SAMPLER_OPTIONS = (
 def sampler_options(function):
     """Model, device and sampler options shared by generate, chat and infill."""
     options = [
-        click.option("--model", "model_path", required=True, help="Model directory or Hub id."),
+        click.option(
+            "--model",
+            "model_path",
+            required=True,
+            help="Model directory, Hub id, or LoRA adapter folder (merged into its base model).",
+        ),
         click.option(
             "--preset",
             type=click.Choice(["model", "paper"]),
             default="model",
             show_default=True,
-            help="Sampler defaults: the model directory's sampler_config.json, or the paper's "
-            "(temperature 0.1, block 32, repetition penalty 1.2, steps = max_new_tokens).",
+            help="Sampler defaults: the model's sampler_config.json (the paper's where it has "
+            "none), or the paper's (temperature 0.1, block 32, repetition penalty 1.2, steps = "
+            "max_new_tokens).",
         ),
         click.option("--steps", type=int, help="Denoising steps over all blocks."),
         click.option("--max-new-tokens", type=int, help="Tokens to generate."),
@@ -75,6 +82,12 @@ def sampler_options(function):
             help="[bfloat16 on CUDA, float32 on CPU]",
         ),
         click.option("--show-steps", is_flag=True, help="Animate the canvas as it is unmasked."),
+        click.option(
+            "--chat-template",
+            type=click.Path(dir_okay=False),
+            help="A Jinja chat template file to use instead of the tokenizer's [its own; dLLM's "
+            "BERT chat format where it has none].",
+        ),
         trust_remote_code_option,
     ]
     for option in reversed(options):
@@ -93,14 +106,35 @@ def _load(kwargs):
         config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
     else:  # settings are checked before the (slow) model load
         config = SamplerConfig.from_pretrained(kwargs["model_path"], **given)
+    template = None
+    if kwargs.get("chat_template"):
+        from diffutron_common import read_text
+
+        template = read_text(kwargs["chat_template"], what="chat template")
     model, tokenizer = load_model(
         kwargs["model_path"],
         device=kwargs["device"],
         dtype=kwargs["dtype"],
         trust_remote_code=kwargs["trust_remote_code"],
+        chat_template=template,
     )
     generator = torch.Generator(device=model.device).manual_seed(kwargs["seed"])
     return model, tokenizer, config, generator
+
+
+def model_inputs(name_or_path: str) -> list[str]:
+    """The folders a model is read from: itself, and an adapter folder's base model."""
+    from diffutron_sample.adapters import is_adapter_folder, read_adapter_config
+    from diffutron_sample.model import resolve_base
+
+    found = [name_or_path]
+    if is_adapter_folder(name_or_path):
+        found.append(
+            resolve_base(
+                read_adapter_config(name_or_path)["base_model_name_or_path"], Path(name_or_path)
+            )
+        )
+    return found
 
 
 class LiveCanvas:
@@ -183,7 +217,12 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
     if kwargs["show_steps"] and (prompts_file or len(prompts) > 1):
         raise click.UsageError("--show-steps animates one prompt; give a single --prompt")
     if output:  # before any work: never a folder, never an input (prompts, model, config)
-        inputs = [prompts_file, kwargs["model_path"], *config_files()]
+        inputs = [
+            prompts_file,
+            kwargs["chat_template"],
+            *model_inputs(kwargs["model_path"]),
+            *config_files(),
+        ]
         check_output_file(output, option="--output", inputs=inputs)
     if prompts:
         from diffutron_common import check_text

@@ -11,6 +11,7 @@ train = app_group(
         "cpt": "diffutron_cli.cpt:cpt",
         "sft": "diffutron_cli.sft:sft",
         "configs": "diffutron_cli.configs_cmd:configs",
+        "export": "diffutron_cli.export_cmd:export",
     },
 )
 

@@ -8,23 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE, END_MARKER
 from diffutron_data.errors import DataError
 
-END_MARKER = "[/Answer]"
-"""Closes every answer; generation trims the output at its first occurrence."""
-
-DLLM_BERT_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
-    "{% elif message['role'] == 'user' %}[Question]\n{{ message['content'] }}\n[/Question]\n\n"
-    "{% elif message['role'] == 'assistant' %}[Answer]\n{{ message['content'] }}\n[/Answer]\n\n"
-    "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}[Answer]\n{% endif %}"
-)
-"""dLLM's BERT recipe, ``[Question]\\n{user}\\n[/Question]\\n\\n`` then
-``[Answer]\\n{assistant}\\n[/Answer]\\n\\n``; the generation prompt ends after ``[Answer]\\n``.
-A system message, if any, opens the text."""
+__all__ = ["DLLM_BERT_CHAT_TEMPLATE", "END_MARKER", "render_chat", "split_prompt_response"]
 
 
 @lru_cache(maxsize=8)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from diffutron_common import DiffutronError, check_number, read_text
+
+logger = logging.getLogger(__name__)
 
 SAMPLER_CONFIG_NAME = "sampler_config.json"
 """File in a model directory holding its sampler defaults (written by diffutron-train)."""
@@ -184,27 +187,63 @@ class SamplerConfig:
         )
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **changes: Any) -> SamplerConfig:
-        """The defaults saved in a model directory (else the class defaults), then ``changes``.
-        A malformed ``sampler_config.json`` is one :class:`SampleError` naming the file."""
-        path = Path(directory) / SAMPLER_CONFIG_NAME
-        values: Any = {}
-        if path.is_file():
-            try:
-                values = json.loads(read_text(path, what="sampler config"))
-            except DiffutronError as exc:
-                raise SampleError(str(exc)) from None
-            except ValueError as exc:
-                raise SampleError(
-                    f"{path} is not valid JSON ({exc}); fix it or delete it to use the defaults"
-                ) from None
-            if not isinstance(values, dict):
-                raise SampleError(
-                    f"{path} must hold a JSON object of sampler settings, not a "
-                    f"{type(values).__name__}"
-                )
-            try:
-                cls.from_dict(values)
-            except SampleError as exc:
-                raise SampleError(f"{path}: {exc}") from None
+    def from_pretrained(cls, name_or_path: str | Path, **changes: Any) -> SamplerConfig:
+        """The settings a model was trained and evaluated with, then ``changes``.
+
+        They come from its ``sampler_config.json`` (in the folder, in an adapter's base model
+        folder, or on the Hub when online). A model without one (the paper's released
+        checkpoints, dLLM's models) gets the paper's settings (:meth:`paper`), and the log says
+        so. A malformed file is one :class:`SampleError` naming it."""
+        path = sampler_config_file(name_or_path)
+        if path is None:
+            logger.warning(
+                "%s has no %s: using the paper's sampler settings (steps = max_new_tokens, block "
+                "32, temperature 0.1, repetition penalty 1.2)",
+                name_or_path,
+                SAMPLER_CONFIG_NAME,
+            )
+            changes = dict(changes)
+            return cls.paper(changes.pop("max_new_tokens", 128), **changes)
+        try:
+            values = json.loads(read_text(path, what="sampler config"))
+        except DiffutronError as exc:
+            raise SampleError(str(exc)) from None
+        except ValueError as exc:
+            raise SampleError(
+                f"{path} is not valid JSON ({exc}); fix it or delete it to use the paper's settings"
+            ) from None
+        if not isinstance(values, dict):
+            raise SampleError(
+                f"{path} must hold a JSON object of sampler settings, not a {type(values).__name__}"
+            )
+        try:
+            cls.from_dict(values)
+        except SampleError as exc:
+            raise SampleError(f"{path}: {exc}") from None
         return cls.from_dict({**values, **changes})
+
+
+def sampler_config_file(name_or_path: str | Path) -> Path | None:
+    """Where a model's ``sampler_config.json`` is: in its folder; for an adapter folder without
+    one, in its base model's; for a Hub id, in the repository (from the local cache when
+    offline); None when there is none."""
+    folder = Path(name_or_path)
+    if (folder / SAMPLER_CONFIG_NAME).is_file():
+        return folder / SAMPLER_CONFIG_NAME
+    if folder.is_dir():
+        from diffutron_sample.adapters import is_adapter_folder, read_adapter_config
+
+        if is_adapter_folder(folder):
+            from diffutron_sample.model import resolve_base
+
+            base = resolve_base(read_adapter_config(folder)["base_model_name_or_path"], folder)
+            return sampler_config_file(base) if base != str(folder) else None
+        return None
+    if folder.exists() or str(name_or_path).count("/") != 1:
+        return None
+    try:  # a Hub id: the file if the repository has one
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(str(name_or_path), SAMPLER_CONFIG_NAME))
+    except Exception:  # not there, offline and not cached, no network: the paper's settings
+        return None

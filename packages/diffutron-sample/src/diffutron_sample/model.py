@@ -97,34 +97,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     raise SampleError(f"device {str(device)!r} is not available; torch sees: {known}")
 
 
-def load_model(
-    name_or_path: str,
-    *,
-    device: str | None = None,
-    dtype: str | torch.dtype | None = None,
-    trust_remote_code: bool = False,
+def _load_pretrained(
+    name_or_path: str, *, what: str, dtype, trust_remote_code: bool, tokenizer_from
 ):
-    """``(model, tokenizer)`` from a model directory or Hub id, in eval mode.
-
-    Weights load from safetensors only; code shipped with a Hub model runs only with
-    ``trust_remote_code``. ``device`` defaults to CUDA when present, else CPU (an unknown one is
-    a :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
-    """
+    """``(model, tokenizer)`` as transformers loads them, each failure one :class:`SampleError`."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from diffutron_common.progress import quiet_transformers
-
-    quiet_transformers()
-
-    device = resolve_device(device)
-    if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    elif isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise SampleError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-        dtype = getattr(torch, dtype)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_from, trust_remote_code=trust_remote_code
+        )
         model = AutoModelForMaskedLM.from_pretrained(
             name_or_path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
         )
@@ -135,7 +117,90 @@ def load_model(
             if "trust_remote_code" in str(exc) and not trust_remote_code
             else ""
         )
-        raise SampleError(f"cannot load {where} {name_or_path!r}: {reason(exc)}{hint}") from None
+        raise SampleError(
+            f"cannot load {what}{where} {name_or_path!r}: {reason(exc)}{hint}"
+        ) from None
+    return model, tokenizer
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json"))
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    chat_template: str | None = None,
+):
+    """``(model, tokenizer)`` from a model directory, a Hub id or a LoRA adapter folder, in eval
+    mode.
+
+    * Weights load from safetensors only; code shipped with a Hub model runs only with
+      ``trust_remote_code``.
+    * An adapter folder (``adapter_config.json`` and ``adapter_model.safetensors``, as PEFT and
+      dLLM save them) loads its base model from ``base_model_name_or_path`` and is merged into
+      it (:mod:`diffutron_sample.adapters`); its own tokenizer files win over the base's.
+    * A tokenizer without a chat template gets dLLM's BERT chat format, said once in the log;
+      ``chat_template`` (a Jinja template's text) replaces whatever the tokenizer has.
+    * ``device`` defaults to CUDA when present, else CPU (an unknown one is a
+      :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
+    """
+    from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
+    from diffutron_common.progress import quiet_transformers
+    from diffutron_sample.adapters import is_adapter_folder, merge_adapter, read_adapter_config
+
+    quiet_transformers()
+
+    device = resolve_device(device)
+    if dtype is None:
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise SampleError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        dtype = getattr(torch, dtype)
+    if is_adapter_folder(name_or_path):
+        folder = Path(name_or_path)
+        adapter = read_adapter_config(folder)
+        base = resolve_base(adapter["base_model_name_or_path"], folder)
+        model, tokenizer = _load_pretrained(
+            base,
+            what="the base model of the adapter (base_model_name_or_path in "
+            f"{folder / 'adapter_config.json'}): ",
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            tokenizer_from=str(folder) if _has_tokenizer(folder) else base,
+        )
+        changed = merge_adapter(model, folder, adapter)
+        logger.info("merged the adapter %s (%d modules) into %s", folder, changed, base)
+    else:
+        model, tokenizer = _load_pretrained(
+            name_or_path,
+            what="",
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            tokenizer_from=name_or_path,
+        )
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    elif not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = DLLM_BERT_CHAT_TEMPLATE
+        logger.warning(
+            "%s has no chat template: using dLLM's BERT chat format ([Question] … [/Question] "
+            "[Answer] … [/Answer]; --chat-template FILE to give another)",
+            name_or_path,
+        )
     return model.to(device).eval(), tokenizer
+
+
+def resolve_base(base: str, adapter_folder: Path) -> str:
+    """The adapter's base model: a folder as written, or beside the adapter folder when the path
+    is relative and not found from here; otherwise a Hub id."""
+    if Path(base).exists() or Path(base).is_absolute():
+        return base
+    beside = adapter_folder / base
+    return str(beside) if beside.exists() else base

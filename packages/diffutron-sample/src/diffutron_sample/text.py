@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import torch
 
 from diffutron_common import check_text
+from diffutron_common.chat import END_MARKER
 from diffutron_sample.config import SampleError
 
-END_MARKERS = ("[/Answer]",)
+END_MARKERS = (END_MARKER,)
 """Text that ends an answer in dLLM's BERT chat format; the reply is cut at the first one."""
 Messages = list[dict[str, str]]
 
@@ -58,6 +59,13 @@ def stop_ids(tokenizer) -> set[int]:
     return {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
 
 
+def marker_ids(tokenizer, markers: Sequence[str] = END_MARKERS) -> set[int]:
+    """Ids of the end markers that the tokenizer holds as tokens of their own (added or special
+    tokens): decoding skips special tokens, so those are cut by id, the others by text."""
+    added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
+    return {added[m] for m in markers if m in added}
+
+
 def trim(
     tokenizer,
     tokens: Sequence[int] | torch.Tensor,
@@ -67,7 +75,7 @@ def trim(
     """Text of generated ``tokens`` up to the first eos / pad token or end marker; special tokens
     skipped, surrounding white space removed."""
     tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
-    stops = stop_ids(tokenizer)
+    stops = stop_ids(tokenizer) | marker_ids(tokenizer, end_markers)
     cut = next((i for i, t in enumerate(tokens) if t in stops), len(tokens))
     text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
     for marker in end_markers:

@@ -11,7 +11,7 @@ Hugging Face directory (:func:`export_model`) and the two recipes (:func:`run_cp
 from importlib.metadata import version
 
 from diffutron_train.errors import TrainError
-from diffutron_train.export import export_model, push_to_hub
+from diffutron_train.export import export_adapter, export_model, push_to_hub
 from diffutron_train.loop import LoopSettings, train_loop
 from diffutron_train.lora import PAPER_LORA, ParameterCount, apply_lora, count_parameters
 from diffutron_train.models import (
@@ -39,6 +39,7 @@ __all__ = [
     "apply_lora",
     "build_model",
     "count_parameters",
+    "export_adapter",
     "export_model",
     "masked_lm_loss",
     "model_config",

@@ -25,6 +25,7 @@ from diffutron_train.models import (
     load_masked_lm,
     model_config,
     model_positions,
+    tokenizer_source,
 )
 from diffutron_train.runs import RunState, start_run, undo_if_failed
 
@@ -106,7 +107,7 @@ def _tokenizer_name(run: CPTRun) -> str:
     if run.tokenizer:
         return run.tokenizer
     if run.model:
-        return run.model
+        return tokenizer_source(run.model)
     return "tiny" if run.preset == "tiny" else MMBERT_BASE
 
 

@@ -61,3 +61,32 @@ def push_to_hub(model_dir: str | Path, repo_id: str, *, private: bool = False) -
     except Exception as exc:  # network, auth, offline mode: one line
         raise TrainError(f"--push-to-hub {repo_id}: {reason(exc)}") from None
     return str(url)
+
+
+def export_adapter(
+    adapter_dir: str | Path, output_dir: str | Path, *, trust_remote_code: bool = False
+) -> Path:
+    """Merge a LoRA adapter folder (PEFT's or dLLM's: ``adapter_config.json`` and
+    ``adapter_model.safetensors``) into its base model (``base_model_name_or_path``) with PEFT
+    and write the plain model folder, as :func:`export_model` does. The adapter folder's tokenizer
+    and ``sampler_config.json`` win over the base's. Pickled adapters are never loaded."""
+    from diffutron_common import DiffutronError, read_text
+    from diffutron_data import load_tokenizer
+    from diffutron_train.models import adapter_base, load_masked_lm, tokenizer_source
+
+    base = adapter_base(str(adapter_dir))
+    if base is None:
+        raise TrainError(f"--adapter {adapter_dir} has no adapter_config.json")
+    model = load_masked_lm(str(adapter_dir), trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(
+        tokenizer_source(str(adapter_dir)), trust_remote_code=trust_remote_code
+    )
+    sampler = None
+    for folder in (Path(adapter_dir), Path(base)):
+        if (folder / "sampler_config.json").is_file():
+            try:
+                sampler = json.loads(read_text(folder / "sampler_config.json"))
+            except (DiffutronError, ValueError) as exc:
+                raise TrainError(f"{folder / 'sampler_config.json'}: {reason(exc)}") from None
+            break
+    return export_model(model, tokenizer, output_dir, sampler_config=sampler)

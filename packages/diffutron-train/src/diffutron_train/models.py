@@ -4,6 +4,7 @@ tiny preset's small ModernBERT, built from a config offline."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -73,9 +74,48 @@ def build_model(config, *, device: str | torch.device | None = None, seed: int |
         return ModernBertForMaskedLM(config)
 
 
+def adapter_base(name_or_path: str | None) -> str | None:
+    """The base model (``base_model_name_or_path``) of a LoRA adapter folder, or None for any
+    other model; a relative base not found from here is looked for beside the adapter."""
+    import json
+
+    from diffutron_common import DiffutronError, read_text
+    from diffutron_train.errors import TrainError
+
+    if name_or_path is None:
+        return None
+    folder = Path(name_or_path)
+    path = folder / "adapter_config.json"
+    if not path.is_file():
+        return None
+    try:
+        config = json.loads(read_text(path, what="adapter config"))
+    except (DiffutronError, ValueError) as exc:
+        raise TrainError(f"{path} cannot be read: {exc}") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not isinstance(base, str) or not base:
+        raise TrainError(f"{path} names no base model (base_model_name_or_path)")
+    if not Path(base).exists() and (folder / base).exists():
+        return str(folder / base)
+    return base
+
+
+def tokenizer_source(name_or_path: str) -> str:
+    """Where a model's tokenizer is: the folder itself, or for an adapter folder without
+    tokenizer files, its base model."""
+    base = adapter_base(name_or_path)
+    if base is None:
+        return name_or_path
+    own = any(
+        (Path(name_or_path) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")
+    )
+    return name_or_path if own else base
+
+
 def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
-    """A masked LM from a model directory or Hub id (safetensors only; code shipped with the
-    model runs only with ``trust_remote_code``); a failure is one line."""
+    """A masked LM from a model directory, a Hub id, or a LoRA adapter folder (merged into its
+    base with PEFT); safetensors only; code shipped with the model runs only with
+    ``trust_remote_code``; a failure is one line."""
     from transformers import AutoModelForMaskedLM
 
     from diffutron_common import reason
@@ -83,12 +123,31 @@ def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
     from diffutron_train.errors import TrainError
 
     quiet_transformers()
+    base = adapter_base(name_or_path)
+    source = base or name_or_path
     try:
-        return AutoModelForMaskedLM.from_pretrained(
-            name_or_path, use_safetensors=True, trust_remote_code=trust_remote_code
+        model = AutoModelForMaskedLM.from_pretrained(
+            source, use_safetensors=True, trust_remote_code=trust_remote_code
         )
     except Exception as exc:  # OSError, ValueError, Hub errors: one line for the user
-        raise TrainError(f"cannot load model {name_or_path!r}: {reason(exc)}") from None
+        what = f"the adapter's base model {source!r}" if base else f"model {source!r}"
+        raise TrainError(f"cannot load {what}: {reason(exc)}") from None
+    if base is None:
+        return model
+    if not (Path(name_or_path) / "adapter_model.safetensors").is_file():
+        raise TrainError(
+            f"{name_or_path} has no adapter_model.safetensors (pickled .bin adapters are never "
+            "loaded)"
+        )
+    from peft import PeftModel
+
+    try:
+        adapted = PeftModel.from_pretrained(model, str(name_or_path), is_trainable=False)
+    except Exception as exc:  # a config PEFT cannot read, shapes of another model
+        raise TrainError(f"{name_or_path} does not fit {base}: {reason(exc)}") from None
+    merged = adapted.merge_and_unload()
+    merged.requires_grad_(True)  # PEFT froze the base; the merged model trains like any other
+    return merged
 
 
 def check_fits(max_length: int, positions: int | None, *, what: str = "--max-length") -> None:
@@ -109,6 +168,7 @@ def model_positions(name_or_path: str | None, preset: str, *, trust_remote_code:
     if name_or_path is None:
         values = MMBERT_BASE_CONFIG if preset == "paper" else TINY_CONFIG
         return values["max_position_embeddings"]
+    name_or_path = adapter_base(name_or_path) or name_or_path
     from transformers import AutoConfig
 
     try:

@@ -19,7 +19,13 @@ from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
 from diffutron_train.loop import LoopSettings, train_and_export
 from diffutron_train.lora import count_parameters
-from diffutron_train.models import build_model, check_fits, load_masked_lm, model_config
+from diffutron_train.models import (
+    build_model,
+    check_fits,
+    load_masked_lm,
+    model_config,
+    tokenizer_source,
+)
 from diffutron_train.runs import RunState, start_run, undo_if_failed
 
 logger = logging.getLogger(__name__)
@@ -131,7 +137,9 @@ def _model_and_tokenizer(run: SFTRun):
         tokenizer = load_tokenizer("tiny")
         model = build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=run.loop.seed)
     else:
-        tokenizer = load_tokenizer(run.model, trust_remote_code=run.trust_remote_code)
+        tokenizer = load_tokenizer(
+            tokenizer_source(run.model), trust_remote_code=run.trust_remote_code
+        )
         model = load_masked_lm(run.model, trust_remote_code=run.trust_remote_code)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"the tokenizer of {run.model or 'the tiny preset'} has no mask token")
