@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
@@ -124,16 +123,11 @@ def _load(kwargs):
 
 def model_inputs(name_or_path: str) -> list[str]:
     """The folders a model is read from: itself, and an adapter folder's base model."""
-    from diffutron_sample.adapters import is_adapter_folder, read_adapter_config
-    from diffutron_sample.model import resolve_base
+    from diffutron_common.adapters import adapter_base, is_adapter_folder
 
     found = [name_or_path]
     if is_adapter_folder(name_or_path):
-        found.append(
-            resolve_base(
-                read_adapter_config(name_or_path)["base_model_name_or_path"], Path(name_or_path)
-            )
-        )
+        found.append(adapter_base(name_or_path))
     return found
 
 

@@ -11,7 +11,6 @@ stored as ``(out, in)``; transposed for ``fan_in_fan_out`` layers), for an adapt
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -19,29 +18,25 @@ from typing import Any
 
 import torch
 
+from diffutron_common import DiffutronError
+from diffutron_common import adapters as common_adapters
+from diffutron_common.adapters import ADAPTER_WEIGHTS
 from diffutron_sample.config import SampleError
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PREFIX = "base_model.model."
+"""How PEFT's saved keys begin: the wrapper, then the base model's own parameter names."""
 
 
 def is_adapter_folder(path: str | Path) -> bool:
-    return (Path(path) / ADAPTER_CONFIG).is_file()
+    return common_adapters.is_adapter_folder(path)
 
 
 def read_adapter_config(folder: str | Path) -> dict[str, Any]:
-    from diffutron_common import DiffutronError, read_text
-
-    path = Path(folder) / ADAPTER_CONFIG
+    """The adapter's settings, refused in one line where they cannot be merged here."""
     try:
-        config = json.loads(read_text(path, what="adapter config"))
+        config = common_adapters.adapter_config(folder)
     except DiffutronError as exc:
         raise SampleError(str(exc)) from None
-    except ValueError as exc:
-        raise SampleError(f"{path} is not valid JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise SampleError(f"{path} must hold a JSON object")
     kind = str(config.get("peft_type", "LORA")).upper()
     if kind != "LORA":
         raise SampleError(f"{folder} is a {kind} adapter; only LoRA adapters can be merged here")
@@ -50,12 +45,14 @@ def read_adapter_config(folder: str | Path) -> dict[str, Any]:
             f"{folder} is a DoRA adapter; merge it with PEFT first (diffutron-train export "
             "--adapter DIR --output DIR)"
         )
-    if (
-        not isinstance(config.get("base_model_name_or_path"), str)
-        or not config["base_model_name_or_path"]
-    ):
-        raise SampleError(f"{path} names no base model (base_model_name_or_path)")
     return config
+
+
+def adapter_base(folder: str | Path) -> str:
+    try:
+        return common_adapters.adapter_base(folder)
+    except DiffutronError as exc:
+        raise SampleError(str(exc)) from None
 
 
 def _pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:

@@ -231,12 +231,10 @@ def sampler_config_file(name_or_path: str | Path) -> Path | None:
     if (folder / SAMPLER_CONFIG_NAME).is_file():
         return folder / SAMPLER_CONFIG_NAME
     if folder.is_dir():
-        from diffutron_sample.adapters import is_adapter_folder, read_adapter_config
+        from diffutron_sample.adapters import adapter_base, is_adapter_folder
 
         if is_adapter_folder(folder):
-            from diffutron_sample.model import resolve_base
-
-            base = resolve_base(read_adapter_config(folder)["base_model_name_or_path"], folder)
+            base = adapter_base(folder)
             return sampler_config_file(base) if base != str(folder) else None
         return None
     if folder.exists() or str(name_or_path).count("/") != 1:

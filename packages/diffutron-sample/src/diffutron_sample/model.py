@@ -123,10 +123,6 @@ def _load_pretrained(
     return model, tokenizer
 
 
-def _has_tokenizer(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json"))
-
-
 def load_model(
     name_or_path: str,
     *,
@@ -148,9 +144,15 @@ def load_model(
     * ``device`` defaults to CUDA when present, else CPU (an unknown one is a
       :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
     """
+    from diffutron_common.adapters import tokenizer_source
     from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
     from diffutron_common.progress import quiet_transformers
-    from diffutron_sample.adapters import is_adapter_folder, merge_adapter, read_adapter_config
+    from diffutron_sample.adapters import (
+        adapter_base,
+        is_adapter_folder,
+        merge_adapter,
+        read_adapter_config,
+    )
 
     quiet_transformers()
 
@@ -164,14 +166,14 @@ def load_model(
     if is_adapter_folder(name_or_path):
         folder = Path(name_or_path)
         adapter = read_adapter_config(folder)
-        base = resolve_base(adapter["base_model_name_or_path"], folder)
+        base = adapter_base(folder)
         model, tokenizer = _load_pretrained(
             base,
             what="the base model of the adapter (base_model_name_or_path in "
             f"{folder / 'adapter_config.json'}): ",
             dtype=dtype,
             trust_remote_code=trust_remote_code,
-            tokenizer_from=str(folder) if _has_tokenizer(folder) else base,
+            tokenizer_from=tokenizer_source(str(folder)),
         )
         changed = merge_adapter(model, folder, adapter)
         logger.info("merged the adapter %s (%d modules) into %s", folder, changed, base)
@@ -195,12 +197,3 @@ def load_model(
             name_or_path,
         )
     return model.to(device).eval(), tokenizer
-
-
-def resolve_base(base: str, adapter_folder: Path) -> str:
-    """The adapter's base model: a folder as written, or beside the adapter folder when the path
-    is relative and not found from here; otherwise a Hub id."""
-    if Path(base).exists() or Path(base).is_absolute():
-        return base
-    beside = adapter_folder / base
-    return str(beside) if beside.exists() else base

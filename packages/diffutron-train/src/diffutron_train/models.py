@@ -75,41 +75,29 @@ def build_model(config, *, device: str | torch.device | None = None, seed: int |
 
 
 def adapter_base(name_or_path: str | None) -> str | None:
-    """The base model (``base_model_name_or_path``) of a LoRA adapter folder, or None for any
-    other model; a relative base not found from here is looked for beside the adapter."""
-    import json
-
-    from diffutron_common import DiffutronError, read_text
+    """The base model of a LoRA adapter folder, or None for any other model."""
+    from diffutron_common import DiffutronError
+    from diffutron_common import adapters as common_adapters
     from diffutron_train.errors import TrainError
 
-    if name_or_path is None:
-        return None
-    folder = Path(name_or_path)
-    path = folder / "adapter_config.json"
-    if not path.is_file():
+    if not common_adapters.is_adapter_folder(name_or_path):
         return None
     try:
-        config = json.loads(read_text(path, what="adapter config"))
-    except (DiffutronError, ValueError) as exc:
-        raise TrainError(f"{path} cannot be read: {exc}") from None
-    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
-    if not isinstance(base, str) or not base:
-        raise TrainError(f"{path} names no base model (base_model_name_or_path)")
-    if not Path(base).exists() and (folder / base).exists():
-        return str(folder / base)
-    return base
+        return common_adapters.adapter_base(name_or_path)
+    except DiffutronError as exc:
+        raise TrainError(str(exc)) from None
 
 
 def tokenizer_source(name_or_path: str) -> str:
-    """Where a model's tokenizer is: the folder itself, or for an adapter folder without
-    tokenizer files, its base model."""
-    base = adapter_base(name_or_path)
-    if base is None:
-        return name_or_path
-    own = any(
-        (Path(name_or_path) / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")
-    )
-    return name_or_path if own else base
+    """Where a model's tokenizer is (an adapter folder without one: its base's)."""
+    from diffutron_common import DiffutronError
+    from diffutron_common import adapters as common_adapters
+    from diffutron_train.errors import TrainError
+
+    try:
+        return common_adapters.tokenizer_source(name_or_path)
+    except DiffutronError as exc:
+        raise TrainError(str(exc)) from None
 
 
 def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
