@@ -90,3 +90,22 @@ def test_a_run_whose_data_came_from_other_sources_rebuilds_it_before_training(tm
     manifest = json.loads((run / "data" / "manifest.json").read_text(encoding="utf-8"))
     (used,) = manifest["pools"][0]["sources"]
     assert used["location"] == str(new) and manifest["rows"] == 3
+
+
+def test_data_takes_a_file_as_well_as_a_prepared_folder(tmp_path):
+    """What a user types first: --data my-corpus.txt works like --source my-corpus.txt."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("Bugün hava çok güzel.\nKedi süt içer.\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        train, ["cpt", "--data", str(text), "--output-dir", str(out), "--max-steps", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["data"] is None and run["sources"] == [str(text)]
+    missing = CliRunner().invoke(train, ["cpt", "--data", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 1 and "does not exist; give a folder made by 'prepare cpt'" in (
+        missing.output
+    )
+    wrong = CliRunner().invoke(train, ["sft", "--data", str(tmp_path / "corpus.csv")])
+    assert wrong.exit_code == 1 and "does not exist" in wrong.output

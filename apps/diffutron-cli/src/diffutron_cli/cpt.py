@@ -23,7 +23,10 @@ from diffutron_cli.train_options import finish, loop_options, run_config_option,
 )
 @click.option("--model", help="Backbone: model directory or Hub id [preset's].")
 @click.option("--tokenizer", help="Tokenizer [the model's, or the preset's].")
-@click.option("--data", type=click.Path(file_okay=False), help="A corpus made by 'prepare cpt'.")
+@click.option(
+    "--data",
+    help="A corpus made by 'prepare cpt', or a .txt/.jsonl/.parquet file or hub:ID to prepare.",
+)
 @click.option("--source", "sources", multiple=True, help="Corpus sources, as for 'prepare cpt'.")
 @click.option("--output-dir", help="Run folder: data, checkpoints, log, model [runs/cpt-<preset>].")
 @click.option(

@@ -25,7 +25,10 @@ from diffutron_cli.train_options import finish, loop_options, run_config_option,
 @click.option(
     "--model", help="Model directory to tune (stage 1: the CPT output; stage 2: stage 1's)."
 )
-@click.option("--data", type=click.Path(file_okay=False), help="Rows made by 'prepare sft'.")
+@click.option(
+    "--data",
+    help="Rows made by 'prepare sft', or a .jsonl/.parquet file or hub:ID to prepare.",
+)
 @click.option(
     "--source", "sources", multiple=True, help="Instruction sources, as for 'prepare sft'."
 )

@@ -204,3 +204,31 @@ def load_prepared(folder: str | Path, kind: str):
             f"prepare it again ('prepare {kind}')"
         ) from None
     return dataset, manifest
+
+
+def data_argument(data: str | None, kind: str) -> tuple[str | None, list[str]]:
+    """What a ``--data`` value is: ``(prepared folder, [])`` for a folder made by ``prepare
+    {kind}``, ``(None, [source])`` for a file (``.txt``, ``.jsonl``, ``.parquet``) or a Hub
+    dataset (``hub:ID`` or ``owner/name``), so that the run prepares it itself. Anything else is
+    one :class:`DataError` saying what was expected."""
+    if data is None:
+        return None, []
+    expected = (
+        f"give a folder made by 'prepare {kind}', a .txt/.jsonl/.parquet file, or a Hub "
+        "dataset (hub:ID)"
+    )
+    path = Path(data)
+    if data.startswith("hub:"):
+        return None, [data]
+    if path.is_dir():
+        if (path / "manifest.json").is_file():
+            return data, []
+        raise DataError(f"--data {data} is a folder without manifest.json; {expected}")
+    if path.is_file():
+        from diffutron_data.sources import Source, _check_file
+
+        _check_file(Source(data))  # a supported kind of file, or one line saying so
+        return None, [data]
+    if data.count("/") == 1 and not path.suffix and not data.startswith((".", "/")):
+        return None, [f"hub:{data}"]
+    raise DataError(f"--data {data} does not exist; {expected}")

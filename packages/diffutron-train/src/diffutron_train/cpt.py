@@ -90,12 +90,16 @@ def cpt_run(
 ) -> CPTRun:
     """The ``preset``'s run, with any field (and any loop or LoRA setting) overridden;
     ``use_lora`` overrides whether the preset adapts with LoRA or trains every weight."""
+    from diffutron_data.build import data_argument
+
     if preset not in PRESET_LOOPS:
         raise TrainError(f"unknown preset {preset!r}; use 'tiny' or 'paper'")
     settings = LoopSettings(**{**PRESET_LOOPS[preset], **(loop or {})})
     wanted = PRESET_LORA[preset] is not None if use_lora is None else use_lora
     adapters = {**PAPER_LORA, **(PRESET_LORA[preset] or {}), **(lora or {})} if wanted else None
     fields.setdefault("output_dir", f"runs/cpt-{preset}")
+    fields["data"], extra = data_argument(fields.get("data"), "cpt")
+    fields["sources"] = [*extra, *fields.get("sources", [])]
     if fields.get("max_length") is None and not fields.get("data"):
         from diffutron_data import cpt_preset
 

@@ -107,8 +107,12 @@ def sft_run(
         raise TrainError(
             f"unknown preset/stage {preset!r}/{stage}; presets tiny, paper; stages 1, 2"
         )
+    from diffutron_data.build import data_argument
+
     values = {**PRESET_LOOPS[(preset, stage)], "objective": "mdlm", **(loop or {})}
     fields.setdefault("output_dir", f"runs/sft-{preset}-stage{stage}")
+    fields["data"], extra = data_argument(fields.get("data"), "sft")
+    fields["sources"] = [*extra, *fields.get("sources", [])]
     if not fields.get("data"):
         from diffutron_data import sft_preset
 
