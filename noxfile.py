@@ -120,6 +120,43 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+@nox.session(default=False)
+@nox.parametrize("member", list(MEMBERS), ids=list(MEMBERS))
+def release(session: nox.Session, member: str) -> None:
+    """One package as it would be published, alone (docs/releasing.md): built without workspace
+    sources, its metadata checked as PyPI does (twine check --strict), and its wheel installed in
+    a clean venv against its siblings' current wheels. Publishing itself is never run here."""
+    sync(session, "--only-group", "release")
+    name = distribution(member)
+    out = Path(session.create_tmp()) / "release"
+    shutil.rmtree(out, ignore_errors=True)
+    package, siblings = out / "package", out / "siblings"
+    session.run(
+        "uv", "build", "--package", name, "--no-sources", "--out-dir", str(package),
+        external=True, env=OFFLINE,
+    )  # fmt: skip
+    built = sorted([*package.glob("*.whl"), *package.glob("*.tar.gz")])
+    session.run("twine", "check", "--strict", *map(str, built), env=OFFLINE)
+    session.run(
+        "uv", "build", "--all-packages", "--wheel", "--out-dir", str(siblings),
+        external=True, env=OFFLINE,
+    )  # fmt: skip
+    (wheel,) = package.glob("*.whl")
+    for own in siblings.glob(f"{name.replace('-', '_')}-*.whl"):
+        own.unlink()  # the package comes from its own release build, its siblings from here
+    venv = out / "venv"
+    session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv), external=True)
+    python = str(venv / "bin" / "python")
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", python, "--find-links", str(siblings),
+        *(f"--refresh-package={distribution(m)}" for m in MEMBERS), str(wheel),
+        external=True, env=OFFLINE,
+    )  # fmt: skip
+    module = name.replace("-", "_")
+    code = f"import {module}; print({module}.__name__, {module}.__version__)"
+    session.run(python, "-c", code, external=True, env=OFFLINE)
+
+
 @nox.session
 def build(session: nox.Session) -> None:
     """Build every wheel and sdist; install each wheel alone in a clean venv and import it."""

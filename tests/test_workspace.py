@@ -74,14 +74,29 @@ def test_core_depends_on_torch_only():
     ]
 
 
-def test_versions_move_in_lockstep():
-    versions = {name: project(name)["project"]["version"] for name in MEMBERS}
-    assert len(set(versions.values())) == 1, versions
-    version = next(iter(versions.values()))
-    for name in MEMBERS:
-        for requirement in project(name)["project"]["dependencies"]:
-            if requirement.startswith("diffutron-"):
-                assert requirement.endswith(f"=={version}"), (name, requirement)
+@pytest.mark.parametrize("name", list(MEMBERS))
+def test_siblings_are_compatible_ranges_that_hold_their_current_version(name):
+    """Independent releases: a package pins no sibling exactly, so a fix to one can be released
+    alone; the range holds the sibling's version and stops before its next minor (0.x)."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    for line in project(name)["project"]["dependencies"]:
+        requirement = Requirement(line)
+        if not requirement.name.startswith("diffutron-"):
+            continue
+        current = Version(project(requirement.name)["project"]["version"])
+        assert not any(s.operator == "==" for s in requirement.specifier), line
+        assert current in requirement.specifier, (line, current)
+        assert Version(f"{current.major}.{current.minor + 1}.0") not in requirement.specifier, line
+
+
+@pytest.mark.parametrize("name", list(MEMBERS))
+def test_each_member_has_a_changelog_that_names_its_version(name):
+    changelog = (MEMBERS[name] / "CHANGELOG.md").read_text(encoding="utf-8")
+    version = project(name)["project"]["version"]
+    first = re.search(r"^## (\S+)", changelog, flags=re.M)
+    assert first is not None and first.group(1) == version, (name, version)
 
 
 def locked_closure(package: str) -> set[str]:
