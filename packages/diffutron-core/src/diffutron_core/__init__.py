@@ -8,15 +8,17 @@ multiple-choice evaluation (:func:`mc_loglikelihood`). Depends on torch only.
 
 from importlib.metadata import version
 
+from diffutron_core.batching import pad_rows
 from diffutron_core.likelihood import mc_loglikelihood, mc_mask_draws, stratified_mask_counts
 from diffutron_core.loss import mdlm_loss
 from diffutron_core.noise import mask_tokens, sample_t
-from diffutron_core.sampling import gumbel_argmax, transfer_counts
+from diffutron_core.sampling import PAPER_SAMPLER, gumbel_argmax, transfer_counts
 from diffutron_core.schedules import CosineSchedule, LinearSchedule, Schedule
 
 __version__ = version("diffutron-core")
 
 __all__ = [
+    "PAPER_SAMPLER",
     "CosineSchedule",
     "LinearSchedule",
     "Schedule",
@@ -26,6 +28,7 @@ __all__ = [
     "mc_loglikelihood",
     "mc_mask_draws",
     "mdlm_loss",
+    "pad_rows",
     "sample_t",
     "stratified_mask_counts",
     "transfer_counts",
