@@ -35,7 +35,7 @@ MEMBERS = {
 # What each wheel must be able to do from its own files alone (e.g. ship its data).
 SMOKE = {
     "data": "from diffutron_data import load_tokenizer\n"
-    "from diffutron_data.embedded import corpus_documents, instruction_conversations\n"
+    "from diffutron_data import corpus_documents, instruction_conversations\n"
     "assert len(load_tokenizer('tiny')) == 4096\n"
     "assert corpus_documents() and instruction_conversations()\n",
 }

@@ -25,7 +25,7 @@ def mmbert_tokenizer(vocab_size: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    from diffutron_data.embedded import corpus_documents
+    from diffutron_data import corpus_documents
 
     words = sorted({w for d in corpus_documents() for w in re.findall(r"\w+|[^\w\s]", d)})
     words += ["[Question]", "[/Question]", "[Answer]", "[/Answer]", "[", "]", "/"]

@@ -5,8 +5,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from diffutron_data import DataError, Pool, Source, build_cpt_corpus
-from diffutron_data.embedded import corpus_split
+from diffutron_data import DataError, Pool, Source, build_cpt_corpus, corpus_split
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:

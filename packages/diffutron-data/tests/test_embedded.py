@@ -1,11 +1,10 @@
-from diffutron_data.embedded import (
+from diffutron_data import (
     corpus_documents,
     corpus_sentences,
     corpus_split,
     instruction_conversations,
-    nouns,
-    split_sentences,
 )
+from diffutron_data.embedded import nouns, split_sentences
 
 
 def test_corpus_is_large_and_varied_enough():

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from diffutron_data import DataError, ReadReport, Source, iter_rows, iter_texts
+from diffutron_data.readers import describe_source
 
 
 def texts(source):
@@ -117,7 +118,7 @@ def test_unreachable_hub_dataset_is_one_line(monkeypatch):
 def test_embedded_sources_and_description():
     got, _ = texts(Source("embedded:corpus-heldout"))
     assert got and all(isinstance(t, str) for t in got)
-    info = Source("embedded:corpus").describe()
+    info = describe_source(Source("embedded:corpus"))
     assert len(info["sha256"]) == 64 and info["bytes"] > 60_000
     with pytest.raises(DataError, match="unknown embedded source"):
         texts(Source("embedded:poems"))

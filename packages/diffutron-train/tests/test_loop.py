@@ -2,8 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM
 
-from diffutron_data import CPTCollator, load_tokenizer
-from diffutron_data.embedded import corpus_sentences
+from diffutron_data import CPTCollator, corpus_sentences, load_tokenizer
 from diffutron_train import apply_lora, build_model, model_config
 from diffutron_train.checkpoints import checkpoints as _checkpoints
 from diffutron_train.export import export_model

@@ -3,8 +3,13 @@ import torch
 import torch.nn.functional as F
 
 from diffutron_core import mask_tokens
-from diffutron_data import SFTCollator, encode_example, load_tokenizer, split_prompt_response
-from diffutron_data.embedded import corpus_sentences
+from diffutron_data import (
+    SFTCollator,
+    corpus_sentences,
+    encode_example,
+    load_tokenizer,
+    split_prompt_response,
+)
 from diffutron_data.synthetic import make_task_rows, synthetic_conversations
 from diffutron_train import build_model, masked_lm_loss, model_config
 

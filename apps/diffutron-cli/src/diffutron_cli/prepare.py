@@ -58,7 +58,20 @@ def _common(function):
     return function
 
 
-def _summary(manifest: dict, dropped: dict, output_dir: str) -> None:
+def _prepare(spec, output_dir, num_proc: int, overwrite: bool, trust_remote_code: bool):
+    """Build the data ``spec`` describes (the library's one entry point for it)."""
+    from diffutron_data import prepare_data
+
+    return prepare_data(
+        spec,
+        output_dir,
+        num_proc=num_proc,
+        overwrite=overwrite,
+        trust_remote_code=trust_remote_code,
+    )
+
+
+def _summary(manifest: dict, dropped: dict, output_dir) -> None:
     reasons = ", ".join(f"{reason} {count}" for reason, count in dropped.items() if count)
     click.echo(f"saved {manifest['rows']} rows ({manifest['tokens']} tokens) to {output_dir}")
     click.echo(f"dropped: {reasons or 'nothing'}; details in {output_dir}/manifest.json")
@@ -72,41 +85,15 @@ def _summary(manifest: dict, dropped: dict, output_dir: str) -> None:
     help="Keep this many documents of --source after filtering (all by default).",
 )
 @friendly_errors
-def cpt(
-    preset,
-    sources,
-    tokenizer,
-    output_dir,
-    max_length,
-    seed,
-    num_proc,
-    overwrite,
-    trust_remote_code,
-    sample_size,
-):
+def cpt(output_dir, num_proc, overwrite, trust_remote_code, **choices):
     """Build the continual pre-training corpus: filter by token length (never truncate), sample,
     shuffle, tokenise, save with a manifest."""
-    from diffutron_data import Pool, Source, build_cpt_corpus, cpt_preset, load_tokenizer
+    from diffutron_data import CPTDataSpec
 
-    recipe = cpt_preset(preset)
-    pools = (
-        [Pool("sources", [Source.parse(s) for s in sources], sample_size)]
-        if sources
-        else recipe.pools
+    manifest, folder = _prepare(
+        CPTDataSpec(**choices), output_dir, num_proc, overwrite, trust_remote_code
     )
-    tokenizer_name = tokenizer or recipe.tokenizer
-    output_dir = output_dir or f"runs/data/cpt-{preset}"
-    manifest = build_cpt_corpus(
-        pools,
-        load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code),
-        output_dir,
-        tokenizer_name=tokenizer_name,
-        max_length=max_length or recipe.max_length,
-        seed=seed,
-        num_proc=num_proc,
-        overwrite=overwrite,
-    )
-    _summary(manifest, manifest["total"]["dropped"], output_dir)
+    _summary(manifest, manifest["total"]["dropped"], folder)
     padding = manifest["padding"]
     click.echo(
         f"padding at batch {padding['batch_size']}: {padding['unpacked']:.1%} unpacked, "
@@ -146,46 +133,11 @@ def cpt(
     help="A synthetic task to add (repeat) [tiny: is_question, first_word, repeat; else all].",
 )
 @friendly_errors
-def sft(
-    preset,
-    sources,
-    tokenizer,
-    output_dir,
-    max_length,
-    seed,
-    num_proc,
-    overwrite,
-    trust_remote_code,
-    stage,
-    schema,
-    truncate_response,
-    synthetic,
-    synthetic_tasks,
-):
+def sft(output_dir, num_proc, overwrite, trust_remote_code, **choices):
     """Build instruction-tuning rows: chat template, response-only maskable, length checks."""
-    from diffutron_data import Source, build_sft_dataset, load_tokenizer, sft_preset
-    from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conversations
+    from diffutron_data import SFTDataSpec
 
-    recipe = sft_preset(preset, stage)
-    parsed = [Source.parse(s) for s in sources] if sources else recipe.sources
-    per_task = recipe.synthetic_per_task if synthetic is None else synthetic
-    tasks = list(synthetic_tasks) or list(recipe.synthetic_tasks) or list(TASKS)
-    rows = embedded_task_rows(tasks, per_task, seed=seed)
-    tokenizer_name = tokenizer or recipe.tokenizer
-    output_dir = output_dir or f"runs/data/sft-{preset}" + (
-        f"-stage{stage}" if preset == "paper" else ""
+    manifest, folder = _prepare(
+        SFTDataSpec(**choices), output_dir, num_proc, overwrite, trust_remote_code
     )
-    manifest = build_sft_dataset(
-        parsed,
-        load_tokenizer(tokenizer_name, trust_remote_code=trust_remote_code),
-        output_dir,
-        tokenizer_name=tokenizer_name,
-        schema=schema,
-        max_length=max_length or recipe.max_length,
-        truncate_response=truncate_response,
-        extra_conversations=synthetic_conversations(rows),
-        extra_name="synthetic",
-        num_proc=num_proc,
-        overwrite=overwrite,
-    )
-    _summary(manifest, manifest["dropped"], output_dir)
+    _summary(manifest, manifest["dropped"], folder)

@@ -59,7 +59,7 @@ def sft(preset, stage, output_dir, resume, dry_run, push_to_hub, private, **opti
     """Instruction tuning with the MDLM loss on the response only; writes OUTPUT_DIR/model with the
     chat template and sampler defaults, ready for 'diffutron-sample chat --model'. Runs
     data-parallel under torchrun or accelerate launch."""
-    from diffutron_train.sft import run_sft, sft_run
+    from diffutron_train import run_sft, sft_run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     loop, fields = split_loop(options)

@@ -17,7 +17,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from diffutron_common import PathError, building_folder, reason, write_text
+from diffutron_common.files import temp_sibling
 from diffutron_data.errors import DataError
+from diffutron_data.progress import progress_enabled
+from diffutron_data.sources import Source, check_file
 
 BUILDER_VERSION = version("diffutron-data")
 CHUNK = 10_000
@@ -26,8 +30,6 @@ CHUNK = 10_000
 def start_build(tokenizer, tokenizer_name: str, num_proc: int) -> None:
     """Checks and settings every builder needs before it tokenises with ``num_proc`` workers."""
     import datasets
-
-    from diffutron_data.progress import progress_enabled
 
     if num_proc < 1:
         raise DataError(f"num_proc must be >= 1, got {num_proc}")
@@ -118,9 +120,6 @@ def atomic_output(
     ``output_dir`` only on success (marked as Diffutron's ``kind``); ``work`` is a scratch folder
     for intermediate files, removed at the end either way. ``output_dir`` must be absent, empty,
     or a folder of ``kind`` (with ``overwrite``): a user's folder is never replaced."""
-    from diffutron_common import PathError, building_folder
-    from diffutron_common.files import temp_sibling
-
     out = Path(output_dir)
     try:
         with building_folder(out, kind, option="--output-dir", overwrite=overwrite) as final:
@@ -136,8 +135,6 @@ def atomic_output(
 
 def save(dataset, final: Path, manifest: dict[str, Any]) -> None:
     """Save ``dataset`` with a fingerprint derived from the manifest, then write the manifest."""
-    from diffutron_common import write_text
-
     dataset = dataset.flatten_indices(new_fingerprint=fingerprint(manifest))
     dataset.save_to_disk(str(final))
     write_text(final / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
@@ -197,8 +194,6 @@ def load_prepared(folder: str | Path, kind: str):
     try:
         dataset = datasets.load_from_disk(str(folder))
     except Exception as exc:  # a damaged Arrow file or state.json: one line
-        from diffutron_common import reason
-
         raise DataError(
             f"cannot load the prepared data in {folder} ({reason(exc)}); "
             f"prepare it again ('prepare {kind}')"
@@ -225,9 +220,7 @@ def data_argument(data: str | None, kind: str) -> tuple[str | None, list[str]]:
             return data, []
         raise DataError(f"--data {data} is a folder without manifest.json; {expected}")
     if path.is_file():
-        from diffutron_data.sources import Source, _check_file
-
-        _check_file(Source(data))  # a supported kind of file, or one line saying so
+        check_file(Source(data))  # a supported kind of file, or one line saying so
         return None, [data]
     if data.count("/") == 1 and not path.suffix and not data.startswith((".", "/")):
         return None, [f"hub:{data}"]

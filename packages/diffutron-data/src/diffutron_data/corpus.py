@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffutron_common import check_number
 from diffutron_data.build import (
     BUILDER_VERSION,
     atomic_output,
@@ -30,7 +31,8 @@ from diffutron_data.build import (
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.packing import pack_lengths, padding_fraction
 from diffutron_data.progress import progress
-from diffutron_data.sources import Source, iter_texts
+from diffutron_data.readers import describe_source, iter_texts
+from diffutron_data.sources import Source
 
 logger = logging.getLogger(__name__)
 
@@ -66,33 +68,14 @@ def _within(lengths: list[int], max_length: int) -> list[bool]:
     return [n <= max_length for n in lengths]
 
 
-def report_mark(report: ReadReport) -> tuple[int, int, int]:
-    """Where ``report`` stands before a source is read (see :func:`check_source_yielded`)."""
-    return report.yielded, sum(report.skipped.values()), len(report.problems)
-
-
-def check_source_yielded(
-    source, report: ReadReport, before: tuple[int, int, int], what: str = "text"
-) -> None:
-    """An input that gave nothing usable is an error naming it (and the first problem seen in
-    it), never an empty dataset built in silence."""
-    if report.yielded > before[0]:
-        return
-    skipped = sum(report.skipped.values()) - before[1]
-    problems = report.problems[before[2] :]
-    first = f", the first: {problems[0]}" if problems else ""
-    detail = f"{skipped} record(s) skipped{first}" if skipped else "it is empty"
-    raise DataError(f"{source}: no usable {what} ({detail}); check the file and its options")
-
-
 def _read_pool(pool: Pool, path: Path, report: ReadReport) -> int:
     def records():
         for source in pool.sources:
-            before = report_mark(report)
+            before = report.mark()
             texts = iter_texts(source, report)
             for text, origin in progress(texts, desc=f"reading {source}"):
                 yield {"text": text, "origin": origin}
-            check_source_yielded(source, report, before)
+            report.check_yielded(source, before)
 
     import pyarrow as pa
 
@@ -105,8 +88,6 @@ def cpt_recipe(
     """Everything the corpus is made from: the builder, the tokenizer (by content), the settings
     and each source with the SHA-256 of its content. Data whose manifest has the same
     :func:`~diffutron_data.build.recipe_fingerprint` of this was built from the same inputs."""
-    from diffutron_common import check_number
-
     check_number("max_length", max_length, minimum=1, integer=True, error=DataError)
     check_number("seed", seed, minimum=0, integer=True, error=DataError)
     if not pools or not all(p.sources for p in pools):
@@ -124,7 +105,7 @@ def cpt_recipe(
             {
                 "name": p.name,
                 "sample_size": p.sample_size,
-                "sources": [s.describe() for s in p.sources],
+                "sources": [describe_source(s) for s in p.sources],
             }
             for p in pools
         ],

@@ -2,18 +2,18 @@
 
 Everything here ships inside the wheel and needs no network: the corpus (four genres, one
 document a paragraph), the Alpaca-schema instruction set, a list of nouns for the plural task, and
-the tiny-preset tokenizer built from them (:mod:`diffutron_data.tokenizer`).
+the tiny-preset tokenizer. This module only knows where they are and the rules that split them; it
+imports nothing of this package, so that the readers can use it: the corpus documents come from
+:func:`diffutron_data.readers.corpus_documents`, the conversations from
+:func:`diffutron_data.instructions.instruction_conversations`, the sentences from
+:func:`diffutron_data.synthetic.corpus_sentences`.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
-
-from diffutron_data.errors import ReadReport
-from diffutron_data.instructions import iter_conversations
-from diffutron_data.sources import Source, iter_texts
 
 RESOURCES = Path(__file__).parent / "resources"
 HELDOUT_EVERY = 10
@@ -21,37 +21,25 @@ HELDOUT_EVERY = 10
 
 
 def corpus_paths() -> list[Path]:
-    """The corpus files, one genre each, in a fixed order."""
+    """The corpus files, one genre each (documents separated by blank lines), in a fixed order."""
     return sorted((RESOURCES / "corpus").glob("*.txt"))
 
 
-def corpus_sources() -> list[Source]:
-    return [Source(str(path), mode="paragraph") for path in corpus_paths()]
+def instructions_path() -> Path:
+    """The instruction set: JSON lines in the Alpaca schema."""
+    return RESOURCES / "instructions.jsonl"
 
 
-def instruction_source() -> Source:
-    return Source(str(RESOURCES / "instructions.jsonl"))
+def tokenizer_path() -> Path:
+    """The tiny preset's tokenizer folder."""
+    return RESOURCES / "tokenizer"
 
 
-@lru_cache(maxsize=1)
-def corpus_documents() -> tuple[str, ...]:
-    """Every corpus document (a paragraph), genre files in order."""
-    report = ReadReport()
-    return tuple(text for source in corpus_sources() for text, _ in iter_texts(source, report))
-
-
-def corpus_split() -> tuple[list[str], list[str]]:
+def split_heldout(documents: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(train, heldout)``: every :data:`HELDOUT_EVERY`-th document is held out."""
-    documents = corpus_documents()
     train = [d for i, d in enumerate(documents) if i % HELDOUT_EVERY != HELDOUT_EVERY - 1]
     heldout = [d for i, d in enumerate(documents) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1]
     return train, heldout
-
-
-def instruction_conversations() -> list[list[dict[str, str]]]:
-    """The embedded instruction set as chat conversations."""
-    report = ReadReport()
-    return [messages for messages, _ in iter_conversations(instruction_source(), report)]
 
 
 def nouns() -> list[str]:
@@ -66,9 +54,3 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”»)]*\s+(?=[\"'“«(\-–—]*
 def split_sentences(text: str) -> list[str]:
     """Split a paragraph after ``.``, ``!``, ``?`` or ``…`` when space and a capital follow."""
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-def corpus_sentences(*, heldout: bool = False) -> list[str]:
-    """Sentences of the training (or held-out) corpus documents."""
-    train, held = corpus_split()
-    return [s for doc in (held if heldout else train) for s in split_sentences(doc)]

@@ -55,3 +55,18 @@ class ReadReport:
     @property
     def read(self) -> int:
         return self.yielded + sum(self.skipped.values())
+
+    def mark(self) -> tuple[int, int, int]:
+        """Where the report stands before a source is read (see :meth:`check_yielded`)."""
+        return self.yielded, sum(self.skipped.values()), len(self.problems)
+
+    def check_yielded(self, source, before: tuple[int, int, int], what: str = "text") -> None:
+        """An input that gave nothing usable since ``before`` (:meth:`mark`) is an error naming
+        it (and the first problem seen in it), never an empty dataset built in silence."""
+        if self.yielded > before[0]:
+            return
+        skipped = sum(self.skipped.values()) - before[1]
+        problems = self.problems[before[2] :]
+        first = f", the first: {problems[0]}" if problems else ""
+        detail = f"{skipped} record(s) skipped{first}" if skipped else "it is empty"
+        raise DataError(f"{source}: no usable {what} ({detail}); check the file and its options")

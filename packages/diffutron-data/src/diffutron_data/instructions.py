@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from diffutron_common.text import text_problem
+from diffutron_data import embedded
 from diffutron_data.errors import DataError, ReadReport
-from diffutron_data.sources import Source, iter_rows
+from diffutron_data.readers import iter_rows
+from diffutron_data.sources import Source
 
 SCHEMAS: dict[str, tuple[str, ...]] = {
     "alpaca": ("instruction", "output"),
@@ -96,3 +98,14 @@ def iter_conversations(
             continue
         report.yielded += 1
         yield messages, origin
+
+
+def instruction_source() -> Source:
+    """The embedded instruction set as a source."""
+    return Source(str(embedded.instructions_path()))
+
+
+def instruction_conversations() -> list[list[dict[str, str]]]:
+    """The embedded instruction set as chat conversations."""
+    report = ReadReport()
+    return [messages for messages, _ in iter_conversations(instruction_source(), report)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from diffutron_data.corpus import Pool
 from diffutron_data.errors import DataError
+from diffutron_data.instructions import instruction_source
 from diffutron_data.sources import Source
 
 PRESETS = ("tiny", "paper")
@@ -75,8 +76,6 @@ def sft_preset(name: str, stage: int = 1) -> SFTPreset:
             tokenizer="jhu-clsp/mmBERT-base", max_length=256, sources=[Source(dataset, hub=True)]
         )
     if name == "tiny":
-        from diffutron_data.embedded import instruction_source
-
         # The three graded tasks the demo measures: a classification, an extraction and a
         # transformation. Rows of at most 64 tokens keep the pad tail short, so a from-scratch
         # model spends its CPU minutes on the answers.

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from diffutron_common import check_number
 from diffutron_data.build import (
     BUILDER_VERSION,
     atomic_output,
@@ -34,6 +35,7 @@ from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, split_prompt_response
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.instructions import iter_conversations
 from diffutron_data.progress import progress
+from diffutron_data.readers import describe_source
 from diffutron_data.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -107,8 +109,6 @@ def sft_recipe(
 ) -> dict[str, Any]:
     """Everything the SFT rows are made from (sources by content, the extra conversations by
     hash, the tokenizer by content, every setting), as :func:`diffutron_data.corpus.cpt_recipe`."""
-    from diffutron_common import check_number
-
     check_number("max_length", max_length, minimum=2, integer=True, error=DataError)
     extra = list(extra_conversations)
     blob = json.dumps(extra, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -122,7 +122,7 @@ def sft_recipe(
         "schema": schema,
         "truncate_response": truncate_response,
         "chat_template": chat_template,
-        "sources": [s.describe() for s in sources],
+        "sources": [describe_source(s) for s in sources],
         "extra": (
             {
                 "name": extra_name,
@@ -135,105 +135,104 @@ def sft_recipe(
     }
 
 
+def _records(sources: list[Source], extra: list, recipe: dict[str, Any], report: ReadReport):
+    """``{prompt, response, origin}`` of every conversation of ``sources`` and then ``extra``."""
+    template, name = recipe["chat_template"], (recipe["extra"] or {}).get("name", "extra")
+    for source in sources:
+        before = report.mark()
+        conversations = iter_conversations(source, report, schema=recipe["schema"])
+        for messages, origin in progress(conversations, desc=f"reading {source}", unit="row"):
+            prompt, response = split_prompt_response(messages, template=template)
+            yield {"prompt": prompt, "response": response, "origin": origin}
+        report.check_yielded(source, before, what="instruction rows")
+    for i, messages in enumerate(extra):
+        prompt, response = split_prompt_response(messages, template=template)
+        yield {"prompt": prompt, "response": response, "origin": f"{name}:{i + 1}"}
+
+
+def _encode(rows, recipe: dict[str, Any], tokenizer, work: Path, key: str, num_proc: int):
+    """``(kept rows, status counts)``: ``rows`` tokenised, those that do not fit dropped."""
+    encoded = rows.map(
+        _encode_batch,
+        batched=True,
+        num_proc=num_proc if len(rows) > num_proc else None,
+        fn_kwargs={
+            "tokenizer": tokenizer,
+            "max_length": recipe["max_length"],
+            "truncate_response": recipe["truncate_response"],
+        },
+        remove_columns=["prompt", "response"],
+        cache_file_name=str(work / "encoded.arrow"),
+        new_fingerprint=f"{key}-encoded",
+        desc="tokenising",
+    )
+    statuses = Counter(column(encoded, "status"))
+    kept = encoded.filter(
+        _usable,
+        input_columns="status",
+        batched=True,
+        cache_file_name=str(work / "kept.arrow"),
+        new_fingerprint=f"{key}-kept",
+    ).remove_columns("status")
+    return kept, statuses
+
+
+def _manifest(recipe, key, report: ReadReport, extra: list, kept, statuses) -> dict[str, Any]:
+    row_lengths = [len(ids) for ids in column(kept, "input_ids")]
+    dropped = Counter(report.skipped)
+    dropped.update({k: v for k, v in statuses.items() if k not in (KEPT, TRUNCATED)})
+    return {
+        **recipe,
+        "read": report.read + len(extra),
+        "kept": len(kept),
+        "truncated": statuses.get(TRUNCATED, 0),
+        "dropped": dict(sorted(dropped.items())),
+        "rows": len(kept),
+        "tokens": sum(row_lengths),
+        "token_length_histogram": histogram(row_lengths, recipe["max_length"]),
+        "problems": report.problems,
+        "fingerprint": key,
+    }
+
+
 def build_sft_dataset(
     sources: Iterable[Source] | None,
     tokenizer,
     output_dir: str | Path,
     *,
     tokenizer_name: str,
-    schema: str = "auto",
-    max_length: int = 256,
-    truncate_response: bool = False,
-    chat_template: str = DLLM_BERT_CHAT_TEMPLATE,
     extra_conversations: Iterable[list[dict[str, str]]] = (),
-    extra_name: str = "extra",
     num_proc: int = 1,
     overwrite: bool = False,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Build and save SFT rows from instruction sources (and optional extra conversations,
-    e.g. synthetic tasks); return the manifest. Rows keep the input order."""
+    e.g. synthetic tasks); return the manifest. Rows keep the input order. ``settings`` are
+    :func:`sft_recipe`'s (``schema``, ``max_length``, ``truncate_response``, ``chat_template``,
+    ``extra_name``)."""
     import datasets
     import pyarrow as pa
-
-    from diffutron_data.corpus import check_source_yielded, report_mark
 
     sources = list(sources or [])
     start_build(tokenizer, tokenizer_name, num_proc)
     extra = list(extra_conversations)
     recipe = sft_recipe(
-        sources,
-        tokenizer,
-        tokenizer_name=tokenizer_name,
-        schema=schema,
-        max_length=max_length,
-        truncate_response=truncate_response,
-        chat_template=chat_template,
-        extra_conversations=extra,
-        extra_name=extra_name,
+        sources, tokenizer, tokenizer_name=tokenizer_name, extra_conversations=extra, **settings
     )
-    report = ReadReport()
-
-    def records():
-        for source in sources:
-            before = report_mark(report)
-            conversations = iter_conversations(source, report, schema=schema)
-            for messages, origin in progress(conversations, desc=f"reading {source}", unit="row"):
-                prompt, response = split_prompt_response(messages, template=chat_template)
-                yield {"prompt": prompt, "response": response, "origin": origin}
-            check_source_yielded(source, report, before, what="instruction rows")
-        for i, messages in enumerate(extra):
-            prompt, response = split_prompt_response(messages, template=chat_template)
-            yield {"prompt": prompt, "response": response, "origin": f"{extra_name}:{i + 1}"}
-
-    key = recipe_fingerprint(recipe)
+    key, report = recipe_fingerprint(recipe), ReadReport()
     with atomic_output(output_dir, kind="sft-data", overwrite=overwrite) as (work, final):
         columns = {"prompt": pa.string(), "response": pa.string(), "origin": pa.string()}
-        count = write_arrow(records(), columns, work / "rows.arrow")
+        count = write_arrow(_records(sources, extra, recipe, report), columns, work / "rows.arrow")
         if count == 0:
             raise DataError("no usable instruction rows were read")
         rows = datasets.Dataset.from_file(str(work / "rows.arrow"))
-        encoded = rows.map(
-            _encode_batch,
-            batched=True,
-            num_proc=num_proc if count > num_proc else None,
-            fn_kwargs={
-                "tokenizer": tokenizer,
-                "max_length": max_length,
-                "truncate_response": truncate_response,
-            },
-            remove_columns=["prompt", "response"],
-            cache_file_name=str(work / "encoded.arrow"),
-            new_fingerprint=f"{key}-encoded",
-            desc="tokenising",
-        )
-        statuses = Counter(column(encoded, "status"))
-        kept = encoded.filter(
-            _usable,
-            input_columns="status",
-            batched=True,
-            cache_file_name=str(work / "kept.arrow"),
-            new_fingerprint=f"{key}-kept",
-        ).remove_columns("status")
-        row_lengths = [len(ids) for ids in column(kept, "input_ids")]
-        dropped = Counter(report.skipped)
-        dropped.update({k: v for k, v in statuses.items() if k not in (KEPT, TRUNCATED)})
-        manifest = dict(recipe)
-        manifest.update(
-            {
-                "read": report.read + len(extra),
-                "kept": len(kept),
-                "truncated": statuses.get(TRUNCATED, 0),
-                "dropped": dict(sorted(dropped.items())),
-                "rows": len(kept),
-                "tokens": sum(row_lengths),
-                "token_length_histogram": histogram(row_lengths, max_length),
-                "problems": report.problems,
-            }
-        )
-        manifest["fingerprint"] = key
+        kept, statuses = _encode(rows, recipe, tokenizer, work, key, num_proc)
+        manifest = _manifest(recipe, key, report, extra, kept, statuses)
         if not len(kept):
-            raise DataError(f"every row was dropped ({dict(dropped)}); is max_length too small?")
+            raise DataError(
+                f"every row was dropped ({manifest['dropped']}); is max_length too small?"
+            )
         save(kept, final, manifest)
-    for reason, n in sorted(dropped.items()):
+    for reason, n in sorted(manifest["dropped"].items()):
         logger.warning("dropped %d row(s): %s", n, reason.replace("_", " "))
     return manifest

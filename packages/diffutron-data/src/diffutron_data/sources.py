@@ -2,22 +2,17 @@
 
 A source is written as one string, e.g. ``data/news.jsonl?column=body``,
 ``notes.txt?mode=paragraph`` or ``hub:wikimedia/wikipedia?config=20231101.tr&split=train``.
-Records are streamed (never all in memory); every record that cannot be used is reported with its
-origin (file and line, or dataset and row) and counted in a :class:`ReadReport`.
+This module says what a source is; :mod:`diffutron_data.readers` reads it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import parse_qsl
 
-from diffutron_common.text import decode_message, file_sha256, text_problem
-from diffutron_data.errors import DataError, ReadReport, load_error
+from diffutron_data.errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".text")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -84,44 +79,15 @@ class Source:
 
     @property
     def embedded(self) -> bool:
-        """``embedded:NAME`` names data shipped in this package (see :data:`EMBEDDED`)."""
+        """``embedded:NAME`` names data shipped in this package
+        (:data:`diffutron_data.readers.EMBEDDED`)."""
         return not self.hub and self.location.startswith("embedded:")
-
-    def describe(self) -> dict[str, Any]:
-        """What the manifest records: options, plus size and SHA-256 of the content read."""
-        info = {k: v for k, v in asdict(self).items() if v is not None}
-        if self.embedded:
-            blob = "\n".join(_embedded_texts(self.location)).encode("utf-8")
-            info["bytes"] = len(blob)
-            info["sha256"] = hashlib.sha256(blob).hexdigest()
-        elif self.hub:
-            info["resolved_revision"] = _hub_revision(self)
-        else:
-            path = _check_file(self)
-            info["bytes"] = path.stat().st_size
-            info["sha256"] = file_sha256(path)
-        return info
 
     def __str__(self) -> str:
         return f"hub:{self.location}" if self.hub else self.location
 
 
-EMBEDDED = ("embedded:corpus", "embedded:corpus-train", "embedded:corpus-heldout")
-
-
-def _embedded_texts(location: str) -> list[str]:
-    from diffutron_data import embedded
-
-    if location == "embedded:corpus":
-        return list(embedded.corpus_documents())
-    if location == "embedded:corpus-train":
-        return embedded.corpus_split()[0]
-    if location == "embedded:corpus-heldout":
-        return embedded.corpus_split()[1]
-    raise DataError(f"unknown embedded source {location!r}; known: {', '.join(EMBEDDED)}")
-
-
-def _hub_revision(source: Source) -> str | None:
+def hub_revision(source: Source) -> str | None:
     """The commit a Hub dataset's revision points to now, or None when it cannot be asked
     (offline, or the dataset is unreachable; loading it then fails with its own message)."""
     try:
@@ -132,7 +98,7 @@ def _hub_revision(source: Source) -> str | None:
         return None
 
 
-def _check_file(source: Source) -> Path:
+def check_file(source: Source) -> Path:
     path = Path(source.location)
     if path.is_dir():
         raise DataError(f"{path} is a folder; give the data files themselves")
@@ -145,195 +111,3 @@ def _check_file(source: Source) -> Path:
             f"{path}: unsupported file type {path.suffix!r}; use .txt, .jsonl or .parquet"
         )
     return path
-
-
-def _decoded_lines(path: Path, report: ReadReport) -> Iterator[tuple[int, str | None]]:
-    """``(line number, text)``; text is None for a line that is not valid UTF-8 (reported)."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                line = raw.rstrip(b"\r\n")
-                detail = decode_message(path, number, line, exc).split(" (", 1)[1].split(")")[0]
-                report.skip("invalid_utf8", f"{path}:{number}", detail)
-                yield number, None
-
-
-def _txt_texts(path: Path, mode: str, report: ReadReport) -> Iterator[tuple[str, str]]:
-    if mode == "line":
-        for number, line in _decoded_lines(path, report):
-            if line is None:
-                continue
-            if line.strip():
-                yield line.strip(), f"{path}:{number}"
-            else:
-                report.skip("empty", f"{path}:{number}")
-        return
-    # paragraph mode: documents are separated by blank lines
-    lines: list[str] = []
-    start, broken = 0, False
-    for number, line in _decoded_lines(path, report):
-        if line is not None and not line.strip():
-            if lines and not broken:
-                yield " ".join(lines), f"{path}:{start}"
-            lines, broken = [], False
-            continue
-        if not lines and not broken:
-            start = number
-        if line is None:
-            broken = True  # the invalid line was reported; its paragraph is not used
-        else:
-            lines.append(line.strip())
-    if lines and not broken:
-        yield " ".join(lines), f"{path}:{start}"
-
-
-def _jsonl_rows(path: Path, report: ReadReport) -> Iterator[tuple[dict, str]]:
-    for number, line in _decoded_lines(path, report):
-        if line is None:
-            continue
-        origin = f"{path}:{number}"
-        if not line.strip():
-            report.skip("empty", origin)
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            report.skip("malformed_json", origin, exc.msg)
-            continue
-        except RecursionError:
-            report.skip("malformed_json", origin, "nested too deeply")
-            continue
-        if not isinstance(row, dict):
-            report.skip("malformed_row", origin, f"a JSON {type(row).__name__}, not an object")
-            continue
-        yield row, origin
-
-
-def _parquet_rows(path: Path, column: str | None) -> Iterator[tuple[dict, str]]:
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a broken file
-        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-    names = parquet.schema_arrow.names
-    if column is not None and column not in names:
-        raise DataError(f"{path}: no column {column!r}; columns: {', '.join(names)}")
-    number = 0
-    batches = parquet.iter_batches(batch_size=1024)
-    while True:
-        try:
-            batch = next(batches, None)
-        except Exception as exc:  # a damaged page part-way through
-            raise DataError(f"{path}: damaged parquet data after row {number} ({exc})") from None
-        if batch is None:
-            return
-        for row in batch.to_pylist():
-            number += 1
-            yield row, f"{path}:row {number}"
-
-
-def _hub_rows(source: Source, column: str | None) -> Iterator[tuple[dict, str]]:
-    import datasets
-
-    try:
-        dataset = datasets.load_dataset(
-            source.location,
-            source.config,
-            split=source.split,
-            revision=source.revision,
-            streaming=True,
-        )
-    except Exception as exc:  # datasets raises many types; the user needs one line
-        raise load_error(
-            f"Hub dataset {source.location!r}",
-            exc,
-            offline_hint="HF_HUB_OFFLINE is set: only datasets already in the local cache load",
-        ) from None
-    names = dataset.column_names
-    if column is not None and names is not None and column not in names:
-        raise DataError(
-            f"Hub dataset {source.location!r} has no column {column!r}; columns: {', '.join(names)}"
-        )
-    for number, row in enumerate(dataset):
-        yield row, f"{source.location}:{source.split}:{number}"
-
-
-def iter_rows(
-    source: Source, report: ReadReport, *, column: str | None = None
-) -> Iterator[tuple[dict, str]]:
-    """Stream ``(row, origin)`` from a .jsonl, .parquet or Hub source.
-
-    ``column``, when given, must exist in a source with a schema (parquet, Hub), else
-    :class:`DataError` names the columns there are.
-    """
-    if source.hub:
-        rows = _hub_rows(source, column)
-    elif source.embedded:
-        raise DataError(f"{source.location} is text, not rows with fields")
-    else:
-        path = _check_file(source)
-        suffix = path.suffix.lower()
-        if suffix in TEXT_SUFFIXES:
-            raise DataError(f"{path}: a text file has no fields; use .jsonl or .parquet here")
-        rows = (
-            _jsonl_rows(path, report) if suffix in JSONL_SUFFIXES else _parquet_rows(path, column)
-        )
-    for count, item in enumerate(rows):
-        if source.limit is not None and count >= source.limit:
-            return
-        yield item
-
-
-def iter_texts(source: Source, report: ReadReport) -> Iterator[tuple[str, str]]:
-    """Stream ``(text, origin)`` documents; skipped records are counted in ``report``.
-
-    Empty or whitespace-only documents are skipped as ``empty``; a row without the text field
-    as ``missing_field``; a field that is not a string as ``malformed_row``. If no row of a
-    JSONL file has the field, that is an error naming the fields the rows do have.
-    """
-    if source.embedded or (
-        not source.hub and Path(source.location).suffix.lower() in TEXT_SUFFIXES
-    ):
-        if source.embedded:
-            texts = (
-                (t, f"{source.location}:{i + 1}")
-                for i, t in enumerate(_embedded_texts(source.location))
-            )
-        else:
-            texts = _txt_texts(_check_file(source), source.mode, report)
-        for count, (text, origin) in enumerate(texts):
-            if source.limit is not None and count >= source.limit:
-                return
-            report.yielded += 1
-            yield text, origin
-        return
-    seen_fields: set[str] = set()
-    found = False
-    for row, origin in iter_rows(source, report, column=source.column):
-        if source.column not in row:
-            seen_fields.update(row)
-            report.skip("missing_field", origin, f"no field {source.column!r}")
-            continue
-        found = True
-        value = row[source.column]
-        if not isinstance(value, str):
-            report.skip("malformed_row", origin, f"{source.column!r} is {type(value).__name__}")
-        elif text_problem(value):
-            report.skip("malformed_row", origin, f"{source.column!r} is {text_problem(value)}")
-        elif not value.strip():
-            report.skip("empty", origin)
-        else:
-            report.yielded += 1
-            yield value.strip(), origin
-    if not found and seen_fields:
-        raise DataError(
-            f"{source}: no row has the field {source.column!r}; fields found: "
-            f"{', '.join(sorted(seen_fields))}"
-        )

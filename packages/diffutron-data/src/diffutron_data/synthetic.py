@@ -17,7 +17,10 @@ import random
 import re
 from collections.abc import Sequence
 
+from diffutron_data.embedded import nouns, split_sentences
 from diffutron_data.errors import DataError
+from diffutron_data.instructions import row_to_messages
+from diffutron_data.readers import corpus_split
 
 INSTRUCTIONS = {
     "is_question": "Bu cümle bir soru mu? Evet ya da Hayır diye cevap ver.",
@@ -119,10 +122,14 @@ def make_task_rows(
     ]
 
 
+def corpus_sentences(*, heldout: bool = False) -> list[str]:
+    """Sentences of the embedded training (or held-out) corpus documents."""
+    train, held = corpus_split()
+    return [s for doc in (held if heldout else train) for s in split_sentences(doc)]
+
+
 def synthetic_conversations(rows: Sequence[dict[str, str]]) -> list[list[dict[str, str]]]:
     """Rows as chat conversations (the Alpaca rule: instruction, blank line, input)."""
-    from diffutron_data.instructions import row_to_messages
-
     return [row_to_messages(row, "alpaca") for row in rows]
 
 
@@ -131,8 +138,6 @@ def embedded_task_rows(
 ) -> list[dict[str, str]]:
     """Up to ``per_task`` rows of each task made from the embedded training corpus (nouns for
     ``plural``); the held-out documents are never used."""
-    from diffutron_data.embedded import corpus_sentences, nouns
-
     unknown = [t for t in tasks if t not in INSTRUCTIONS]
     if unknown:
         raise DataError(

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffutron_data import embedded
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, render_chat
 from diffutron_data.errors import load_error
+from diffutron_data.instructions import instruction_conversations
+from diffutron_data.readers import corpus_documents
 
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<mask>")
 TINY = "tiny"
@@ -20,9 +23,7 @@ TINY_VOCAB_SIZE = 4096
 
 
 def tiny_tokenizer_path() -> Path:
-    from diffutron_data.embedded import RESOURCES
-
-    return RESOURCES / "tokenizer"
+    return embedded.tokenizer_path()
 
 
 def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
@@ -45,8 +46,6 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
 
 def tiny_training_texts() -> list[str]:
     """What the tiny tokenizer learns from: corpus documents, then rendered conversations."""
-    from diffutron_data.embedded import corpus_documents, instruction_conversations
-
     return [*corpus_documents(), *(render_chat(c) for c in instruction_conversations())]
 
 

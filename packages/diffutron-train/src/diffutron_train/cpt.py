@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffutron_data import (
+    CPTCollator,
+    CPTDataSpec,
+    data_argument,
+    load_prepared,
+    load_tokenizer,
+    manifest_fingerprint,
+    pack_documents,
+    read_manifest,
+)
 from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
 from diffutron_train.loop import LoopSettings, train_and_export
@@ -32,7 +42,7 @@ from diffutron_train.runs import RunState, start_run, undo_if_failed
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CPTRun:
     preset: str = "tiny"
     model: str | None = None
@@ -90,8 +100,6 @@ def cpt_run(
 ) -> CPTRun:
     """The ``preset``'s run, with any field (and any loop or LoRA setting) overridden;
     ``use_lora`` overrides whether the preset adapts with LoRA or trains every weight."""
-    from diffutron_data.build import data_argument
-
     if preset not in PRESET_LOOPS:
         raise TrainError(f"unknown preset {preset!r}; use 'tiny' or 'paper'")
     settings = LoopSettings(**{**PRESET_LOOPS[preset], **(loop or {})})
@@ -101,18 +109,21 @@ def cpt_run(
     fields["data"], extra = data_argument(fields.get("data"), "cpt")
     fields["sources"] = [*extra, *fields.get("sources", [])]
     if fields.get("max_length") is None and not fields.get("data"):
-        from diffutron_data import cpt_preset
-
-        fields["max_length"] = cpt_preset(preset).max_length
+        fields["max_length"] = CPTDataSpec(preset).resolve().max_length
     return CPTRun(preset=preset, lora=adapters, loop=settings, **fields)
 
 
-def _tokenizer_name(run: CPTRun) -> str:
-    if run.tokenizer:
-        return run.tokenizer
-    if run.model:
-        return tokenizer_source(run.model)
-    return "tiny" if run.preset == "tiny" else MMBERT_BASE
+def data_spec(run: CPTRun) -> CPTDataSpec:
+    """The corpus this run builds when it is given no prepared ``--data``: the preset's, or
+    ``sources``; tokenised by the backbone's own tokenizer."""
+    tokenizer = run.tokenizer or (tokenizer_source(run.model) if run.model else None)
+    return CPTDataSpec(
+        run.preset,
+        tuple(run.sources),
+        tokenizer=tokenizer,
+        max_length=run.max_length,
+        seed=run.loop.seed,
+    )
 
 
 def build_backbone(run: CPTRun, tokenizer, *, device: str | None = None):
@@ -130,11 +141,8 @@ def dry_run(run: CPTRun) -> list[str]:
     if run.preset == "paper" and run.model is None:
         model = build_backbone(run, None, device="meta")
     else:
-        from diffutron_data import load_tokenizer
-
-        model = build_backbone(
-            run, load_tokenizer(_tokenizer_name(run), trust_remote_code=run.trust_remote_code)
-        )
+        name = data_spec(run).resolve().tokenizer_name
+        model = build_backbone(run, load_tokenizer(name, trust_remote_code=run.trust_remote_code))
     adapted = apply_lora(model, **run.lora) if run.lora is not None else model
     return [json.dumps(run.to_dict(), indent=2), str(count_parameters(adapted))]
 
@@ -145,84 +153,48 @@ def run_identity(settings: dict[str, Any], data_fingerprint: str) -> dict[str, A
     return {**settings, "data_fingerprint": data_fingerprint}
 
 
-def _pools(run: CPTRun):
-    from diffutron_data import Pool, Source, cpt_preset
-
-    if run.sources:
-        return [Pool("sources", [Source.parse(s) for s in run.sources])]
-    return cpt_preset(run.preset).pools
-
-
-def _max_length(run: CPTRun) -> int:
-    from diffutron_data import cpt_preset
-
-    return run.max_length or cpt_preset(run.preset).max_length
-
-
-def data_fingerprint(run: CPTRun, tokenizer, tokenizer_name: str) -> str:
+def data_fingerprint(run: CPTRun, tokenizer) -> str:
     """What identifies the corpus this run trains on: the prepared folder's manifest
     (``--data``), or the recipe the run would build (sources by content, tokenizer, settings)."""
-    from diffutron_data import cpt_recipe, manifest_fingerprint, read_manifest
-    from diffutron_data.build import recipe_fingerprint
-
     if run.data:
         read_manifest(run.data, "cpt")
         return manifest_fingerprint(run.data)
-    recipe = cpt_recipe(
-        _pools(run),
-        tokenizer,
-        tokenizer_name=tokenizer_name,
-        max_length=_max_length(run),
-        seed=run.loop.seed,
-    )
-    return recipe_fingerprint(recipe)
+    return data_spec(run).resolve().fingerprint(tokenizer)
 
 
-def _corpus(run: CPTRun, tokenizer, tokenizer_name: str, state: RunState, key: str):
+def _corpus(run: CPTRun, tokenizer, state: RunState, key: str):
     """The corpus to train on: the prepared ``--data``, or the run's own ``data/``, built (or
     rebuilt) unless it was built from exactly these inputs."""
-    from diffutron_data import build_cpt_corpus, load_prepared, manifest_fingerprint
-
     if run.data:
         corpus, manifest = load_prepared(run.data, "cpt")
         return corpus, manifest["max_length"]
+    plan = data_spec(run).resolve()
     target = state.folder / "data"
     if manifest_fingerprint(target) != key:
         if (target / "manifest.json").is_file():
             logger.info("%s was built from other inputs; rebuilding it", target)
-        build_cpt_corpus(
-            _pools(run),
-            tokenizer,
-            target,
-            tokenizer_name=tokenizer_name,
-            max_length=_max_length(run),
-            seed=run.loop.seed,
-            num_proc=run.num_proc,
-            overwrite=True,
-        )
+        plan.build(tokenizer, target, num_proc=run.num_proc, overwrite=True)
     corpus, _ = load_prepared(target, "cpt")
-    return corpus, _max_length(run)
+    return corpus, plan.max_length
 
 
 def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train and export; returns the exported model directory (``output_dir/model``). A run
     already finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
-    from diffutron_data import CPTCollator, load_tokenizer, pack_documents, read_manifest
-
-    tokenizer_name = _tokenizer_name(run)
-    tokenizer = load_tokenizer(tokenizer_name, trust_remote_code=run.trust_remote_code)
+    plan = data_spec(run).resolve()
+    tokenizer = load_tokenizer(plan.tokenizer_name, trust_remote_code=run.trust_remote_code)
     if tokenizer.mask_token_id is None:
-        raise TrainError(f"tokenizer {tokenizer_name!r} has no mask token")
+        raise TrainError(f"tokenizer {plan.tokenizer_name!r} has no mask token")
     check_fits(
-        read_manifest(run.data, "cpt")["max_length"] if run.data else _max_length(run),
+        read_manifest(run.data, "cpt")["max_length"] if run.data else plan.max_length,
         model_positions(run.model, run.preset, trust_remote_code=run.trust_remote_code),
     )
     with main_process_first():  # rank 0 claims the folder and builds the corpus; the others reuse
-        key = data_fingerprint(run, tokenizer, tokenizer_name)
+        key = data_fingerprint(run, tokenizer)
         state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
         if not state.finished:
             with undo_if_failed(state):
-                corpus, max_length = _corpus(run, tokenizer, tokenizer_name, state, key)
+                corpus, max_length = _corpus(run, tokenizer, state, key)
                 if len(corpus) == 0:
                     raise TrainError("the corpus has no usable rows")
     if state.finished:  # start_run said so

@@ -14,6 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffutron_core import PAPER_SAMPLER
+from diffutron_data import (
+    DLLM_BERT_CHAT_TEMPLATE,
+    SFTCollator,
+    SFTDataSpec,
+    data_argument,
+    load_prepared,
+    load_tokenizer,
+    manifest_fingerprint,
+    read_manifest,
+)
 from diffutron_train.cpt import run_identity
 from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
@@ -31,15 +42,6 @@ from diffutron_train.runs import RunState, start_run, undo_if_failed
 logger = logging.getLogger(__name__)
 
 # diffutron-sample reads these from sampler_config.json (its SamplerConfig field names).
-PAPER_SAMPLER = {
-    "steps": 128,
-    "max_new_tokens": 128,
-    "block_length": 32,
-    "temperature": 0.1,
-    "remasking": "low_confidence",
-    "cfg_scale": 0.0,
-    "repetition_penalty": 1.2,
-}
 TINY_SAMPLER = {**PAPER_SAMPLER, "steps": 64, "max_new_tokens": 64}
 
 PRESET_LOOPS = {
@@ -76,7 +78,7 @@ PRESET_LOOPS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class SFTRun:
     preset: str = "tiny"
     stage: int = 1
@@ -107,31 +109,25 @@ def sft_run(
         raise TrainError(
             f"unknown preset/stage {preset!r}/{stage}; presets tiny, paper; stages 1, 2"
         )
-    from diffutron_data.build import data_argument
-
     values = {**PRESET_LOOPS[(preset, stage)], "objective": "mdlm", **(loop or {})}
     fields.setdefault("output_dir", f"runs/sft-{preset}-stage{stage}")
     fields["data"], extra = data_argument(fields.get("data"), "sft")
     fields["sources"] = [*extra, *fields.get("sources", [])]
-    if not fields.get("data"):
-        from diffutron_data import sft_preset
-
-        data_preset = sft_preset(preset, stage)
+    if not fields.get("data"):  # run.json records the preset's choices it trains with
+        plan = SFTDataSpec(
+            preset,
+            stage,
+            synthetic=fields.get("synthetic"),
+            synthetic_tasks=tuple(fields.get("synthetic_tasks") or ()),
+        ).resolve()
         if fields.get("max_length") is None:
-            fields["max_length"] = data_preset.max_length
-        if fields.get("synthetic") is None:
-            fields["synthetic"] = data_preset.synthetic_per_task
-        if not fields.get("synthetic_tasks"):
-            from diffutron_data.synthetic import TASKS
-
-            chosen = data_preset.synthetic_tasks or (TASKS if fields["synthetic"] else ())
-            fields["synthetic_tasks"] = list(chosen)
+            fields["max_length"] = plan.max_length
+        fields["synthetic"] = plan.synthetic_per_task
+        fields["synthetic_tasks"] = list(plan.synthetic_tasks)
     return SFTRun(preset=preset, stage=stage, loop=LoopSettings(**values), **fields)
 
 
 def _model_and_tokenizer(run: SFTRun):
-    from diffutron_data import DLLM_BERT_CHAT_TEMPLATE, load_tokenizer
-
     if run.model is None:
         if run.preset != "tiny":
             raise TrainError(
@@ -152,62 +148,54 @@ def _model_and_tokenizer(run: SFTRun):
     return model, tokenizer
 
 
-def _plan(run: SFTRun) -> dict[str, Any]:
-    """The inputs of the run's own data: sources, synthetic rows, length limit."""
-    from diffutron_data import Source, sft_preset
-    from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conversations
-
-    preset = sft_preset(run.preset, run.stage)
-    per_task = preset.synthetic_per_task if run.synthetic is None else run.synthetic
-    tasks = TASKS if run.synthetic_tasks is None else run.synthetic_tasks
-    extra = embedded_task_rows(tasks, per_task, seed=run.loop.seed)
-    return {
-        "sources": [Source.parse(s) for s in run.sources] if run.sources else preset.sources,
-        "tokenizer_name": run.model or preset.tokenizer,
-        "schema": run.schema,
-        "max_length": run.max_length or preset.max_length,
-        "extra_conversations": synthetic_conversations(extra),
-        "extra_name": "synthetic",
-    }
+def data_spec(run: SFTRun) -> SFTDataSpec:
+    """The rows this run builds when it is given no prepared ``--data``: the preset stage's
+    sources (or ``sources``) and synthetic tasks, tokenised by the model's tokenizer."""
+    return SFTDataSpec(
+        run.preset,
+        run.stage,
+        tuple(run.sources),
+        schema=run.schema,
+        synthetic=run.synthetic,
+        synthetic_tasks=tuple(run.synthetic_tasks or ()),
+        tokenizer=run.model,
+        max_length=run.max_length,
+        seed=run.loop.seed,
+    )
 
 
 def data_fingerprint(run: SFTRun, tokenizer) -> str:
     """What identifies the rows this run trains on (the prepared ``--data`` folder's manifest, or
     the recipe of the run's own data), as :func:`diffutron_train.cpt.data_fingerprint`."""
-    from diffutron_data import manifest_fingerprint, read_manifest, sft_recipe
-    from diffutron_data.build import recipe_fingerprint
-
     if run.data:
         read_manifest(run.data, "sft")
         return manifest_fingerprint(run.data)
-    return recipe_fingerprint(sft_recipe(tokenizer=tokenizer, **_plan(run)))
+    return data_spec(run).resolve().fingerprint(tokenizer)
 
 
 def _rows(run: SFTRun, tokenizer, state: RunState, key: str):
-    from diffutron_data import build_sft_dataset, load_prepared, manifest_fingerprint
-
     if run.data:
         rows, manifest = load_prepared(run.data, "sft")
         return rows, manifest["max_length"]
-    plan = _plan(run)
+    plan = data_spec(run).resolve()
     target = state.folder / "data"
     if manifest_fingerprint(target) != key:
         if (target / "manifest.json").is_file():
             logger.info("%s was built from other inputs; rebuilding it", target)
-        build_sft_dataset(
-            tokenizer=tokenizer, output_dir=target, num_proc=run.num_proc, overwrite=True, **plan
-        )
+        plan.build(tokenizer, target, num_proc=run.num_proc, overwrite=True)
     rows, _ = load_prepared(target, "sft")
-    return rows, plan["max_length"]
+    return rows, plan.max_length
 
 
 def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train one SFT stage and export ``output_dir/model``; returns its path. A run already
     finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
-    from diffutron_data import SFTCollator, read_manifest
-
     model, tokenizer = _model_and_tokenizer(run)
-    length = read_manifest(run.data, "sft")["max_length"] if run.data else _plan(run)["max_length"]
+    length = (
+        read_manifest(run.data, "sft")["max_length"]
+        if run.data
+        else data_spec(run).resolve().max_length
+    )
     check_fits(length, getattr(model.config, "max_position_embeddings", None))
     with main_process_first():  # rank 0 claims the folder and builds the rows; the others reuse
         key = data_fingerprint(run, tokenizer)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 
-from diffutron_data import CPTCollator, load_tokenizer
-from diffutron_data.embedded import corpus_sentences
+from diffutron_data import CPTCollator, corpus_sentences, load_tokenizer
 from diffutron_train import LoopSettings, apply_lora, build_model, model_config, train_loop
 
 
