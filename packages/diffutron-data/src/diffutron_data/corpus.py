@@ -112,6 +112,50 @@ def cpt_recipe(
     }
 
 
+def _build_pool(pool: Pool, index, report, work: Path, key, tokenizer, max_length, seed, num_proc):
+    """``(kept documents, stats, token lengths)`` of one pool: read, tokenised, filtered to
+    ``max_length`` and sampled to ``pool.sample_size``."""
+    import datasets
+
+    raw = work / f"pool-{index}.arrow"
+    count = _read_pool(pool, raw, report)
+    workers = num_proc if count > num_proc else None
+    ds = datasets.Dataset.from_file(str(raw)).map(
+        _tokenize_batch,
+        batched=True,
+        num_proc=workers,
+        fn_kwargs={"tokenizer": tokenizer},
+        remove_columns=["text"],
+        cache_file_name=str(work / f"pool-{index}-tokens.arrow"),
+        new_fingerprint=f"{key}-{index}-tokens",
+        desc=f"tokenising {pool.name}",
+    )
+    kept = ds.filter(
+        _within,
+        input_columns="length",
+        batched=True,
+        fn_kwargs={"max_length": max_length},
+        num_proc=workers,
+        cache_file_name=str(work / f"pool-{index}-kept.arrow"),
+        new_fingerprint=f"{key}-{index}-kept",
+        desc=f"filtering {pool.name} to <= {max_length} tokens",
+    )
+    stats = CorpusStats(read=report.read, tokenised=len(ds), kept=len(kept))
+    stats.dropped.update(report.skipped)
+    stats.dropped["too_long"] = len(ds) - len(kept)
+    if pool.sample_size is not None and pool.sample_size < len(kept):
+        kept = kept.shuffle(seed=seed).select(range(pool.sample_size))
+    elif pool.sample_size is not None:
+        logger.warning(
+            "pool %s: asked for %d documents, only %d pass the filter; keeping all",
+            pool.name,
+            pool.sample_size,
+            len(kept),
+        )
+    stats.selected = len(kept)
+    return kept, stats, column(ds, "length")
+
+
 def build_cpt_corpus(
     pools: list[Pool],
     tokenizer,
@@ -139,45 +183,11 @@ def build_cpt_corpus(
         selected, stats, problems, lengths = [], {}, [], []
         for index, pool in enumerate(pools):
             report = ReadReport()
-            raw = work / f"pool-{index}.arrow"
-            count = _read_pool(pool, raw, report)
+            kept, stats[pool.name], pool_lengths = _build_pool(
+                pool, index, report, work, key, tokenizer, max_length, seed, num_proc
+            )
             problems += report.problems
-            ds = datasets.Dataset.from_file(str(raw))
-            ds = ds.map(
-                _tokenize_batch,
-                batched=True,
-                num_proc=num_proc if count > num_proc else None,
-                fn_kwargs={"tokenizer": tokenizer},
-                remove_columns=["text"],
-                cache_file_name=str(work / f"pool-{index}-tokens.arrow"),
-                new_fingerprint=f"{key}-{index}-tokens",
-                desc=f"tokenising {pool.name}",
-            )
-            lengths += column(ds, "length")
-            kept = ds.filter(
-                _within,
-                input_columns="length",
-                batched=True,
-                fn_kwargs={"max_length": max_length},
-                num_proc=num_proc if count > num_proc else None,
-                cache_file_name=str(work / f"pool-{index}-kept.arrow"),
-                new_fingerprint=f"{key}-{index}-kept",
-                desc=f"filtering {pool.name} to <= {max_length} tokens",
-            )
-            pool_stats = CorpusStats(read=report.read, tokenised=len(ds), kept=len(kept))
-            pool_stats.dropped.update(report.skipped)
-            pool_stats.dropped["too_long"] = len(ds) - len(kept)
-            if pool.sample_size is not None and pool.sample_size < len(kept):
-                kept = kept.shuffle(seed=seed).select(range(pool.sample_size))
-            elif pool.sample_size is not None:
-                logger.warning(
-                    "pool %s: asked for %d documents, only %d pass the filter; keeping all",
-                    pool.name,
-                    pool.sample_size,
-                    len(kept),
-                )
-            pool_stats.selected = len(kept)
-            stats[pool.name] = pool_stats
+            lengths += pool_lengths
             selected.append(kept)
         corpus = datasets.concatenate_datasets(selected).shuffle(seed=seed)
         manifest = _manifest(recipe, stats, corpus, lengths, problems)
