@@ -140,6 +140,19 @@ def save(dataset, final: Path, manifest: dict[str, Any]) -> None:
     write_text(final / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
+def recipe_header(kind: str, tokenizer, tokenizer_name: str, max_length: int) -> dict[str, Any]:
+    """What every recipe starts with: the kind of data, this builder and its version, the
+    tokenizer by name and by content, and the length limit."""
+    return {
+        "kind": kind,
+        "builder": "diffutron-data",
+        "builder_version": BUILDER_VERSION,
+        "tokenizer": tokenizer_name,
+        "tokenizer_sha256": tokenizer_sha256(tokenizer),
+        "max_length": max_length,
+    }
+
+
 def tokenizer_sha256(tokenizer) -> str:
     """A hash of the tokenizer's whole definition (vocabulary, merges, special tokens), so data
     built with another tokenizer of the same name is never taken for this one's."""

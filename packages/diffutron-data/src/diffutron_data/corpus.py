@@ -18,14 +18,13 @@ from typing import Any
 
 from diffutron_common import check_number
 from diffutron_data.build import (
-    BUILDER_VERSION,
     atomic_output,
     column,
     histogram,
     recipe_fingerprint,
+    recipe_header,
     save,
     start_build,
-    tokenizer_sha256,
     write_arrow,
 )
 from diffutron_data.errors import DataError, ReadReport
@@ -93,13 +92,8 @@ def cpt_recipe(
     if not pools or not all(p.sources for p in pools):
         raise DataError("every pool needs at least one source")
     return {
-        "kind": "cpt",
-        "builder": "diffutron-data",
-        "builder_version": BUILDER_VERSION,
-        "tokenizer": tokenizer_name,
+        **recipe_header("cpt", tokenizer, tokenizer_name, max_length),
         "tokenizer_vocab_size": len(tokenizer),
-        "tokenizer_sha256": tokenizer_sha256(tokenizer),
-        "max_length": max_length,
         "seed": seed,
         "pools": [
             {

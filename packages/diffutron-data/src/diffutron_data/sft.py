@@ -21,14 +21,13 @@ from typing import Any
 
 from diffutron_common import check_number
 from diffutron_data.build import (
-    BUILDER_VERSION,
     atomic_output,
     column,
     histogram,
     recipe_fingerprint,
+    recipe_header,
     save,
     start_build,
-    tokenizer_sha256,
     write_arrow,
 )
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, split_prompt_response
@@ -113,12 +112,7 @@ def sft_recipe(
     extra = list(extra_conversations)
     blob = json.dumps(extra, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return {
-        "kind": "sft",
-        "builder": "diffutron-data",
-        "builder_version": BUILDER_VERSION,
-        "tokenizer": tokenizer_name,
-        "tokenizer_sha256": tokenizer_sha256(tokenizer),
-        "max_length": max_length,
+        **recipe_header("sft", tokenizer, tokenizer_name, max_length),
         "schema": schema,
         "truncate_response": truncate_response,
         "chat_template": chat_template,

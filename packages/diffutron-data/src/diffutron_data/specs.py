@@ -23,8 +23,17 @@ from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conver
 from diffutron_data.tokenizer import load_tokenizer
 
 
+class _Plan:
+    def recipe(self, tokenizer) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def fingerprint(self, tokenizer) -> str:
+        """What identifies the data this plan makes (see :func:`recipe_fingerprint`)."""
+        return recipe_fingerprint(self.recipe(tokenizer))
+
+
 @dataclass(frozen=True)
-class CPTPlan:
+class CPTPlan(_Plan):
     """A CPT corpus with every choice made: what :func:`build_cpt_corpus` takes."""
 
     pools: tuple[Pool, ...]
@@ -40,10 +49,6 @@ class CPTPlan:
             max_length=self.max_length,
             seed=self.seed,
         )
-
-    def fingerprint(self, tokenizer) -> str:
-        """What identifies the corpus this plan makes (see :func:`recipe_fingerprint`)."""
-        return recipe_fingerprint(self.recipe(tokenizer))
 
     def build(self, tokenizer, output_dir: str | Path, **options: Any) -> dict[str, Any]:
         """Build the corpus into ``output_dir`` (``num_proc``, ``overwrite``); its manifest."""
@@ -91,7 +96,7 @@ class CPTDataSpec:
 
 
 @dataclass(frozen=True)
-class SFTPlan:
+class SFTPlan(_Plan):
     """Instruction-tuning rows with every choice made: what :func:`build_sft_dataset` takes."""
 
     sources: tuple[Source, ...]
@@ -115,9 +120,8 @@ class SFTPlan:
             "extra_name": "synthetic",
         }
 
-    def fingerprint(self, tokenizer) -> str:
-        """What identifies the rows this plan makes (see :func:`recipe_fingerprint`)."""
-        return recipe_fingerprint(sft_recipe(list(self.sources), tokenizer, **self.settings()))
+    def recipe(self, tokenizer) -> dict[str, Any]:
+        return sft_recipe(list(self.sources), tokenizer, **self.settings())
 
     def build(self, tokenizer, output_dir: str | Path, **options: Any) -> dict[str, Any]:
         """Build the rows into ``output_dir`` (``num_proc``, ``overwrite``); their manifest."""
