@@ -9,6 +9,11 @@ from typing import Any
 
 import torch
 
+from diffutron_common import DiffutronError, reason
+from diffutron_common import adapters as common_adapters
+from diffutron_common.progress import quiet_transformers
+from diffutron_train.errors import TrainError
+
 MMBERT_BASE = "jhu-clsp/mmBERT-base"
 MMBERT_BASE_CONFIG: dict[str, Any] = {
     "vocab_size": 256_000,
@@ -76,10 +81,6 @@ def build_model(config, *, device: str | torch.device | None = None, seed: int |
 
 def adapter_base(name_or_path: str | None) -> str | None:
     """The base model of a LoRA adapter folder, or None for any other model."""
-    from diffutron_common import DiffutronError
-    from diffutron_common import adapters as common_adapters
-    from diffutron_train.errors import TrainError
-
     if not common_adapters.is_adapter_folder(name_or_path):
         return None
     try:
@@ -90,10 +91,6 @@ def adapter_base(name_or_path: str | None) -> str | None:
 
 def tokenizer_source(name_or_path: str) -> str:
     """Where a model's tokenizer is (an adapter folder without one: its base's)."""
-    from diffutron_common import DiffutronError
-    from diffutron_common import adapters as common_adapters
-    from diffutron_train.errors import TrainError
-
     try:
         return common_adapters.tokenizer_source(name_or_path)
     except DiffutronError as exc:
@@ -105,10 +102,6 @@ def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
     base with PEFT); safetensors only; code shipped with the model runs only with
     ``trust_remote_code``; a failure is one line."""
     from transformers import AutoModelForMaskedLM
-
-    from diffutron_common import reason
-    from diffutron_common.progress import quiet_transformers
-    from diffutron_train.errors import TrainError
 
     quiet_transformers()
     base = adapter_base(name_or_path)
@@ -141,7 +134,6 @@ def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
 def check_fits(max_length: int, positions: int | None, *, what: str = "--max-length") -> None:
     """Rows of ``max_length`` tokens must fit the model's ``positions`` (its
     ``max_position_embeddings``): a longer row would index past its position table."""
-    from diffutron_train.errors import TrainError
 
     if positions is not None and max_length > positions:
         raise TrainError(
