@@ -47,7 +47,7 @@ def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
         return None
     import yaml  # only when a config file is given
 
-    from diffutron_common import DiffutronError, read_text
+    from diffutron_common import DiffutronError, read_text, reason
 
     path = Path(value)
     try:
@@ -55,8 +55,7 @@ def load_config(ctx: click.Context, _param: click.Parameter, value: str | None) 
     except DiffutronError as exc:  # missing, a folder, not UTF-8: one line naming it
         raise click.BadParameter(str(exc)) from None
     except yaml.YAMLError as exc:
-        reason = str(exc).splitlines()[0]
-        raise click.BadParameter(f"config file {path} is not valid YAML ({reason})") from None
+        raise click.BadParameter(f"config file {path} is not valid YAML ({reason(exc)})") from None
     except RecursionError:
         raise click.BadParameter(f"config file {path} is nested too deeply") from None
     if data is None:
