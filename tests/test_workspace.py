@@ -16,9 +16,8 @@ MEMBERS = {
     "diffutron-eval": ROOT / "packages/diffutron-eval",
     "diffutron-cli": ROOT / "apps/diffutron-cli",
 }
-# ARCHITECTURE.md: data <- nothing; core <- sample; core, data <- train; core, sample <- eval;
-# common (the shared file, error and input policies; standard library only) <- every package
-# that reads or writes a user's files.
+# docs/architecture.md#dependencies-point-one-way: common (the shared policies; standard library
+# only) <- every package; core <- sample; core, data <- train; core, sample <- eval.
 ALLOWED = {
     "diffutron-common": set(),
     "diffutron-core": set(),
