@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffutron_common.files import is_temp
+from diffutron_common import is_temp
 
 TEXT = "\n".join(
     [

@@ -17,14 +17,15 @@ from diffutron_common import (
     check_output_folder,
     check_replaceable,
     claim_folder,
+    is_temp,
     owned,
     read_marker,
     remove_owned,
     remove_stale_temps,
     replace_path,
+    temp_sibling,
     write_text,
 )
-from diffutron_common.files import is_temp, temp_sibling
 
 
 def snapshot(root):
@@ -155,7 +156,7 @@ def test_check_output_folder_refuses_a_folder_holding_an_input(tmp_path):
 
 
 def test_stale_temporaries_of_dead_processes_are_cleared_and_live_ones_kept(tmp_path):
-    from diffutron_common.files import _host
+    from diffutron_common.temps import _host
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

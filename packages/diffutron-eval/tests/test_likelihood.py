@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from diffutron_core import mc_loglikelihood
+from diffutron_core import mc_loglikelihood, request_seed
 from diffutron_eval import DiffutronLM
-from diffutron_eval.likelihood import request_seed
 
 
 class Request:

@@ -2,8 +2,9 @@
 
 Forward process (:func:`sample_t`, :func:`mask_tokens`) under a schedule (:class:`LinearSchedule`,
 :class:`CosineSchedule`); the training objective (:func:`mdlm_loss`); the pieces of the reverse
-process (:func:`transfer_counts`, :func:`gumbel_argmax`); and the likelihood estimator used for
-multiple-choice evaluation (:func:`mc_loglikelihood`). Depends on torch only.
+process (:func:`transfer_counts`, :func:`gumbel_argmax`); the likelihood estimator used for
+multiple-choice evaluation (:func:`mc_loglikelihood`); the one padding rule (:func:`pad_rows`); and
+the seed formulas every package draws from (:mod:`diffutron_core.seeds`). Depends on torch only.
 """
 
 from importlib.metadata import version
@@ -14,6 +15,14 @@ from diffutron_core.loss import mdlm_loss
 from diffutron_core.noise import mask_tokens, sample_t
 from diffutron_core.sampling import PAPER_SAMPLER, gumbel_argmax, transfer_counts
 from diffutron_core.schedules import CosineSchedule, LinearSchedule, Schedule
+from diffutron_core.seeds import (
+    dropout_seed,
+    generator,
+    mask_seed,
+    request_seed,
+    shuffle_seed,
+    window_seed,
+)
 
 __version__ = version("diffutron-core")
 
@@ -23,13 +32,19 @@ __all__ = [
     "LinearSchedule",
     "Schedule",
     "__version__",
+    "dropout_seed",
+    "generator",
     "gumbel_argmax",
+    "mask_seed",
     "mask_tokens",
     "mc_loglikelihood",
     "mc_mask_draws",
     "mdlm_loss",
     "pad_rows",
+    "request_seed",
     "sample_t",
+    "shuffle_seed",
     "stratified_mask_counts",
     "transfer_counts",
+    "window_seed",
 ]

@@ -96,16 +96,36 @@ def mc_loglikelihood(
     while drawn < mc_num:
         n = min(batch_size, mc_num - drawn)
         levels, is_masked = mc_mask_draws(length, n, generator=generator)
-        is_masked = is_masked.to(context.device)  # exactly l_i masked in row i
-        levels = levels.to(context.device)
-        canvas = sequence.repeat(n, 1)  # (n, C + L)
-        canvas[:, n_ctx:] = target.masked_fill(is_masked, mask_token_id)
-        logits = logits_fn(canvas)[:, n_ctx:]  # (n, L, V)
-        rows = is_masked.nonzero(as_tuple=True)[0]
-        ce = F.cross_entropy(
-            logits[is_masked].float(), target.expand(n, length)[is_masked], reduction="none"
-        )  # (M,)
-        per_sample = torch.zeros(n, device=ce.device).index_add(0, rows.to(ce.device), ce)
-        total += (per_sample * (length / levels.to(ce.device))).sum().item()
+        total += _weighted_masked_ce(
+            logits_fn, sequence, n_ctx, levels, is_masked, mask_token_id=mask_token_id
+        )
         drawn += n
     return -total / mc_num
+
+
+def _weighted_masked_ce(
+    logits_fn: LogitsFn,
+    sequence: torch.Tensor,
+    n_ctx: int,
+    levels: torch.Tensor,
+    is_masked: torch.Tensor,
+    *,
+    mask_token_id: int,
+) -> float:
+    """``sum_i (L / l_i) * sum_{j masked in row i} -log p(y_j | ...)`` over one batch of draws
+    (:func:`mc_mask_draws`): row ``i`` is ``sequence`` (``(C + L,)``, context then continuation)
+    with the continuation positions of ``is_masked[i]`` (``(n, L)``, ``l_i = levels[i]`` of them)
+    masked."""
+    target = sequence[n_ctx:]  # (L,)
+    n, length = is_masked.shape
+    is_masked = is_masked.to(sequence.device)  # exactly l_i masked in row i
+    levels = levels.to(sequence.device)
+    canvas = sequence.repeat(n, 1)  # (n, C + L)
+    canvas[:, n_ctx:] = target.masked_fill(is_masked, mask_token_id)
+    logits = logits_fn(canvas)[:, n_ctx:]  # (n, L, V)
+    rows = is_masked.nonzero(as_tuple=True)[0]
+    ce = F.cross_entropy(
+        logits[is_masked].float(), target.expand(n, length)[is_masked], reduction="none"
+    )  # (M,)
+    per_sample = torch.zeros(n, device=ce.device).index_add(0, rows.to(ce.device), ce)
+    return (per_sample * (length / levels.to(ce.device))).sum().item()

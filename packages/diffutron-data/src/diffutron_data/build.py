@@ -17,8 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from diffutron_common import PathError, building_folder, reason, write_text
-from diffutron_common.files import temp_sibling
+from diffutron_common import PathError, building_folder, reason, temp_sibling, write_text
 from diffutron_data.errors import DataError
 from diffutron_data.progress import progress_enabled
 from diffutron_data.sources import Source, check_file

@@ -4,23 +4,35 @@
   batched; :func:`read_texts` reads the texts from files or the Hub.
 * :class:`DiffutronLM` - the lm-eval model ``diffutron`` (registered on import): log-likelihoods by
   the masked-diffusion Monte-Carlo bound, generation by diffutron-sample.
+* :func:`run_bench` - lm-eval tasks (the CETVEL subset) over models and baselines, with a report.
+* :func:`score_task` - exact match of graded tasks (plain rows) beside their trivial baseline.
 """
 
 from importlib.metadata import version
 
+from diffutron_eval.bench import run_bench
 from diffutron_eval.errors import EvalError
 from diffutron_eval.lm import DiffutronLM
 from diffutron_eval.perplexity import PerplexityResult, perplexity
+from diffutron_eval.synthetic import BASELINES, score_task
+from diffutron_eval.tasks import parse_data_files, task_configs, task_manager, tasks_path
 from diffutron_eval.texts import BILKENT_WRITINGS, read_texts
 
 __version__ = version("diffutron-eval")
 
 __all__ = [
+    "BASELINES",
     "BILKENT_WRITINGS",
     "DiffutronLM",
     "EvalError",
     "PerplexityResult",
     "__version__",
+    "parse_data_files",
     "perplexity",
     "read_texts",
+    "run_bench",
+    "score_task",
+    "task_configs",
+    "task_manager",
+    "tasks_path",
 ]

@@ -123,27 +123,9 @@ def run_bench(
     ``output_dir`` must be absent, empty or a folder an earlier bench wrote; its files
     (``results.json``, ``table.md``, ``chart.png``, ``results-baseline.json``) are replaced only
     once every evaluation has finished."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise EvalError(f"--limit must be at least 1, got {limit}")
-    hub_id = parse_baseline(baseline) if baseline is not None else None
-    try:
-        check_output_folder(output_dir, BENCH_KIND, option="--output-dir", inputs=[model])
-    except DiffutronError as exc:
-        raise EvalError(str(exc)) from None
-    names = resolve_tasks(list(tasks) if tasks else None)
-    files = parse_data_files(list(data_files))
-    try:  # a data file inside the output folder could be overwritten by a result of its name
-        check_output_folder(
-            output_dir, BENCH_KIND, option="--output-dir", inputs=list(files.values())
-        )
-    except DiffutronError as exc:
-        raise EvalError(str(exc)) from None
-    missing = [n for n in names if n not in files]
-    if missing and _offline():
-        raise EvalError(
-            f"offline and no --data-files for {', '.join(missing)}: give TASK=PATH for each, "
-            "or allow Hub access"
-        )
+    hub_id, names, files = _checked_inputs(
+        model, output_dir, tasks=tasks, data_files=data_files, limit=limit, baseline=baseline
+    )
     from diffutron_eval.lm import DiffutronLM
 
     lm = DiffutronLM(
@@ -155,12 +137,10 @@ def run_bench(
         trust_remote_code=trust_remote_code,
     )
     manager = task_manager()
-    out = Path(output_dir)
-    result = BenchResult(out)
-    column = name or _column_name(model)
+    result = BenchResult(Path(output_dir))
     ours = _evaluate(lm, task_configs(names, files, manager), manager, limit=limit, seed=seed)
     texts = {"results.json": _json_text(ours)}
-    result.accuracy[column] = accuracies(ours["results"])
+    result.accuracy[name or _column_name(model)] = accuracies(ours["results"])
     if hub_id is not None:
         theirs = _evaluate(
             "hf",
@@ -176,14 +156,60 @@ def run_bench(
         result.accuracy[hub_id] = accuracies(theirs["results"])
     texts["table.md"] = markdown_table(result.accuracy, limit=limit)
     # Every figure is ready: only now is the output folder claimed and its files replaced.
+    result.files.update(_publish(result.output_dir, texts, result.accuracy))
+    return result
+
+
+def _checked_inputs(
+    model: str,
+    output_dir: str | Path,
+    *,
+    tasks: list[str] | tuple[str, ...] | None,
+    data_files: list[str] | tuple[str, ...],
+    limit: int | None,
+    baseline: str | None,
+) -> tuple[str | None, list[str], dict[str, Path]]:
+    """What :func:`run_bench` checks before loading anything: ``(the baseline's Hub id or None,
+    the task names, {task: data file})``, or one :class:`EvalError`."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise EvalError(f"--limit must be at least 1, got {limit}")
+    hub_id = parse_baseline(baseline) if baseline is not None else None
+    _check_output_dir(output_dir, [model])
+    names = resolve_tasks(list(tasks) if tasks else None)
+    files = parse_data_files(list(data_files))
+    # a data file inside the output folder could be overwritten by a result of its name
+    _check_output_dir(output_dir, list(files.values()))
+    missing = [n for n in names if n not in files]
+    if missing and _offline():
+        raise EvalError(
+            f"offline and no --data-files for {', '.join(missing)}: give TASK=PATH for each, "
+            "or allow Hub access"
+        )
+    return hub_id, names, files
+
+
+def _check_output_dir(output_dir: str | Path, inputs: list[str | Path]) -> None:
+    """``output_dir`` may receive a bench's files and holds none of ``inputs``."""
+    try:
+        check_output_folder(output_dir, BENCH_KIND, option="--output-dir", inputs=inputs)
+    except DiffutronError as exc:
+        raise EvalError(str(exc)) from None
+
+
+def _publish(
+    out: Path, texts: dict[str, str], accuracy: dict[str, dict[str, float]]
+) -> dict[str, Path]:
+    """Claim ``out`` as a bench folder and write ``texts`` (``{file name: text}``) and the chart
+    of ``accuracy`` into it; an earlier bench's baseline results, which this run did not make,
+    are removed. Returns the files written, by role."""
     claim_folder(out, BENCH_KIND, option="--output-dir")
     for file, text in texts.items():
         write_text(out / file, text, option="--output-dir")
     if "results-baseline.json" not in texts:  # an earlier bench's, not this run's
         (out / "results-baseline.json").unlink(missing_ok=True)
-    result.files["results"] = out / "results.json"
+    files = {"results": out / "results.json"}
     if "results-baseline.json" in texts:
-        result.files["baseline"] = out / "results-baseline.json"
-    result.files["table"] = out / "table.md"
-    result.files["chart"] = bar_chart(result.accuracy, out / "chart.png")
-    return result
+        files["baseline"] = out / "results-baseline.json"
+    files["table"] = out / "table.md"
+    files["chart"] = bar_chart(accuracy, out / "chart.png")
+    return files

@@ -2,22 +2,21 @@
 question, with the output layer run only on the masked rows.
 
 The estimates are :func:`diffutron_core.mc_loglikelihood`'s with ``batch_size=mc_num``, draw for
-draw: each continuation gets its own generator (seeded from the seed and the texts, so results do
-not depend on request order) and its ``mc_num`` mask counts are stratified together by
-:func:`diffutron_core.mc_mask_draws`. The batch size only decides how the canvases are packed
-into forward passes, so it never changes a score.
+draw: each continuation gets its own generator (seeded by :func:`diffutron_core.request_seed` from
+the seed and the token ids, so results do not depend on request order) and its ``mc_num`` mask
+counts are stratified together by :func:`diffutron_core.mc_mask_draws`. The batch size only
+decides how the canvases are packed into forward passes, so it never changes a score.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from diffutron_core import mc_mask_draws
+from diffutron_core import mc_mask_draws, pad_rows, seeds
 
 
 @dataclass
@@ -25,12 +24,6 @@ class Scored:
     loglikelihood: float
     greedy: bool
     """Whether every continuation token is the argmax when the whole continuation is masked."""
-
-
-def request_seed(seed: int, *parts: Sequence[int]) -> int:
-    """A seed for one (context, continuation) pair, independent of the order of requests."""
-    data = b"".join(torch.tensor(list(p), dtype=torch.int64).numpy().tobytes() for p in parts)
-    return (seed * 1_000_003 + zlib.crc32(data)) % (2**63)
 
 
 def _canvases(
@@ -90,44 +83,20 @@ def score_continuations(
     """Score ``(context_ids, continuation_ids)`` pairs with one model (a
     :class:`diffutron_sample.MaskedLM`), packing the rows of all of them into batches of at most
     ``batch_size`` rows. ``prefix``/``suffix``: the tokenizer's special tokens around a text."""
-    plan = []  # (item index, ids, masked, weight, greedy row?)
-    targets = []
-    for index, (context, continuation) in enumerate(items):
-        generator = torch.Generator().manual_seed(request_seed(seed, context, continuation))
-        rows, target = _canvases(
-            prefix,
-            context,
-            continuation,
-            suffix,
-            mask_token_id=mask_token_id,
-            mc_num=mc_num,
-            generator=generator,
-        )
-        targets.append(target)
-        plan += [(index, *row) for row in rows]
+    plan, targets = _plan(
+        items, prefix=prefix, suffix=suffix, mask_token_id=mask_token_id, mc_num=mc_num, seed=seed
+    )
     totals = [0.0] * len(items)
     greedy = [True] * len(items)
-    device = lm.device
     for start in range(0, len(plan), batch_size):
         chunk = plan[start : start + batch_size]
-        width = max(len(row[1]) for row in chunk)
-        ids = torch.full((len(chunk), width), pad_token_id, dtype=torch.long)
-        attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        masked = torch.zeros((len(chunk), width), dtype=torch.bool)
-        for r, (_, row_ids, row_masked, _, _) in enumerate(chunk):
-            ids[r, : len(row_ids)] = row_ids
-            attention[r, : len(row_ids)] = 1
-            masked[r, : len(row_ids)] = row_masked
-        with torch.inference_mode():
-            states = lm.hidden(ids.to(device), attention.to(device), None)
-            where = masked.nonzero(as_tuple=True)
-            logits = lm.logits_at(states, tuple(w.to(device) for w in where)).cpu()
+        logits = _masked_logits(lm, chunk, pad_token_id=pad_token_id)
         offset = 0
-        for r, (index, _, row_masked, weight, is_greedy_row) in enumerate(chunk):
+        for index, row_ids, row_masked, weight, is_greedy_row in chunk:
             count = int(row_masked.sum())
             row_logits = logits[offset : offset + count]
             offset += count
-            begins = len(chunk[r][1]) - len(suffix) - len(targets[index])
+            begins = len(row_ids) - len(suffix) - len(targets[index])
             positions = row_masked.nonzero().flatten() - begins  # within the continuation
             gold = targets[index][positions]
             if weight:
@@ -136,3 +105,44 @@ def score_continuations(
             if is_greedy_row:
                 greedy[index] = bool((row_logits.argmax(-1) == gold).all())
     return [Scored(total, g) for total, g in zip(totals, greedy, strict=True)]
+
+
+def _plan(
+    items: Sequence[tuple[list[int], list[int]]],
+    *,
+    prefix: list[int],
+    suffix: list[int],
+    mask_token_id: int,
+    mc_num: int,
+    seed: int,
+):
+    """Every row to score, ``(item index, ids, masked, weight, greedy row?)``, items in order,
+    and each item's continuation as a tensor. Each item draws from its own generator, seeded by
+    :func:`~diffutron_core.seeds.request_seed` from ``seed`` and its ids."""
+    plan = []
+    targets = []
+    for index, (context, continuation) in enumerate(items):
+        rows, target = _canvases(
+            prefix,
+            context,
+            continuation,
+            suffix,
+            mask_token_id=mask_token_id,
+            mc_num=mc_num,
+            generator=seeds.generator(seeds.request_seed(seed, context, continuation)),
+        )
+        targets.append(target)
+        plan += [(index, *row) for row in rows]
+    return plan, targets
+
+
+def _masked_logits(lm, chunk, *, pad_token_id: int) -> torch.Tensor:
+    """One forward pass over a chunk of planned rows, right-padded into a batch: the logits at
+    their masked positions, ``(M, V)`` in row-major order, on the CPU."""
+    ids, attention = pad_rows([row_ids for _, row_ids, _, _, _ in chunk], pad_token_id)
+    masked = pad_rows([row_masked for _, _, row_masked, _, _ in chunk], 0)[0].bool()
+    device = lm.device
+    with torch.inference_mode():
+        states = lm.hidden(ids.to(device), attention.to(device), None)
+        where = masked.nonzero(as_tuple=True)
+        return lm.logits_at(states, tuple(w.to(device) for w in where)).cpu()

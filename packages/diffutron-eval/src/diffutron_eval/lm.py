@@ -27,6 +27,7 @@ from lm_eval.api.registry import register_model
 from diffutron_eval.errors import EvalError
 from diffutron_eval.likelihood import score_continuations
 from diffutron_eval.perplexity import special_affixes
+from diffutron_sample import MaskedLM, SampleError, SamplerConfig, generate_texts, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ class DiffutronLM(LM):
         **unused: Any,
     ) -> None:
         super().__init__()
-        from diffutron_sample import MaskedLM, SampleError, load_model
-
         if unused:
             logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
         if model is None:
@@ -160,9 +159,6 @@ class DiffutronLM(LM):
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        from diffutron_sample import SamplerConfig, generate
-        from diffutron_sample.text import decode_new
-
         defaults = (
             SamplerConfig.from_pretrained(self.pretrained) if self.pretrained else SamplerConfig()
         )
@@ -178,17 +174,13 @@ class DiffutronLM(LM):
             config = defaults.replace(max_new_tokens=new, steps=new, block_length=block)
             if "temperature" in kwargs:
                 config = config.replace(temperature=float(kwargs["temperature"]))
-            ids = torch.tensor([self.prefix + self._ids(context)])
-            canvas = generate(
+            (text,) = generate_texts(
                 self.lm,
-                ids.to(self.lm.device),
+                self.tokenizer,
+                [self.prefix + self._ids(context)],
                 config,
-                mask_token_id=self.tokenizer.mask_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-                pad_token_id=self.pad_token_id,
                 generator=torch.Generator(device=self.lm.device).manual_seed(self.seed),
             )
-            text = decode_new(self.tokenizer, canvas, new)[0]
             for stop in until:
                 if stop and stop in text:
                     text = text[: text.index(stop)]

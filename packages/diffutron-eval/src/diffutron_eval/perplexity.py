@@ -6,8 +6,8 @@ of a window with probability ``mask_prob`` (at least one per window) and is the 
 mean cross-entropy over all masked tokens. ``elbo`` instead draws ``t ~ U(0, 1]`` per window and
 sample, masks with probability ``t`` and weighs the masked cross-entropy by ``1/t``, the MDLM bound
 on the negative log-likelihood; its exponential per token bounds the true perplexity from above.
-Every draw comes from a generator seeded by (seed, window), so results do not depend on the batch
-size or device.
+Every draw comes from a generator seeded by (seed, window, sample)
+(:func:`diffutron_core.window_seed`), so results do not depend on the batch size or device.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from diffutron_core import pad_rows, seeds
 from diffutron_eval.errors import EvalError
 
 
@@ -93,61 +94,31 @@ def perplexity(
     """Pseudo-perplexity of ``model`` on ``texts`` (or, with ``elbo``, the MDLM bound)."""
     from diffutron_sample import MaskedLM
 
-    if not texts:
-        raise EvalError("no text to evaluate")
-    if not 0 < mask_prob < 1:
-        raise EvalError(f"--mask-prob must be in (0, 1), got {mask_prob}")
-    if tokenizer.mask_token_id is None:
-        raise EvalError("the tokenizer has no mask token: this is not a masked LM")
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit is not None and max_length > limit:
-        raise EvalError(f"--max-length {max_length} exceeds the model's {limit} positions")
+    _check_settings(model, tokenizer, texts, max_length=max_length, mask_prob=mask_prob)
     lm = MaskedLM(model)
     items = windows(tokenizer, texts, max_length)
     samples = elbo_samples if elbo else 1
+    rate = None if elbo else mask_prob  # the bound draws its own rate per sample
     jobs = [(w, k) for w in range(len(items)) for k in range(samples)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total_nll, scored, real_tokens = 0.0, 0, 0
-    if progress is None:
-        from diffutron_common import progress_enabled
-
-        progress = progress_enabled()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc="perplexity", unit="window", disable=not progress)
+    total_nll, scored = 0.0, 0
+    bar = _progress_bar(len(jobs), progress)
     with torch.inference_mode():
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
-            width = max(len(items[w][0]) for w, _ in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            masked = torch.zeros((len(batch), width), dtype=torch.bool)
-            weights = torch.ones(len(batch))
-            for row, (w, k) in enumerate(batch):
-                window, first, last = items[w]
-                ids[row, : len(window)] = torch.tensor(window)
-                attention[row, : len(window)] = 1
-                generator = torch.Generator().manual_seed(seed * 1_000_003 + w * 64 + k)
-                chosen, weights[row] = _draw_masks(
-                    last - first, mask_prob=None if elbo else mask_prob, generator=generator
-                )
-                masked[row, first:last] = chosen
-            targets = ids[masked]
-            noisy = ids.masked_fill(masked, tokenizer.mask_token_id).to(lm.device)
-            states = lm.hidden(noisy, attention.to(lm.device), None)
-            rows = masked.nonzero(as_tuple=True)
-            logits = lm.logits_at(states, tuple(r.to(lm.device) for r in rows))
-            nll = F.cross_entropy(logits, targets.to(lm.device), reduction="none").cpu().double()
+            ids, attention, masked, weights = _masked_batch(
+                items, batch, pad_token_id=pad, seed=seed, samples=samples, mask_prob=rate
+            )
+            nll, rows = _masked_nll(lm, ids, attention, masked, tokenizer.mask_token_id)
             if elbo:
-                total_nll += (nll * weights[rows[0]].double()).sum().item() / samples
+                total_nll += (nll * weights[rows].double()).sum().item() / samples
             else:
                 total_nll += nll.sum().item()
-                scored += len(targets)
+                scored += len(nll)
             bar.update(len(batch))
     bar.close()
     if elbo:
-        real_tokens = sum(last - first for _, first, last in items)
-        scored = real_tokens
+        scored = sum(last - first for _, first, last in items)  # the bound covers every token
     mean = total_nll / max(scored, 1)
     return PerplexityResult(
         perplexity=math.exp(mean),
@@ -157,6 +128,68 @@ def perplexity(
         texts=len(texts),
         method="elbo" if elbo else "pseudo",
         max_length=max_length,
-        mask_prob=None if elbo else mask_prob,
+        mask_prob=rate,
         seed=seed,
     )
+
+
+def _check_settings(model, tokenizer, texts: list[str], *, max_length: int, mask_prob: float):
+    """Refuse, in one line, what :func:`perplexity` cannot evaluate."""
+    if not texts:
+        raise EvalError("no text to evaluate")
+    if not 0 < mask_prob < 1:
+        raise EvalError(f"--mask-prob must be in (0, 1), got {mask_prob}")
+    if tokenizer.mask_token_id is None:
+        raise EvalError("the tokenizer has no mask token: this is not a masked LM")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and max_length > limit:
+        raise EvalError(f"--max-length {max_length} exceeds the model's {limit} positions")
+
+
+def _progress_bar(total: int, progress: bool | None):
+    """A tqdm bar over ``total`` jobs, shown when ``progress`` (default: the project's setting)."""
+    if progress is None:
+        from diffutron_common import progress_enabled
+
+        progress = progress_enabled()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="perplexity", unit="window", disable=not progress)
+
+
+def _masked_batch(
+    items: list[tuple[list[int], int, int]],
+    batch: list[tuple[int, int]],
+    *,
+    pad_token_id: int,
+    seed: int,
+    samples: int,
+    mask_prob: float | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(ids, attention, masked, weights)`` for a batch of ``(window, sample)`` jobs: the windows
+    right-padded (:func:`~diffutron_core.pad_rows`), the real tokens each job masks
+    (:func:`_draw_masks`, from its own :func:`~diffutron_core.window_seed` generator) and each
+    row's weight."""
+    ids, attention = pad_rows([items[w][0] for w, _ in batch], pad_token_id)
+    masked = torch.zeros(ids.shape, dtype=torch.bool)
+    weights = torch.ones(len(batch))
+    for row, (w, k) in enumerate(batch):
+        _, first, last = items[w]
+        generator = seeds.generator(seeds.window_seed(seed, w, k, samples))
+        chosen, weights[row] = _draw_masks(last - first, mask_prob=mask_prob, generator=generator)
+        masked[row, first:last] = chosen
+    return ids, attention, masked, weights
+
+
+def _masked_nll(
+    lm, ids: torch.Tensor, attention: torch.Tensor, masked: torch.Tensor, mask_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass with the ``masked`` tokens hidden: the cross-entropy of each masked token
+    (float64, CPU, row-major order) and the batch row it belongs to."""
+    targets = ids[masked]
+    noisy = ids.masked_fill(masked, mask_token_id).to(lm.device)
+    states = lm.hidden(noisy, attention.to(lm.device), None)
+    rows = masked.nonzero(as_tuple=True)
+    logits = lm.logits_at(states, tuple(r.to(lm.device) for r in rows))
+    nll = F.cross_entropy(logits, targets.to(lm.device), reduction="none").cpu().double()
+    return nll, rows[0]

@@ -17,16 +17,18 @@ from diffutron_eval.errors import EvalError
 TASKS = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
 GROUP = "diffutron_cetvel"
 
+_BELEBELE_TEXT = (
+    "flores_passage",
+    "question",
+    "mc_answer1",
+    "mc_answer2",
+    "mc_answer3",
+    "mc_answer4",
+)
+"""Belebele's passage, question and four answers."""
+
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "belebele_tr": (
-        "flores_passage",
-        "question",
-        "mc_answer1",
-        "mc_answer2",
-        "mc_answer3",
-        "mc_answer4",
-        "correct_answer_num",
-    ),
+    "belebele_tr": (*_BELEBELE_TEXT, "correct_answer_num"),
     "exams_tr": ("question", "answerKey"),
     "ironytr": ("text", "label"),
     "news_cat": ("text", "label"),
@@ -176,14 +178,7 @@ row whose label is of another type (``"1"`` where ``1`` is meant) as wrong witho
 
 
 TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "belebele_tr": (
-        "flores_passage",
-        "question",
-        "mc_answer1",
-        "mc_answer2",
-        "mc_answer3",
-        "mc_answer4",
-    ),
+    "belebele_tr": _BELEBELE_TEXT,
     "exams_tr": (),
     "ironytr": ("text",),
     "news_cat": ("text",),
