@@ -67,7 +67,8 @@ def offline(monkeypatch):
 
 def build_bert_tokenizer(texts: list[str], vocab_size: int = 800):
     """A WordPiece tokenizer whose post-processor wraps text in ``[CLS] ... [SEP]`` (the pitfall
-    REFERENCE section 5 names), with ``[MASK]``; saved and reloaded like a real one."""
+    docs/evaluation.md#tokenising-context-and-continuation names), with ``[MASK]``; saved and
+    reloaded like a real one."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from tokenizers.trainers import WordPieceTrainer
     from transformers import PreTrainedTokenizerFast

@@ -21,8 +21,8 @@ def test_no_continuation_token_is_lost_to_cls_sep(adapter, bert_tokenizer):
     assert cont_ids == bert_tokenizer(continuation, add_special_tokens=False)["input_ids"]
     assert len(cont_ids) >= 2 and bert_tokenizer.sep_token_id not in cont_ids
     assert ctx_ids == bert_tokenizer(context, add_special_tokens=False)["input_ids"]
-    # The pitfall REFERENCE section 5 describes (dLLM's split) drops the first token and keeps
-    # [SEP]:
+    # The pitfall docs/evaluation.md#tokenising-context-and-continuation describes (dLLM's split)
+    # drops the first token and keeps [SEP]:
     whole = bert_tokenizer(context + continuation)["input_ids"]
     naive = whole[len(bert_tokenizer(context)["input_ids"]) :]
     assert naive != cont_ids and naive[-1] == bert_tokenizer.sep_token_id

@@ -1,4 +1,5 @@
-"""Each CETVEL task renders its documented prompt, choices and target (REFERENCE section 6).
+"""Each CETVEL task renders its documented prompt, choices and target
+(docs/evaluation.md#task-definitions).
 
 The tasks run on small files in each task's raw format: the fixtures/ folder, and for exams_tr,
 sts_tr and xcopa_tr rows written here. The real CETVEL dev files of those three run when the

@@ -17,111 +17,36 @@ Then a summary of every figure and artefact (``summary.md``, ``summary.json``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import shutil
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import click
 
 from diffutron_cli.options import FiniteFloat, friendly_errors
+from diffutron_cli.stages import identity, stage, train_stage, write_json
 
-TASKS = {
-    "is_question": ("classification", "the majority answer"),
-    "first_word": ("extraction", "the most frequent first word"),
-    "repeat": ("transformation", "an empty answer"),
-}
 PROMPTS = (
-    "Türkiye'nin başkenti neresidir?",
-    "Bu cümle bir soru mu? Evet ya da Hayır diye cevap ver.\n\nYarın okula gidecek misin?",
-    "Bu cümle bir soru mu? Evet ya da Hayır diye cevap ver.\n\nBugün hava çok güzel.",
-    "Bu cümlenin ilk kelimesini yaz.\n\nKitaplar insanın en iyi dostudur.",
+    ("", "Türkiye'nin başkenti neresidir?"),
+    ("is_question", "Yarın okula gidecek misin?"),
+    ("is_question", "Bugün hava çok güzel."),
+    ("first_word", "Kitaplar insanın en iyi dostudur."),
 )
-
+"""What stage 5 asks: a free question, and rows of synthetic tasks (task, input)."""
 
 DEMO_KIND = "demo"
 
 
-def _write(path: Path, data: dict) -> dict:
-    from diffutron_common import write_text
-
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    return data
-
-
-def _identity(result: dict) -> str:
-    """A short hash of a stage's result: the stages after it are redone when it changes."""
-    blob = json.dumps(result, sort_keys=True, ensure_ascii=False).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _saved(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _stage(number: int, title: str, path: Path, force: bool, inputs: dict, work) -> dict:
-    """Run ``work()`` (returning a JSON-able dict saved at ``path``) unless ``path`` holds the
-    result of a run with the same ``inputs`` (settings, and the results of the stages it builds
-    on): a stage is never reused for other settings."""
-    click.secho(f"\n[{number}/5] {title}", bold=True)
-    saved = _saved(path)
-    if saved is not None and not force and saved.get("inputs") == inputs:
-        click.echo(f"  reusing {path} (--force to redo)")
-        return saved
-    if saved is not None and not force:
-        click.echo(f"  {path} was made with other settings; redoing this stage")
-    start = time.perf_counter()
-    result = work()
-    result["seconds"] = round(time.perf_counter() - start, 1)
-    result["inputs"] = inputs
-    return _write(path, result)
-
-
-def _train_stage(out: Path, name: str, force: bool, train) -> Path:
-    """Run ``train(folder, resume)`` for the run folder ``out/name``: continued (or found
-    finished) where an earlier demo left it; with ``force``, trained afresh in a folder beside
-    it that replaces it only once training has succeeded."""
-    from diffutron_common import PathError, replace_path
-    from diffutron_common.files import temp_sibling
-
-    final = out / name
-    if not force:
-        return Path(train(final, (final / "run.json").is_file()))
-    fresh = temp_sibling(final)
-    try:
-        train(fresh, False)
-        replace_path(fresh, final, "run", option=f"the demo's {name} folder")
-    except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
-        raise
-    run_file = final / "run.json"  # it names the folder it was trained in
-    try:
-        settings = json.loads(run_file.read_text(encoding="utf-8"))
-        settings["output_dir"] = str(final)
-        _write(run_file, settings)
-    except (OSError, ValueError, PathError):
-        pass
-    return final / "model"
-
-
 def _cpt(out: Path, epochs: float | None, force: bool) -> dict:
-    from diffutron_train import read_log
-    from diffutron_train.cpt import cpt_run, run_cpt
+    from diffutron_train import cpt_run, read_log, run_cpt
 
     loop = {"epochs": epochs} if epochs else {}
 
     def train(folder: Path, resume: bool):
         return run_cpt(cpt_run("tiny", loop=loop, output_dir=str(folder)), resume=resume)
 
-    model = _train_stage(out, "cpt", force, train)
+    model = train_stage(out, "cpt", force, train)
     log = read_log(out / "cpt" / "log.jsonl")
     return {
         "model": str(model),
@@ -135,8 +60,7 @@ def _cpt(out: Path, epochs: float | None, force: bool) -> dict:
 def _perplexity(out: Path) -> dict:
     import torch
 
-    from diffutron_data import load_tokenizer
-    from diffutron_data.embedded import corpus_split
+    from diffutron_data import corpus_split, load_tokenizer
     from diffutron_eval import perplexity
     from diffutron_sample import load_model
     from diffutron_train import build_model, model_config
@@ -157,8 +81,7 @@ def _perplexity(out: Path) -> dict:
 
 
 def _sft(out: Path, epochs: float | None, force: bool) -> dict:
-    from diffutron_train import read_log
-    from diffutron_train.sft import run_sft, sft_run
+    from diffutron_train import read_log, run_sft, sft_run
 
     loop = {"epochs": epochs} if epochs else {}
 
@@ -168,7 +91,7 @@ def _sft(out: Path, epochs: float | None, force: bool) -> dict:
         )
         return run_sft(run, resume=resume)
 
-    model = _train_stage(out, "sft", force, train)
+    model = train_stage(out, "sft", force, train)
     log = read_log(out / "sft" / "log.jsonl")
     return {
         "model": str(model),
@@ -178,83 +101,63 @@ def _sft(out: Path, epochs: float | None, force: bool) -> dict:
     }
 
 
-def _baseline(task: str, rows: list[dict]) -> tuple[str, float]:
-    """The trivial answer of ``task`` and its exact match on ``rows``."""
-    majority = Counter(r["output"] for r in rows).most_common(1)[0][0]
-    guess = "" if task == "repeat" else majority
-    return guess, sum(r["output"] == guess for r in rows) / len(rows)
+def _prompt(task: str, text: str) -> str:
+    """A prompt as the model was trained on it: a task's row in the Alpaca rule, or free text."""
+    from diffutron_data import INSTRUCTIONS, row_to_messages
+
+    if not task:
+        return text
+    row = {"instruction": INSTRUCTIONS[task], "input": text, "output": "-"}
+    return row_to_messages(row, "alpaca")[0]["content"]
+
+
+def _load(out: Path):
+    """The SFT model, its tokenizer and its sampler settings (the reference sampler)."""
+    import torch
+
+    from diffutron_sample import SamplerConfig, load_model
+
+    model_dir = out / "sft" / "model"
+    model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
+    return model, tokenizer, SamplerConfig.from_pretrained(model_dir)
 
 
 def _replies(model, tokenizer, config, prompts: list[str], callback=None) -> list[str]:
     """Chat replies to ``prompts`` (one batch), trimmed; seeded, so reruns agree."""
-    import torch
+    from diffutron_core import generator
+    from diffutron_sample import generate_texts
 
-    from diffutron_sample import batch_prompt_ids, decode_new, generate
-
-    ids, mask = batch_prompt_ids(tokenizer, prompts)
-    canvas = generate(
-        model,
-        ids,
-        config,
-        mask_token_id=tokenizer.mask_token_id,
-        attention_mask=mask,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id or 0,
-        generator=torch.Generator().manual_seed(0),
-        callback=callback,
+    return generate_texts(
+        model, tokenizer, prompts, config, generator=generator(0), callback=callback
     )
-    return [r.strip() for r in decode_new(tokenizer, canvas, config.max_new_tokens)]
 
 
 def _tasks(out: Path, rows_per_task: int) -> dict:
-    import torch
+    from diffutron_data import corpus_sentences, make_task_rows, sft_preset
+    from diffutron_eval import score_task
 
-    from diffutron_data.embedded import corpus_sentences
-    from diffutron_data.synthetic import make_task_rows
-    from diffutron_sample import SamplerConfig, load_model
-
-    model_dir = out / "sft" / "model"
-    model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
-    config = SamplerConfig.from_pretrained(model_dir)  # the reference sampler (no threshold)
+    model, tokenizer, config = _load(out)
     held_out = corpus_sentences(heldout=True)
     results = {}
-    for task, (kind, baseline_name) in TASKS.items():
+    for task in sft_preset("tiny").synthetic_tasks:  # the tasks the tiny preset trains on
         rows = make_task_rows(task, held_out, n=rows_per_task, seed=1)
-        prompts = [f"{r['instruction']}\n\n{r['input']}" for r in rows]
-        replies = _replies(model, tokenizer, config, prompts)
-        exact = sum(a == r["output"] for a, r in zip(replies, rows, strict=True)) / len(rows)
-        guess, base = _baseline(task, rows)
-        results[task] = {
-            "kind": kind,
-            "rows": len(rows),
-            "exact_match": exact,
-            "baseline": baseline_name,
-            "baseline_answer": guess,
-            "baseline_exact_match": base,
-            "examples": [
-                {"input": r["input"], "expected": r["output"], "answer": a}
-                for r, a in list(zip(rows, replies, strict=True))[:3]
-            ],
-        }
-        click.echo(f"  {task}: exact match {exact:.0%} (baseline {base:.0%}, {len(rows)} rows)")
+        replies = _replies(model, tokenizer, config, [_prompt(task, r["input"]) for r in rows])
+        results[task] = score = score_task(task, rows, replies)
+        click.echo(
+            f"  {task}: exact match {score['exact_match']:.0%} "
+            f"(baseline {score['baseline_exact_match']:.0%}, {len(rows)} rows)"
+        )
     return {"sampler": config.to_dict(), "tasks": results}
 
 
 def _answer(out: Path, live: bool) -> dict:
-    import torch
+    from diffutron_cli.live import LiveCanvas
 
-    from diffutron_sample import SamplerConfig, load_model
-
-    model_dir = out / "sft" / "model"
-    model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
-    config = SamplerConfig.from_pretrained(model_dir)
+    model, tokenizer, config = _load(out)
     answers = []
-    for prompt in PROMPTS:
-        callback = None
-        if live:
-            from diffutron_cli.sample import LiveCanvas
-
-            callback = LiveCanvas(tokenizer, config.max_new_tokens)
+    for task, text in PROMPTS:
+        prompt = _prompt(task, text)
+        callback = LiveCanvas(tokenizer, config.max_new_tokens) if live else None
         with callback if callback is not None else contextlib.nullcontext():
             reply = _replies(model, tokenizer, config, [prompt], callback=callback)[0]
         answers.append({"prompt": prompt, "answer": reply})
@@ -338,7 +241,7 @@ def demo(output_dir, force, live, cpt_epochs, sft_epochs, eval_rows):
         live = sys.stdout.isatty()
     start = time.perf_counter()
     figures = {}
-    figures["cpt"] = _stage(
+    figures["cpt"] = stage(
         1,
         "Continual pre-training on the embedded corpus",
         out / "cpt.json",
@@ -346,28 +249,28 @@ def demo(output_dir, force, live, cpt_epochs, sft_epochs, eval_rows):
         {"cpt_epochs": cpt_epochs},
         lambda: _cpt(out, cpt_epochs, force),
     )
-    figures["perplexity"] = _stage(
+    figures["perplexity"] = stage(
         2,
         "Perplexity on held-out text, before and after CPT",
         out / "perplexity.json",
         force,
-        {"cpt": _identity(figures["cpt"])},
+        {"cpt": identity(figures["cpt"])},
         lambda: _perplexity(out),
     )
-    figures["sft"] = _stage(
+    figures["sft"] = stage(
         3,
         "Instruction tuning (embedded instructions + synthetic tasks)",
         out / "sft.json",
         force,
-        {"sft_epochs": sft_epochs, "cpt": _identity(figures["cpt"])},
+        {"sft_epochs": sft_epochs, "cpt": identity(figures["cpt"])},
         lambda: _sft(out, sft_epochs, force),
     )
-    figures["tasks"] = _stage(
+    figures["tasks"] = stage(
         4,
         "Synthetic tasks on held-out sentences (reference sampler)",
         out / "tasks.json",
         force,
-        {"eval_rows": eval_rows, "sft": _identity(figures["sft"])},
+        {"eval_rows": eval_rows, "sft": identity(figures["sft"])},
         lambda: _tasks(out, eval_rows),
     )
     click.secho("\n[5/5] A few Turkish prompts", bold=True)
@@ -375,6 +278,6 @@ def demo(output_dir, force, live, cpt_epochs, sft_epochs, eval_rows):
     seconds = time.perf_counter() - start
     text = summary_markdown(out, figures, seconds)
     write_text(out / "summary.md", text)
-    _write(out / "summary.json", {**figures, "wall_seconds": round(seconds, 1)})
+    write_json(out / "summary.json", {**figures, "wall_seconds": round(seconds, 1)})
     click.echo("\n" + text)
     click.echo(f"summary: {out / 'summary.md'}")

@@ -5,11 +5,12 @@
 
 (``import diffutron_eval`` registers it; the ``diffutron-eval bench`` command does that for you.)
 
-* ``loglikelihood``: the masked-diffusion bound of REFERENCE section 5, exact for one-token
-  continuations. Context and continuation are tokenised separately, without special tokens, and
-  their ids concatenated inside the tokenizer's own special tokens, so no continuation token is
-  lost to a ``[CLS] ... [SEP]`` post-processor; lm-eval's rule is kept: trailing whitespace of the
-  context moves to the front of the continuation. All choices of a question share batches.
+* ``loglikelihood``: the masked-diffusion bound (docs/evaluation.md#continuation-log-likelihood),
+  exact for one-token continuations. Context and continuation are tokenised separately, without
+  special tokens, and their ids concatenated inside the tokenizer's own special tokens, so no
+  continuation token is lost to a ``[CLS] ... [SEP]`` post-processor; lm-eval's rule is kept:
+  trailing whitespace of the context moves to the front of the continuation. All choices of a
+  question share batches.
 * ``loglikelihood_rolling``: the same bound over windows of the whole text (empty context).
 * ``generate_until``: diffutron-sample's sampler with the model's ``sampler_config.json``.
 """
@@ -20,10 +21,10 @@ import logging
 from typing import Any
 
 import lm_eval.models  # noqa: F401  (the built-in models first: lm-eval registers them lazily)
-import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from diffutron_core import generator
 from diffutron_eval.errors import EvalError
 from diffutron_eval.likelihood import score_continuations
 from diffutron_eval.perplexity import special_affixes
@@ -179,7 +180,7 @@ class DiffutronLM(LM):
                 self.tokenizer,
                 [self.prefix + self._ids(context)],
                 config,
-                generator=torch.Generator(device=self.lm.device).manual_seed(self.seed),
+                generator=generator(self.seed, self.lm.device),
             )
             for stop in until:
                 if stop and stop in text:

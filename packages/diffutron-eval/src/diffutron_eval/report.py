@@ -1,5 +1,5 @@
-"""The paper's CETVEL table (REFERENCE section 1) and our results beside it: Markdown and a bar
-chart."""
+"""The paper's CETVEL table (docs/evaluation.md#published-results) and our results beside it:
+Markdown and a bar chart."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LoRA as the paper applies it for continual pre-training (REFERENCE §1, paper §4.2)."""
+"""LoRA as the paper applies it for continual pre-training (paper §4.2; docs/training.md#lora)."""
 
 from __future__ import annotations
 

@@ -32,8 +32,9 @@ MMBERT_BASE_CONFIG: dict[str, Any] = {
     "cls_token_id": 2,
     "sep_token_id": 1,
 }
-"""mmBERT-base's published shape (REFERENCE §1): 307,786,240 parameters, 196.6M of them the tied
-embedding. Enough to count parameters on the ``meta`` device without downloading weights."""
+"""mmBERT-base's published shape (docs/training.md#base-model): 307,786,240 parameters, 196.6M
+of them the tied embedding. Enough to count parameters on the ``meta`` device without downloading
+weights."""
 
 TINY_CONFIG: dict[str, Any] = {
     "hidden_size": 128,

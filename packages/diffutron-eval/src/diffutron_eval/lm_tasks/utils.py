@@ -1,9 +1,9 @@
 """Helpers of the CETVEL-subset task YAMLs (lm-eval ``!function`` targets).
 
-Prompts, choices and targets follow CETVEL's definitions (REFERENCE section 6). ``process_*``
-only bring public raw files to the Hub dataset's columns (EXAMS JSONL choices as a list of
-objects, STS-B-TR CSV ``sentence1_tr``/``sentence2_tr``), so the same task runs on the Hub split
-or on a local file; Hub rows pass through unchanged.
+Prompts, choices and targets follow CETVEL's definitions (docs/evaluation.md#task-definitions).
+``process_*`` only bring public raw files to the Hub dataset's columns (EXAMS JSONL choices as a
+list of objects, STS-B-TR CSV ``sentence1_tr``/``sentence2_tr``), so the same task runs on the Hub
+split or on a local file; Hub rows pass through unchanged.
 
 Casing: XCOPA lower-cases the first letter of each choice with Python's ``str.lower``, as
 CETVEL and lm-eval do (``"I"`` becomes ``"i"``, ``"İ"`` becomes ``"i̇"``). Set

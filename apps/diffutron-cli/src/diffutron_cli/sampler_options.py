@@ -1,0 +1,114 @@
+"""The options that generate, chat and infill share (model, device, sampler settings), and the
+model, tokenizer, sampler settings and seeded generator they resolve to."""
+
+from __future__ import annotations
+
+import click
+
+from diffutron_cli.options import SEED, FiniteFloat, trust_remote_code_option
+
+SAMPLER_OPTIONS = (
+    "steps",
+    "max_new_tokens",
+    "block_length",
+    "temperature",
+    "remasking",
+    "stochastic_transfer",
+    "cfg_scale",
+    "repetition_penalty",
+    "threshold",
+    "early_stop",
+)
+
+
+def sampler_options(function):
+    """Model, device and sampler options shared by generate, chat and infill."""
+    options = [
+        click.option(
+            "--model",
+            "model_path",
+            required=True,
+            help="Model directory, Hub id, or LoRA adapter folder (merged into its base model).",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(["model", "paper"]),
+            default="model",
+            show_default=True,
+            help="Sampler defaults: the model's sampler_config.json (the paper's where it has "
+            "none), or the paper's (temperature 0.1, block 32, repetition penalty 1.2, steps = "
+            "max_new_tokens).",
+        ),
+        click.option("--steps", type=int, help="Denoising steps over all blocks."),
+        click.option("--max-new-tokens", type=int, help="Tokens to generate."),
+        click.option("--block-length", type=int, help="Tokens per semi-autoregressive block."),
+        click.option("--temperature", type=FiniteFloat(), help="0 is greedy."),
+        click.option("--remasking", type=click.Choice(["low_confidence", "random"])),
+        click.option("--stochastic-transfer/--no-stochastic-transfer", default=None),
+        click.option("--cfg-scale", type=FiniteFloat(), help="Classifier-free guidance; 0 is off."),
+        click.option("--repetition-penalty", type=FiniteFloat(), help="1.0 is off."),
+        click.option(
+            "--threshold",
+            type=FiniteFloat(),
+            help="Fast mode: commit every position at least this confident (e.g. 0.9).",
+        ),
+        click.option(
+            "--early-stop/--no-early-stop",
+            default=None,
+            help="Stop a row at its end token; its pad tail costs no passes.",
+        ),
+        click.option("--seed", type=SEED, default=0, show_default=True),
+        click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]"),
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "bfloat16", "float16"]),
+            help="[bfloat16 on CUDA, float32 on CPU]",
+        ),
+        click.option("--show-steps", is_flag=True, help="Animate the canvas as it is unmasked."),
+        click.option(
+            "--chat-template",
+            type=click.Path(dir_okay=False),
+            help="A Jinja chat template file to use instead of the tokenizer's [its own; dLLM's "
+            "BERT chat format where it has none].",
+        ),
+        trust_remote_code_option,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def load_for_sampling(kwargs):
+    """(model, tokenizer, config, generator) from the shared options."""
+    from diffutron_core import generator
+    from diffutron_sample import SamplerConfig, load_model
+
+    given = {k: kwargs[k] for k in SAMPLER_OPTIONS if kwargs.get(k) is not None}
+    if kwargs["preset"] == "paper":
+        config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
+    else:  # settings are checked before the (slow) model load
+        config = SamplerConfig.from_pretrained(kwargs["model_path"], **given)
+    template = None
+    if kwargs.get("chat_template"):
+        from diffutron_common import read_text
+
+        template = read_text(kwargs["chat_template"], what="chat template")
+    model, tokenizer = load_model(
+        kwargs["model_path"],
+        device=kwargs["device"],
+        dtype=kwargs["dtype"],
+        trust_remote_code=kwargs["trust_remote_code"],
+        chat_template=template,
+    )
+    seeded = generator(kwargs["seed"], model.device)
+    return model, tokenizer, config, seeded
+
+
+def model_inputs(name_or_path: str) -> list[str]:
+    """The folders a model is read from: itself, and an adapter folder's base model."""
+    from diffutron_common.adapters import adapter_base, is_adapter_folder
+
+    found = [name_or_path]
+    if is_adapter_folder(name_or_path):
+        found.append(adapter_base(name_or_path))
+    return found
