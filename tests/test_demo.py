@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from diffutron_cli.main import diffutron
+from diffutron_data import corpus_sentences, make_task_rows
 
 
 @pytest.mark.slow
@@ -25,8 +26,11 @@ def test_a_shortened_demo_learns_and_reuses_finished_stages(tmp_path, monkeypatc
     question = tasks["is_question"]
     assert question["baseline_exact_match"] == pytest.approx(0.5)
     assert question["exact_match"] >= question["baseline_exact_match"] + 0.30, question
-    for task in ("first_word", "repeat"):  # reported whatever they reach
-        assert 0.0 <= tasks[task]["exact_match"] <= 1.0
+    held_out = corpus_sentences(heldout=True)
+    for task, result in tasks.items():  # each figure is the share of the rows answered exactly
+        expected = [r["output"] for r in make_task_rows(task, held_out, n=30, seed=1)]
+        right = sum(a == e for a, e in zip(result["answers"], expected, strict=True))
+        assert result["exact_match"] == right / len(expected), task
     assert tasks["repeat"]["baseline_exact_match"] == 0.0
     text = (out / "summary.md").read_text(encoding="utf-8")
     assert "before CPT" in text and "classification (is_question)" in text

@@ -66,7 +66,7 @@ def perplexity(
     from diffutron_sample import load_model
 
     if output:  # before any work: never a folder, never an input (data, model, config)
-        from diffutron_cli.sample import model_inputs
+        from diffutron_cli.sampler_options import model_inputs
 
         inputs = [*(d for d in data if Path(d).exists()), *model_inputs(model), *config_files()]
         check_output_file(output, option="--output", inputs=inputs)
@@ -146,7 +146,7 @@ def bench(
     Markdown table beside the paper's eight columns, and a bar chart."""
     import os
 
-    from diffutron_eval.bench import run_bench
+    from diffutron_eval import run_bench
 
     if turkish_casing:
         os.environ["DIFFUTRON_TURKISH_CASING"] = "1"
@@ -172,7 +172,7 @@ def bench(
 @click.command("tasks-path")
 def tasks_path():
     """Print the folder of the task YAMLs, for 'lm_eval --include_path'."""
-    from diffutron_eval.tasks import tasks_path as where
+    from diffutron_eval import tasks_path as where
 
     click.echo(str(where()))
 

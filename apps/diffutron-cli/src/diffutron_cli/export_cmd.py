@@ -25,7 +25,7 @@ from diffutron_cli.options import friendly_errors, trust_remote_code_option
 def export(adapter, output, trust_remote_code):
     """Merge a LoRA adapter into its base model (base_model_name_or_path) and write a plain
     Hugging Face model folder: safetensors, tokenizer, sampler_config.json where there is one."""
-    from diffutron_cli.sample import model_inputs
+    from diffutron_cli.sampler_options import model_inputs
     from diffutron_common import check_output_folder
     from diffutron_train import export_adapter
 

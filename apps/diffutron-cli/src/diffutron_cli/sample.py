@@ -7,14 +7,9 @@ import sys
 
 import click
 
-from diffutron_cli.options import (
-    SEED,
-    FiniteFloat,
-    app_group,
-    config_files,
-    friendly_errors,
-    trust_remote_code_option,
-)
+from diffutron_cli.live import LiveCanvas
+from diffutron_cli.options import app_group, config_files, friendly_errors
+from diffutron_cli.sampler_options import load_for_sampling, model_inputs, sampler_options
 
 sample = app_group(
     "diffutron-sample",
@@ -23,163 +18,36 @@ sample = app_group(
     lazy_subcommands={},
 )
 
-SAMPLER_OPTIONS = (
-    "steps",
-    "max_new_tokens",
-    "block_length",
-    "temperature",
-    "remasking",
-    "stochastic_transfer",
-    "cfg_scale",
-    "repetition_penalty",
-    "threshold",
-    "early_stop",
-)
 
-
-def sampler_options(function):
-    """Model, device and sampler options shared by generate, chat and infill."""
-    options = [
-        click.option(
-            "--model",
-            "model_path",
-            required=True,
-            help="Model directory, Hub id, or LoRA adapter folder (merged into its base model).",
-        ),
-        click.option(
-            "--preset",
-            type=click.Choice(["model", "paper"]),
-            default="model",
-            show_default=True,
-            help="Sampler defaults: the model's sampler_config.json (the paper's where it has "
-            "none), or the paper's (temperature 0.1, block 32, repetition penalty 1.2, steps = "
-            "max_new_tokens).",
-        ),
-        click.option("--steps", type=int, help="Denoising steps over all blocks."),
-        click.option("--max-new-tokens", type=int, help="Tokens to generate."),
-        click.option("--block-length", type=int, help="Tokens per semi-autoregressive block."),
-        click.option("--temperature", type=FiniteFloat(), help="0 is greedy."),
-        click.option("--remasking", type=click.Choice(["low_confidence", "random"])),
-        click.option("--stochastic-transfer/--no-stochastic-transfer", default=None),
-        click.option("--cfg-scale", type=FiniteFloat(), help="Classifier-free guidance; 0 is off."),
-        click.option("--repetition-penalty", type=FiniteFloat(), help="1.0 is off."),
-        click.option(
-            "--threshold",
-            type=FiniteFloat(),
-            help="Fast mode: commit every position at least this confident (e.g. 0.9).",
-        ),
-        click.option(
-            "--early-stop/--no-early-stop",
-            default=None,
-            help="Stop a row at its end token; its pad tail costs no passes.",
-        ),
-        click.option("--seed", type=SEED, default=0, show_default=True),
-        click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]"),
-        click.option(
-            "--dtype",
-            type=click.Choice(["float32", "bfloat16", "float16"]),
-            help="[bfloat16 on CUDA, float32 on CPU]",
-        ),
-        click.option("--show-steps", is_flag=True, help="Animate the canvas as it is unmasked."),
-        click.option(
-            "--chat-template",
-            type=click.Path(dir_okay=False),
-            help="A Jinja chat template file to use instead of the tokenizer's [its own; dLLM's "
-            "BERT chat format where it has none].",
-        ),
-        trust_remote_code_option,
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _load(kwargs):
-    """(model, tokenizer, config, generator) from the shared options."""
-    import torch
-
-    from diffutron_sample import SamplerConfig, load_model
-
-    given = {k: kwargs[k] for k in SAMPLER_OPTIONS if kwargs.get(k) is not None}
-    if kwargs["preset"] == "paper":
-        config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
-    else:  # settings are checked before the (slow) model load
-        config = SamplerConfig.from_pretrained(kwargs["model_path"], **given)
-    template = None
-    if kwargs.get("chat_template"):
-        from diffutron_common import read_text
-
-        template = read_text(kwargs["chat_template"], what="chat template")
-    model, tokenizer = load_model(
-        kwargs["model_path"],
-        device=kwargs["device"],
-        dtype=kwargs["dtype"],
-        trust_remote_code=kwargs["trust_remote_code"],
-        chat_template=template,
-    )
-    generator = torch.Generator(device=model.device).manual_seed(kwargs["seed"])
-    return model, tokenizer, config, generator
-
-
-def model_inputs(name_or_path: str) -> list[str]:
-    """The folders a model is read from: itself, and an adapter folder's base model."""
-    from diffutron_common.adapters import adapter_base, is_adapter_folder
-
-    found = [name_or_path]
-    if is_adapter_folder(name_or_path):
-        found.append(adapter_base(name_or_path))
-    return found
-
-
-class LiveCanvas:
-    """A sampler callback that redraws the first canvas row in place (rich): its last ``tail``
-    positions (the generated part), or all of it when ``tail`` is None."""
-
-    def __init__(self, tokenizer, tail: int | None = None):
-        from rich.console import Console
-        from rich.live import Live
-
-        self.tokenizer, self.tail = tokenizer, tail
-        self.live = Live(console=Console(stderr=True), auto_refresh=False, transient=True)
-
-    def __enter__(self):
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.live.__exit__(*exc)
-
-    def __call__(self, step: int, canvas) -> None:
-        from rich.text import Text
-
-        from diffutron_sample import render_canvas
-
-        row = canvas[0] if self.tail is None else canvas[0, -self.tail :]
-        shown = render_canvas(self.tokenizer, row)
-        self.live.update(Text(f"step {step}\n", style="dim") + Text(shown), refresh=True)
-
-
-def _run(model, tokenizer, config, generator, prompts, *, chat, show_steps):
-    """Generate for a list of prompts (one batch); returns the trimmed replies."""
+def _replies(model, tokenizer, config, generator, prompts, *, chat: bool, show_steps: bool):
+    """Trimmed replies to a list of prompts (one batch), the canvas animated if asked."""
     from contextlib import nullcontext
 
-    from diffutron_sample import batch_prompt_ids, decode_new, generate
+    from diffutron_sample import generate_texts
 
-    input_ids, mask = batch_prompt_ids(tokenizer, prompts, chat=chat)
-    live = LiveCanvas(tokenizer, config.max_new_tokens) if show_steps else nullcontext()
-    with live:
-        canvas = generate(
-            model,
-            input_ids,
-            config,
-            mask_token_id=tokenizer.mask_token_id,
-            attention_mask=mask,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id or 0,
-            generator=generator,
-            callback=live if show_steps else None,
+    live = LiveCanvas(tokenizer, config.max_new_tokens) if show_steps else None
+    with live if live is not None else nullcontext():
+        return generate_texts(
+            model, tokenizer, prompts, config, chat=chat, generator=generator, callback=live
         )
-    return decode_new(tokenizer, canvas, config.max_new_tokens)
+
+
+def _prompt_rows(prompts: tuple[str, ...], prompts_file: str | None):
+    """``(rows, problems)``: the ``--prompt`` texts (each checked) or the rows of
+    ``--prompts-file`` (its malformed rows reported, one line each)."""
+    from diffutron_common import check_text
+    from diffutron_sample import PromptRow, SampleError, read_prompts
+
+    if not prompts:
+        found = read_prompts(prompts_file)
+        for problem in found.problems:
+            click.echo(problem, err=True)
+        return found.rows, found.problems
+    for number, prompt in enumerate(prompts, 1):
+        if not prompt.strip():
+            raise SampleError(f"--prompt number {number} is empty; give some text")
+        check_text(prompt, f"--prompt number {number}")
+    return [PromptRow(0, {"prompt": p}, p) for p in prompts], []
 
 
 @sample.command()
@@ -202,7 +70,6 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
     from contextlib import nullcontext
 
     from diffutron_common import atomic_write, check_output_file
-    from diffutron_sample import PromptRow, SampleError, read_prompts
 
     if prompts and prompts_file:
         raise click.UsageError("give --prompt (one or more) or --prompts-file, not both")
@@ -218,20 +85,8 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
             *config_files(),
         ]
         check_output_file(output, option="--output", inputs=inputs)
-    if prompts:
-        from diffutron_common import check_text
-
-        for number, prompt in enumerate(prompts, 1):
-            if not prompt.strip():
-                raise SampleError(f"--prompt number {number} is empty; give some text")
-            check_text(prompt, f"--prompt number {number}")
-        rows = [PromptRow(0, {"prompt": p}, p) for p in prompts]
-    else:
-        found = read_prompts(prompts_file)
-        rows = found.rows
-        for problem in found.problems:
-            click.echo(problem, err=True)
-    model, tokenizer, config, generator = _load(kwargs)
+    rows, problems = _prompt_rows(prompts, prompts_file)
+    model, tokenizer, config, generator = load_for_sampling(kwargs)
     sink = atomic_write(output, option="--output") if output else nullcontext(None)
     with (
         sink as handle,
@@ -241,7 +96,7 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
     ):
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]
-            replies = _run(
+            replies = _replies(
                 model,
                 tokenizer,
                 config,
@@ -257,8 +112,8 @@ def generate(prompts, prompts_file, output, raw, batch_size, **kwargs):
                     line = json.dumps({**row.row, "output": reply}, ensure_ascii=False)
                     click.echo(line, file=handle)
             bar.update(len(batch))
-    if prompts_file and found.problems:
-        click.echo(f"skipped {len(found.problems)} malformed row(s)", err=True)
+    if problems:
+        click.echo(f"skipped {len(problems)} malformed row(s)", err=True)
 
 
 @sample.command()
@@ -273,7 +128,7 @@ def chat(system, **kwargs):
 
     if system is not None:
         check_text(system, "--system")
-    model, tokenizer, config, generator = _load(kwargs)
+    model, tokenizer, config, generator = load_for_sampling(kwargs)
     session = ChatSession(model, tokenizer, config, system=system, generator=generator)
     click.echo("Diffutron chat: /reset, /set key=value, /quit", err=True)
     undecodable = 0
@@ -334,7 +189,7 @@ def infill(text, **kwargs):
     from diffutron_sample import infill as fill
 
     check_text(text, "--text")
-    model, tokenizer, config, generator = _load(kwargs)
+    model, tokenizer, config, generator = load_for_sampling(kwargs)
     if tokenizer.mask_token not in text:
         raise click.UsageError(f"--text holds no {tokenizer.mask_token}: mark what to fill with it")
     ids = torch.tensor([tokenizer(text)["input_ids"]])

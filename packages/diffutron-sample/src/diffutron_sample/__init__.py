@@ -1,5 +1,7 @@
 """diffutron-sample: generation with masked diffusion language models.
 
+* :func:`generate_texts` - the one text-generation call: prompts in (text, messages or ids),
+  trimmed replies out, one batch, with an optional live-view callback.
 * :func:`generate` - LLaDA / dLLM iterative unmasking after a prompt (``SamplerConfig`` with
   ``threshold=None`` is the reference sampler; a threshold gives confidence-threshold parallel
   decoding); the output layer runs only where logits are needed.
@@ -14,6 +16,7 @@ from importlib.metadata import version
 
 from diffutron_sample.chat import ChatSession
 from diffutron_sample.config import SAMPLER_CONFIG_NAME, SampleError, SamplerConfig
+from diffutron_sample.generation import Prompt, generate_texts
 from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
 from diffutron_sample.sampler import apply_repetition_penalty, generate, infill, left_pad
@@ -33,6 +36,7 @@ __all__ = [
     "SAMPLER_CONFIG_NAME",
     "ChatSession",
     "MaskedLM",
+    "Prompt",
     "PromptRow",
     "PromptsFile",
     "SampleError",
@@ -43,6 +47,7 @@ __all__ = [
     "batch_prompt_ids",
     "decode_new",
     "generate",
+    "generate_texts",
     "infill",
     "left_pad",
     "load_model",

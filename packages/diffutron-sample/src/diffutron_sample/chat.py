@@ -6,8 +6,9 @@ import dataclasses
 import logging
 
 from diffutron_sample.config import SampleError, SamplerConfig
-from diffutron_sample.sampler import Callback, generate
-from diffutron_sample.text import decode_new, prompt_ids
+from diffutron_sample.generation import generate_texts
+from diffutron_sample.sampler import Callback
+from diffutron_sample.text import prompt_ids
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +84,13 @@ class ChatSession:
             history = history[2:]  # drop the oldest exchange
             logger.warning("the conversation is too long for the model; dropped the oldest turn")
             ids = prompt_ids(self.tokenizer, self._messages(history))
-        import torch
-
-        canvas = generate(
+        (reply,) = generate_texts(
             self.model,
-            torch.tensor([ids]),
+            self.tokenizer,
+            [ids],
             self.config,
-            mask_token_id=self.tokenizer.mask_token_id,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id or 0,
             generator=self.generator,
             callback=callback,
         )
-        reply = decode_new(self.tokenizer, canvas, self.config.max_new_tokens)[0]
         self.history = [*history, {"role": "assistant", "content": reply}]
         return reply

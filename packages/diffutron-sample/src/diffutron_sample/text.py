@@ -8,6 +8,7 @@ import torch
 
 from diffutron_common import check_text
 from diffutron_common.chat import END_MARKER
+from diffutron_core import pad_rows
 from diffutron_sample.config import SampleError
 
 END_MARKERS = (END_MARKER,)
@@ -44,15 +45,8 @@ def batch_prompt_ids(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` of several prompts, left-padded."""
     rows = [prompt_ids(tokenizer, p, chat=chat) for p in prompts]
-    width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-    return ids, mask
+    return pad_rows(rows, pad, side="left")
 
 
 def stop_ids(tokenizer) -> set[int]:
