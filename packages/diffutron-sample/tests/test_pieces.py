@@ -1,7 +1,7 @@
 import torch
 
 from diffutron_sample import SamplerConfig, apply_repetition_penalty, generate, left_pad
-from diffutron_sample.sampler import _present_ids
+from diffutron_sample.proposals import _present_ids
 
 from .conftest import EOS, MASK, PAD
 

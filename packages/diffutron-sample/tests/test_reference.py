@@ -1,5 +1,6 @@
 """generate() against a straightforward re-implementation of LLaDA's generator with dLLM's
-repetition penalty and guidance (REFERENCE §3), written here independently, token for token."""
+repetition penalty and guidance (docs/sampling.md#reference-sampler), written here
+independently, token for token."""
 
 import itertools
 

@@ -19,7 +19,8 @@ from diffutron_sample.config import SAMPLER_CONFIG_NAME, SampleError, SamplerCon
 from diffutron_sample.generation import Prompt, generate_texts
 from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
-from diffutron_sample.sampler import apply_repetition_penalty, generate, infill, left_pad
+from diffutron_sample.proposals import apply_repetition_penalty
+from diffutron_sample.sampler import generate, infill, left_pad
 from diffutron_sample.text import (
     END_MARKERS,
     batch_prompt_ids,

@@ -64,6 +64,16 @@ def _pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
 
 def merge_adapter(model: torch.nn.Module, folder: str | Path, config: dict[str, Any]) -> int:
     """Merge the adapter in ``folder`` into ``model`` in place; return how many modules changed."""
+    pairs, replaced = _replace_tensors(model, folder, _read_weights(folder))
+    modules = dict(model.named_modules())
+    for module_name, pair in pairs.items():
+        _merge_pair(modules.get(module_name), module_name, pair, folder, config)
+    return len(pairs) + replaced
+
+
+def _read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of the adapter's safetensors file; a missing, pickled or damaged file is one
+    :class:`SampleError`."""
     from safetensors.torch import load_file
 
     weights_path = Path(folder) / ADAPTER_WEIGHTS
@@ -75,11 +85,19 @@ def merge_adapter(model: torch.nn.Module, folder: str | Path, config: dict[str, 
             )
         raise SampleError(f"{folder} has no {ADAPTER_WEIGHTS}")
     try:
-        weights = load_file(str(weights_path))
+        return load_file(str(weights_path))
     except Exception as exc:  # a damaged file: one line
         from diffutron_common import reason
 
         raise SampleError(f"{weights_path} cannot be read ({reason(exc)})") from None
+
+
+def _replace_tensors(
+    model: torch.nn.Module, folder: str | Path, weights: dict[str, torch.Tensor]
+) -> tuple[dict[str, dict[str, torch.Tensor]], int]:
+    """Copy the adapter's plain tensors (``modules_to_save``, trained biases) over the base's;
+    return the LoRA pairs by module name (``{"lora_A": A, "lora_B": B}`` or the embedding
+    names) and how many tensors were replaced."""
     params = dict(model.named_parameters())
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     replaced = 0
@@ -106,32 +124,39 @@ def merge_adapter(model: torch.nn.Module, folder: str | Path, config: dict[str, 
         with torch.no_grad():
             params[name].copy_(tensor.to(params[name].dtype))
         replaced += 1
-    modules = dict(model.named_modules())
-    alpha = config.get("lora_alpha", 8)
-    for module_name, pair in pairs.items():
-        module = modules.get(module_name)
-        if module is None or not hasattr(module, "weight"):
-            raise SampleError(
-                f"{folder}: the adapter adapts {module_name}, which the base model does not have; "
-                "is base_model_name_or_path the model it was trained on?"
-            )
-        a = pair.get("lora_A", pair.get("lora_embedding_A"))
-        b = pair.get("lora_B", pair.get("lora_embedding_B"))
-        if a is None or b is None:
-            raise SampleError(f"{folder}: {module_name} has only half of its LoRA pair")
-        rank = a.shape[0]
-        scale_alpha = _pattern(config.get("alpha_pattern"), module_name, alpha)
-        scale = scale_alpha / math.sqrt(rank) if config.get("use_rslora") else scale_alpha / rank
-        delta = b.float() @ a.float()  # (out, in) of a linear layer
-        embedding = "lora_embedding_A" in pair or isinstance(module, torch.nn.Embedding)
-        if embedding or config.get("fan_in_fan_out"):  # stored as (in, out)
-            delta = delta.T
-        weight = module.weight
-        if delta.shape != weight.shape:
-            raise SampleError(
-                f"{folder}: the LoRA of {module_name} gives shape {tuple(delta.shape)}, the base's "
-                f"is {tuple(weight.shape)}; is base_model_name_or_path the right model?"
-            )
-        with torch.no_grad():
-            weight.add_((delta * scale).to(weight.dtype))
-    return len(pairs) + replaced
+    return pairs, replaced
+
+
+def _merge_pair(
+    module: torch.nn.Module | None,
+    module_name: str,
+    pair: dict[str, torch.Tensor],
+    folder: str | Path,
+    config: dict[str, Any],
+) -> None:
+    """``W += B @ A * s`` for one adapted module (transposed for embeddings and
+    ``fan_in_fan_out`` layers), in place."""
+    if module is None or not hasattr(module, "weight"):
+        raise SampleError(
+            f"{folder}: the adapter adapts {module_name}, which the base model does not have; "
+            "is base_model_name_or_path the model it was trained on?"
+        )
+    a = pair.get("lora_A", pair.get("lora_embedding_A"))
+    b = pair.get("lora_B", pair.get("lora_embedding_B"))
+    if a is None or b is None:
+        raise SampleError(f"{folder}: {module_name} has only half of its LoRA pair")
+    rank = a.shape[0]
+    alpha = _pattern(config.get("alpha_pattern"), module_name, config.get("lora_alpha", 8))
+    scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+    delta = b.float() @ a.float()  # (out, in) of a linear layer
+    embedding = "lora_embedding_A" in pair or isinstance(module, torch.nn.Embedding)
+    if embedding or config.get("fan_in_fan_out"):  # stored as (in, out)
+        delta = delta.T
+    weight = module.weight
+    if delta.shape != weight.shape:
+        raise SampleError(
+            f"{folder}: the LoRA of {module_name} gives shape {tuple(delta.shape)}, the base's "
+            f"is {tuple(weight.shape)}; is base_model_name_or_path the right model?"
+        )
+    with torch.no_grad():
+        weight.add_((delta * scale).to(weight.dtype))

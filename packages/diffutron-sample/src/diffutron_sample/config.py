@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from diffutron_common import DiffutronError, check_number, read_text
+from diffutron_core import PAPER_SAMPLER
 
 logger = logging.getLogger(__name__)
 
@@ -17,9 +18,9 @@ SAMPLER_CONFIG_NAME = "sampler_config.json"
 """File in a model directory holding its sampler defaults (written by diffutron-train)."""
 REMASKING = ("low_confidence", "random")
 MAX_SCALE = 1000
+"""Bound of temperature, guidance and penalty (and of their inverses)."""
 MAX_COUNT = 1_000_000
 """Bound of steps and lengths: far beyond any model's positions, short of a loop without end."""
-"""Bound of temperature, guidance and penalty (and of their inverses)."""
 
 
 class SampleError(DiffutronError, ValueError):
@@ -28,7 +29,8 @@ class SampleError(DiffutronError, ValueError):
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """How to unmask: LLaDA's generator fields (REFERENCE §3) plus ``threshold`` for fast decoding.
+    """How to unmask: LLaDA's generator fields (docs/sampling.md#settings) plus ``threshold`` for
+    fast decoding.
 
     Attributes:
         steps: denoising steps over all blocks, split evenly (a multiple of the number of blocks).
@@ -42,7 +44,8 @@ class SamplerConfig:
         repetition_penalty: HF-style penalty on every id already on the canvas; 1.0 is off.
         threshold: ``None`` for the reference schedule; a confidence in (0, 1] for parallel
             decoding that commits every masked position of the block at or above it (at least one
-            per step). ``steps`` is then only an upper bound.
+            per step), block after block for each row; ``steps`` is then not used
+            (docs/sampling.md#threshold-decoding).
         early_stop: finish a row once it has committed an end token (eos or pad) with no mask
             before it, writing pad into its remaining masks: the pad tail costs no passes. Nothing
             before the end token changes, so trimmed outputs are the same; off in the reference.
@@ -69,6 +72,12 @@ class SamplerConfig:
     def validate(self) -> None:
         """Raise :class:`SampleError` naming the fix for a wrong type, a value that is not finite
         or out of range, or an impossible combination."""
+        self._check_numbers()
+        self._check_choices()
+        self._check_combination()
+
+    def _check_numbers(self) -> None:
+        """Counts, scales and the threshold: of the right type, finite and in range."""
         for name in ("steps", "max_new_tokens", "block_length"):
             check_number(
                 name,
@@ -113,6 +122,9 @@ class SamplerConfig:
             check_number(
                 "threshold", self.threshold, minimum=0, maximum=1, min_open=True, error=SampleError
             )
+
+    def _check_choices(self) -> None:
+        """The switches are booleans and ``remasking`` a known strategy."""
         for name in ("stochastic_transfer", "early_stop"):
             if not isinstance(getattr(self, name), bool):
                 raise SampleError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -120,6 +132,10 @@ class SamplerConfig:
             raise SampleError(
                 f"unknown remasking {self.remasking!r}; use one of {', '.join(REMASKING)}"
             )
+
+    def _check_combination(self) -> None:
+        """Blocks divide the generation, steps divide over the blocks, and threshold decoding
+        has a confidence ranking to use."""
         if self.max_new_tokens % self.block_length:
             raise SampleError(
                 f"block_length {self.block_length} does not divide max_new_tokens "
@@ -147,17 +163,12 @@ class SamplerConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def paper(cls, max_new_tokens: int = 128, **changes: Any) -> SamplerConfig:
-        """The paper's settings: steps = max_new_tokens, temperature 0.1, block 32, penalty 1.2."""
-        settings = {
-            "steps": max_new_tokens,
-            "max_new_tokens": max_new_tokens,
-            "block_length": 32,
-            "temperature": 0.1,
-            "remasking": "low_confidence",
-            "cfg_scale": 0.0,
-            "repetition_penalty": 1.2,
-        }
+    def paper(
+        cls, max_new_tokens: int = PAPER_SAMPLER["max_new_tokens"], **changes: Any
+    ) -> SamplerConfig:
+        """The paper's settings (:data:`diffutron_core.PAPER_SAMPLER`) for ``max_new_tokens``
+        new tokens in as many steps, then ``changes``."""
+        settings = {**PAPER_SAMPLER, "steps": max_new_tokens, "max_new_tokens": max_new_tokens}
         return cls(**{**settings, **changes})
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,12 +209,14 @@ class SamplerConfig:
         if path is None:
             logger.warning(
                 "%s has no %s: using the paper's sampler settings (steps = max_new_tokens, block "
-                "32, temperature 0.1, repetition penalty 1.2)",
+                "%s, temperature %s, repetition penalty %s)",
                 name_or_path,
                 SAMPLER_CONFIG_NAME,
+                PAPER_SAMPLER["block_length"],
+                PAPER_SAMPLER["temperature"],
+                PAPER_SAMPLER["repetition_penalty"],
             )
-            changes = dict(changes)
-            return cls.paper(changes.pop("max_new_tokens", 128), **changes)
+            return cls.paper(**changes)
         try:
             values = json.loads(read_text(path, what="sampler config"))
         except DiffutronError as exc:

@@ -144,39 +144,17 @@ def load_model(
     * ``device`` defaults to CUDA when present, else CPU (an unknown one is a
       :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
     """
-    from diffutron_common.adapters import tokenizer_source
-    from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
     from diffutron_common.progress import quiet_transformers
-    from diffutron_sample.adapters import (
-        adapter_base,
-        is_adapter_folder,
-        merge_adapter,
-        read_adapter_config,
-    )
+    from diffutron_sample.adapters import is_adapter_folder
 
     quiet_transformers()
 
     device = resolve_device(device)
-    if dtype is None:
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    elif isinstance(dtype, str):
-        if dtype not in DTYPES:
-            raise SampleError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-        dtype = getattr(torch, dtype)
+    dtype = _resolve_dtype(dtype, device)
     if is_adapter_folder(name_or_path):
-        folder = Path(name_or_path)
-        adapter = read_adapter_config(folder)
-        base = adapter_base(folder)
-        model, tokenizer = _load_pretrained(
-            base,
-            what="the base model of the adapter (base_model_name_or_path in "
-            f"{folder / 'adapter_config.json'}): ",
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            tokenizer_from=tokenizer_source(str(folder)),
+        model, tokenizer = _load_adapter(
+            Path(name_or_path), dtype=dtype, trust_remote_code=trust_remote_code
         )
-        changed = merge_adapter(model, folder, adapter)
-        logger.info("merged the adapter %s (%d modules) into %s", folder, changed, base)
     else:
         model, tokenizer = _load_pretrained(
             name_or_path,
@@ -187,6 +165,48 @@ def load_model(
         )
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
+    _set_chat_template(tokenizer, chat_template, name_or_path)
+    return model.to(device).eval(), tokenizer
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``dtype`` as a torch dtype: by default bfloat16 on CUDA and float32 elsewhere; an unknown
+    name is a :class:`SampleError`."""
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise SampleError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        return getattr(torch, dtype)
+    return dtype
+
+
+def _load_adapter(folder: Path, *, dtype, trust_remote_code: bool):
+    """``(model, tokenizer)``: the adapter's base model with the adapter merged in, and the
+    adapter's own tokenizer when it has one (else the base's)."""
+    from diffutron_common.adapters import tokenizer_source
+    from diffutron_sample.adapters import adapter_base, merge_adapter, read_adapter_config
+
+    adapter = read_adapter_config(folder)
+    base = adapter_base(folder)
+    model, tokenizer = _load_pretrained(
+        base,
+        what="the base model of the adapter (base_model_name_or_path in "
+        f"{folder / 'adapter_config.json'}): ",
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        tokenizer_from=tokenizer_source(str(folder)),
+    )
+    changed = merge_adapter(model, folder, adapter)
+    logger.info("merged the adapter %s (%d modules) into %s", folder, changed, base)
+    return model, tokenizer
+
+
+def _set_chat_template(tokenizer, chat_template: str | None, name_or_path: str) -> None:
+    """Give ``tokenizer`` the ``chat_template`` asked for, or dLLM's BERT chat format when it has
+    none (said once in the log)."""
+    from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
+
     if chat_template is not None:
         tokenizer.chat_template = chat_template
     elif not getattr(tokenizer, "chat_template", None):
@@ -196,4 +216,3 @@ def load_model(
             "[Answer] … [/Answer]; --chat-template FILE to give another)",
             name_or_path,
         )
-    return model.to(device).eval(), tokenizer

@@ -4,20 +4,29 @@ The canvas is the prompt (left-padded across a batch, positions counted from eac
 token, so a row gives the same tokens as it would alone) followed by ``max_new_tokens`` masks.
 Blocks of ``block_length`` are filled left to right. Each step runs the backbone once over the
 whole canvas (twice the batch with guidance) and the output layer only at the still-masked
-positions of the active block, the only logits the algorithm reads (REFERENCE §3, §4).
+positions of the active block, the only logits the algorithm reads (docs/sampling.md#one-step): the
+proposals come from :class:`~diffutron_sample.proposals.Proposer`, and which of them a step
+commits from :mod:`diffutron_sample.schedule`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
-from diffutron_core import gumbel_argmax, transfer_counts
 from diffutron_sample.config import SampleError, SamplerConfig
 from diffutron_sample.model import MaskedLM
+from diffutron_sample.proposals import Proposer
+from diffutron_sample.schedule import fill_by_schedule, fill_by_threshold, select_commits
+
+__all__ = ["Callback", "generate", "infill", "left_pad"]
 
 Callback = Callable[[int, torch.Tensor], None]
+"""``callback(step, canvas)`` after every step."""
+Finish = Callable[[torch.Tensor], None]
+"""``finish(canvas)`` after every step's commits, before the callback (early stop)."""
 
 
 def left_pad(
@@ -42,73 +51,6 @@ def left_pad(
     return ids, mask
 
 
-def apply_repetition_penalty(
-    logits: torch.Tensor, rows: torch.Tensor, present: torch.Tensor, penalty: float
-) -> torch.Tensor:
-    """HF-style penalty: for every id ``present`` in the row's canvas, divide a positive logit by
-    ``penalty`` and multiply a negative one.
-
-    ``logits`` (M, V) of rows ``rows`` (M,) of the batch; ``present`` (B, V).
-    """
-    hit = present[rows]  # (M, V)
-    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(hit, penalised, logits)
-
-
-def _present_ids(canvas, attention, vocab_size, *, mask_token_id, eos_token_id) -> torch.Tensor:
-    """(B, V) bool: ids on each row's canvas, except padding, the mask and the eos id."""
-    use = attention & (canvas != mask_token_id)
-    if eos_token_id is not None:
-        use &= canvas != eos_token_id
-    present = torch.zeros(canvas.shape[0], vocab_size, dtype=torch.bool, device=canvas.device)
-    rows = torch.arange(canvas.shape[0], device=canvas.device)[:, None].expand_as(canvas)
-    present[rows[use], canvas[use]] = True
-    return present
-
-
-def _confidence(
-    logits: torch.Tensor, x0: torch.Tensor, config: SamplerConfig, generator
-) -> torch.Tensor:
-    """Softmax probability of the chosen token, ``exp(logit[x0] - logsumexp(logits))``, in float32
-    on the given rows only (REFERENCE §4: never a (B, L, V) float64 softmax), or uniform random
-    scores for ``remasking="random"``. Returned as float64 scores for ranking."""
-    if config.remasking == "random":
-        return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
-    chosen = logits.gather(1, x0[:, None])[:, 0]
-    return (chosen - torch.logsumexp(logits, dim=1)).exp().double()
-
-
-def _commit_counts(
-    remaining: torch.Tensor, planned: torch.Tensor, steps_left: int, config, generator
-):
-    if not config.stochastic_transfer:
-        return planned
-    if steps_left == 1:
-        return remaining
-    draws = torch.binomial(
-        remaining.double(),
-        torch.full_like(remaining, 1 / steps_left, dtype=torch.float64),
-        generator=generator,
-    )
-    return draws.long()
-
-
-def _select(
-    scores: torch.Tensor, counts: torch.Tensor | None, threshold: float | None
-) -> torch.Tensor:
-    """(B, W) bool: the ``counts[b]`` best scores of each row, or (threshold mode) every score at or
-    above the threshold plus each row's best. ``-inf`` marks positions that cannot be chosen."""
-    valid = scores > float("-inf")
-    if threshold is not None:
-        best = torch.zeros_like(valid)
-        best.scatter_(1, scores.argmax(dim=1, keepdim=True), True)
-        return valid & ((scores >= threshold) | best)
-    order = scores.argsort(dim=1, descending=True, stable=True)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
-    return valid & (ranks < counts[:, None])
-
-
 def _finish_rows(
     canvas: torch.Tensor,
     start: int,
@@ -129,156 +71,59 @@ def _finish_rows(
     region[masks & done[:, None]] = pad_token_id
 
 
-def _proposals(
-    lm: MaskedLM,
-    canvas: torch.Tensor,
-    attention: torch.Tensor,
-    positions: torch.Tensor,
-    given: torch.Tensor,
-    candidates: torch.Tensor,
+def _early_stop(
     start: int,
-    config: SamplerConfig,
+    device: torch.device,
     *,
     mask_token_id: int,
     eos_token_id: int | None,
-    generator: torch.Generator | None,
-    forbidden: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: ``(scores, tokens)`` of shape ``candidates`` (``(B, W)``, columns from
-    ``start``): each candidate's proposed token ``x0`` (after guidance and the repetition
-    penalty; never one of the ``forbidden`` ids) and its confidence under the full softmax;
-    ``-inf`` where nothing may be chosen."""
-    rows, cols = candidates.nonzero(as_tuple=True)
-    where = (rows, cols + start)
-    if config.cfg_scale > 0:
-        batch = torch.cat([canvas, canvas.masked_fill(given, mask_token_id)])
-        states = lm.hidden(batch, attention.repeat(2, 1), positions.repeat(2, 1))
-        cond = lm.logits_at(states[: len(canvas)], where)
-        uncond = lm.logits_at(states[len(canvas) :], where)
-        logits = uncond + (config.cfg_scale + 1) * (cond - uncond)
-    else:
-        logits = lm.logits_at(lm.hidden(canvas, attention, positions), where)  # (M, V)
-    if config.repetition_penalty != 1.0:
-        present = _present_ids(
-            canvas,
-            attention,
-            logits.shape[1],
-            mask_token_id=mask_token_id,
-            eos_token_id=eos_token_id,
-        )
-        logits = apply_repetition_penalty(logits, rows, present, config.repetition_penalty)
-    if not bool(torch.isfinite(torch.logsumexp(logits, dim=1)).all()):
-        raise SampleError(
-            "the model's logits are not finite (NaN or inf); run it in float32 (--dtype "
-            "float32) or with milder cfg_scale / repetition_penalty"
-        )
-    # Never propose a forbidden id (the mask: committing it would leave a hole in the answer).
-    # The confidence stays that of the full softmax, so whenever the reference would not choose
-    # a forbidden id, the choice and the ranking are exactly the reference's.
-    allowed = logits.index_fill(1, forbidden, float("-inf"))
-    x0 = gumbel_argmax(allowed, config.temperature, generator=generator)  # (M,)
-    scores = torch.full(candidates.shape, float("-inf"), dtype=torch.float64, device=canvas.device)
-    scores[rows, cols] = _confidence(logits, x0, config, generator)
-    chosen = torch.zeros_like(candidates, dtype=torch.long)
-    chosen[rows, cols] = x0
-    return scores, chosen
-
-
-def _denoise_threshold(
-    canvas: torch.Tensor,
-    blocks: list[tuple[int, int]],
-    *,
-    mask_token_id: int,
-    commit_step: Callable[[torch.Tensor, int, int, torch.Tensor | None], None],
-) -> torch.Tensor:
-    """Confidence-threshold decoding where each row moves to its next block as soon as its
-    current one is filled, so an easy row never waits for a hard one in the same batch (the
-    blocks stay left to right within a row; a row alone decodes exactly as before)."""
-    first, last = blocks[0][0], blocks[-1][1]
-    bounds = torch.tensor(blocks, device=canvas.device) - first  # (K, 2)
-    index = torch.arange(last - first, device=canvas.device)
-    current = torch.zeros(canvas.shape[0], dtype=torch.long, device=canvas.device)
-    while True:
-        masks = canvas[:, first:last] == mask_token_id  # (B, N)
-        while True:  # advance every row past its filled blocks
-            live = current < len(blocks)
-            span = bounds[current.clamp(max=len(blocks) - 1)]  # (B, 2)
-            active = (index >= span[:, :1]) & (index < span[:, 1:]) & live[:, None]
-            filled = live & ~(masks & active).any(1)
-            if not bool(filled.any()):
-                break
-            current = current + filled.long()
-        candidates = masks & active
-        if not bool(candidates.any()):
-            return canvas
-        commit_step(candidates, first, last, None)
+    pad_token_id: int,
+) -> Finish:
+    """``finish(canvas)`` for ``early_stop``: :func:`_finish_rows` over the columns from
+    ``start``, with the eos and pad ids as end tokens."""
+    ends = [i for i in (eos_token_id, pad_token_id) if i is not None]
+    return partial(
+        _finish_rows,
+        start=start,
+        stop_ids=torch.tensor(ends, device=device),
+        mask_token_id=mask_token_id,
+        pad_token_id=pad_token_id,
+    )
 
 
 def _denoise(
-    lm: MaskedLM,
     canvas: torch.Tensor,
-    attention: torch.Tensor,
-    given: torch.Tensor,
     blocks: list[tuple[int, int]],
-    steps_per_block: int,
-    config: SamplerConfig,
+    propose: Proposer,
     *,
-    mask_token_id: int,
-    eos_token_id: int | None,
-    generator: torch.Generator | None,
     callback: Callback | None,
-    finish: Callable[[torch.Tensor], None] | None = None,
-    forbidden: tuple[int, ...] = (),
+    finish: Finish | None = None,
 ) -> torch.Tensor:
-    """Fill the masks of each block in turn; ``given`` marks the tokens guidance hides;
-    ``finish(canvas)`` runs after every step (early stop); the mask id and ``forbidden`` ids are
-    never committed."""
-    positions = (attention.long().cumsum(1) - 1).clamp(min=0)
-    never = torch.tensor(sorted({mask_token_id, *forbidden}), device=canvas.device)
-    step = 0
+    """Fill the masks of ``blocks`` (column ranges of ``canvas``, in place) as
+    ``propose.config`` says: by the reference schedule, or by the confidence threshold."""
+    config = propose.config
+    steps = 0
 
-    def commit_step(candidates, start: int, end: int, counts) -> None:
+    def step(candidates, start: int, end: int, counts) -> None:
         """One forward pass: propose for ``candidates`` (columns ``start:end``), commit what
         the schedule or threshold allows, then early stop and the callback."""
-        nonlocal step
-        scores, chosen = _proposals(
-            lm,
-            canvas,
-            attention,
-            positions,
-            given,
-            candidates,
-            start,
-            config,
-            mask_token_id=mask_token_id,
-            eos_token_id=eos_token_id,
-            generator=generator,
-            forbidden=never,
-        )
-        commit = _select(scores, counts, config.threshold)
+        nonlocal steps
+        scores, chosen = propose(canvas, candidates, start)
+        commit = select_commits(scores, counts, config.threshold)
         canvas[:, start:end] = torch.where(commit, chosen, canvas[:, start:end])
         if finish is not None:
             finish(canvas)
-        step += 1
+        steps += 1
         if callback is not None:
-            callback(step, canvas)
+            callback(steps, canvas)
 
+    mask_token_id = propose.mask_token_id
     if config.threshold is not None:
-        return _denoise_threshold(
-            canvas, blocks, mask_token_id=mask_token_id, commit_step=commit_step
+        fill_by_threshold(canvas, blocks, step, mask_token_id=mask_token_id)
+    else:
+        fill_by_schedule(
+            canvas, blocks, config, step, mask_token_id=mask_token_id, generator=propose.generator
         )
-    for start, end in blocks:
-        block_masks = canvas[:, start:end] == mask_token_id  # (B, W)
-        planned = transfer_counts(block_masks.sum(1), steps_per_block).to(canvas.device)  # (B, S)
-        for j in range(steps_per_block):
-            candidates = canvas[:, start:end] == mask_token_id  # (B, W)
-            remaining = candidates.sum(1)
-            counts = _commit_counts(
-                remaining, planned[:, j], steps_per_block - j, config, generator
-            )
-            if not bool(counts.any()):
-                continue  # nothing to commit in any row: the pass would change nothing
-            commit_step(candidates, start, end, counts)
     return canvas
 
 
@@ -298,6 +143,26 @@ def _check_fits(lm: MaskedLM, attention: torch.Tensor, extra: int) -> None:
             f"prompt and generation need {longest} positions but the model has {limit}; "
             "shorten the prompt or lower max_new_tokens"
         )
+
+
+def _append_masks(
+    prompt: torch.Tensor, prompt_mask: torch.Tensor, config: SamplerConfig, mask_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+    """``(canvas, attention, given, blocks)``: the left-padded prompts then ``max_new_tokens``
+    masks, the real positions, the prompt tokens (which guidance hides), and the blocks of the
+    generated part."""
+    batch, width = prompt.shape
+    masks = torch.full(
+        (batch, config.max_new_tokens), mask_token_id, dtype=prompt.dtype, device=prompt.device
+    )
+    canvas = torch.cat([prompt, masks], dim=1)
+    attention = torch.cat([prompt_mask, torch.ones_like(masks, dtype=torch.bool)], dim=1)
+    given = torch.cat([prompt_mask, torch.zeros_like(masks, dtype=torch.bool)], dim=1)
+    blocks = [
+        (width + b * config.block_length, width + (b + 1) * config.block_length)
+        for b in range(config.num_blocks)
+    ]
+    return canvas, attention, given, blocks
 
 
 @torch.no_grad()
@@ -330,43 +195,18 @@ def generate(
     """
     lm, prompt, prompt_mask = _prepare(model, input_ids, attention_mask, pad_token_id)
     _check_fits(lm, prompt_mask, config.max_new_tokens)
-    device = lm.device
-    batch, width = prompt.shape
-    masks = torch.full(
-        (batch, config.max_new_tokens), mask_token_id, dtype=prompt.dtype, device=device
-    )
-    canvas = torch.cat([prompt, masks], dim=1)
-    attention = torch.cat([prompt_mask, torch.ones_like(masks, dtype=torch.bool)], dim=1)
-    given = torch.cat([prompt_mask, torch.zeros_like(masks, dtype=torch.bool)], dim=1)
-    blocks = [
-        (width + b * config.block_length, width + (b + 1) * config.block_length)
-        for b in range(config.num_blocks)
-    ]
+    canvas, attention, given, blocks = _append_masks(prompt, prompt_mask, config, mask_token_id)
     finish = None
     if config.early_stop:
-        ends = torch.tensor(
-            [i for i in (eos_token_id, pad_token_id) if i is not None], device=device
+        finish = _early_stop(
+            prompt.shape[1],
+            lm.device,
+            mask_token_id=mask_token_id,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
         )
-
-        def finish(canvas):
-            _finish_rows(
-                canvas, width, ends, mask_token_id=mask_token_id, pad_token_id=pad_token_id
-            )
-
-    return _denoise(
-        lm,
-        canvas,
-        attention,
-        given,
-        blocks,
-        config.steps // config.num_blocks,
-        config,
-        mask_token_id=mask_token_id,
-        eos_token_id=eos_token_id,
-        generator=generator,
-        callback=callback,
-        finish=finish,
-    )
+    propose = Proposer(lm, attention, given, config, mask_token_id, eos_token_id, generator)
+    return _denoise(canvas, blocks, propose, callback=callback, finish=finish)
 
 
 @torch.no_grad()
@@ -401,17 +241,15 @@ def infill(
         for start in range(0, width, config.block_length)
         if masked[:, start : start + config.block_length].any()
     ]
-    return _denoise(
+    forbidden = () if pad_token_id is None or pad_token_id == eos_token_id else (pad_token_id,)
+    propose = Proposer(
         lm,
-        canvas,
         attention,
         attention & ~masked,
-        blocks,
-        config.steps // config.num_blocks,
         config,
-        mask_token_id=mask_token_id,
-        eos_token_id=eos_token_id,
-        generator=generator,
-        callback=callback,
-        forbidden=() if pad_token_id is None or pad_token_id == eos_token_id else (pad_token_id,),
+        mask_token_id,
+        eos_token_id,
+        generator,
+        forbidden,
     )
+    return _denoise(canvas, blocks, propose, callback=callback)
