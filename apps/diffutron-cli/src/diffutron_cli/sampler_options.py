@@ -3,22 +3,11 @@ model, tokenizer, sampler settings and seeded generator they resolve to."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from diffutron_cli.options import SEED, FiniteFloat, trust_remote_code_option
-
-SAMPLER_OPTIONS = (
-    "steps",
-    "max_new_tokens",
-    "block_length",
-    "temperature",
-    "remasking",
-    "stochastic_transfer",
-    "cfg_scale",
-    "repetition_penalty",
-    "threshold",
-    "early_stop",
-)
 
 
 def sampler_options(function):
@@ -83,7 +72,8 @@ def load_for_sampling(kwargs):
     from diffutron_core import generator
     from diffutron_sample import SamplerConfig, load_model
 
-    given = {k: kwargs[k] for k in SAMPLER_OPTIONS if kwargs.get(k) is not None}
+    names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
+    given = {k: kwargs[k] for k in names if kwargs.get(k) is not None}
     if kwargs["preset"] == "paper":
         config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
     else:  # settings are checked before the (slow) model load
