@@ -146,9 +146,8 @@ def compare_modes(model, prompts, new_tokens: int, block: int, label: str, atten
 def chat_prompts(model_dir: Path, count: int, ud_dir: Path, device: str) -> None:
     """The reference against the fast modes on an SFT model, with the synthetic tasks'
     instructions on held-out UD sentences (never in the embedded corpus) as chat prompts."""
-    from diffutron_data.synthetic import make_task_rows
-    from diffutron_sample import load_model
-    from diffutron_sample.text import batch_prompt_ids
+    from diffutron_data import make_task_rows
+    from diffutron_sample import batch_prompt_ids, load_model
 
     model, tokenizer = load_model(str(model_dir), device=device, dtype=torch.float32)
     sentences = [s for s in ud_sentences(ud_dir) if 4 <= len(s.split()) <= 12]

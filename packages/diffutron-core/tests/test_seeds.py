@@ -33,7 +33,7 @@ def test_window_seeds_never_collide_with_more_than_64_samples():
 
 
 def test_training_seeds_are_the_loops_formulas():
-    stride = 1_000_003  # diffutron_train.loop's _SEED_STRIDE
+    stride = 1_000_003  # what the training loop used before these functions existed
     for seed, draw in [(0, 0), (0, 5), (42, 0), (42, 123_456), (2**31 - 1, 10**9)]:
         assert seeds.mask_seed(seed, draw) == seed * stride + draw
         assert seeds.dropout_seed(seed, draw) == seed * stride + draw + (1 << 40)

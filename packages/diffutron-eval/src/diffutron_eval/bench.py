@@ -18,6 +18,7 @@ from diffutron_common import (
     write_text,
 )
 from diffutron_eval.errors import EvalError
+from diffutron_eval.lm import DiffutronLM
 from diffutron_eval.report import accuracies, bar_chart, markdown_table
 from diffutron_eval.tasks import parse_data_files, resolve_tasks, task_configs, task_manager
 
@@ -126,7 +127,6 @@ def run_bench(
     hub_id, names, files = _checked_inputs(
         model, output_dir, tasks=tasks, data_files=data_files, limit=limit, baseline=baseline
     )
-    from diffutron_eval.lm import DiffutronLM
 
     lm = DiffutronLM(
         model,

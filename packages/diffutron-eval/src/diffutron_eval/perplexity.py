@@ -19,8 +19,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from diffutron_common import progress_enabled
 from diffutron_core import pad_rows, seeds
 from diffutron_eval.errors import EvalError
+from diffutron_sample import MaskedLM
 
 
 @dataclass
@@ -92,7 +94,6 @@ def perplexity(
     progress: bool | None = None,
 ) -> PerplexityResult:
     """Pseudo-perplexity of ``model`` on ``texts`` (or, with ``elbo``, the MDLM bound)."""
-    from diffutron_sample import MaskedLM
 
     _check_settings(model, tokenizer, texts, max_length=max_length, mask_prob=mask_prob)
     lm = MaskedLM(model)
@@ -149,8 +150,6 @@ def _check_settings(model, tokenizer, texts: list[str], *, max_length: int, mask
 def _progress_bar(total: int, progress: bool | None):
     """A tqdm bar over ``total`` jobs, shown when ``progress`` (default: the project's setting)."""
     if progress is None:
-        from diffutron_common import progress_enabled
-
         progress = progress_enabled()
     from tqdm.auto import tqdm
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from diffutron_common import reason
 from diffutron_eval.errors import EvalError
+from diffutron_eval.lm_tasks.utils import NEWS_CATEGORIES
+from diffutron_eval.texts import csv_rows, jsonl_objects
 
 TASKS = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
 GROUP = "diffutron_cetvel"
@@ -83,7 +85,6 @@ def parse_data_files(pairs: list[str] | tuple[str, ...]) -> dict[str, Path]:
 def _rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]], bool]:
     """``(columns, [(origin, row)], textual)`` of a data file; ``textual`` for CSV, whose values
     are all text until ``datasets`` infers their types."""
-    from diffutron_eval.texts import csv_rows, jsonl_objects
 
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -141,7 +142,6 @@ def _exams_question(value: Any) -> bool:
 
 
 def _news_label(value: Any, *, textual: bool) -> bool:
-    from diffutron_eval.lm_tasks.utils import NEWS_CATEGORIES
 
     if isinstance(value, str) and value.strip() in NEWS_CATEGORIES:
         return True

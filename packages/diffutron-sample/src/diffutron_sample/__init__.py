@@ -15,7 +15,8 @@ Depends on diffutron-core, torch and transformers only.
 from importlib.metadata import version
 
 from diffutron_sample.chat import ChatSession
-from diffutron_sample.config import SAMPLER_CONFIG_NAME, SampleError, SamplerConfig
+from diffutron_sample.config import SAMPLER_CONFIG_NAME, SamplerConfig
+from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import Prompt, generate_texts
 from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from diffutron_common import DiffutronError
+from diffutron_common import DiffutronError, reason
 from diffutron_common import adapters as common_adapters
 from diffutron_common.adapters import ADAPTER_WEIGHTS
-from diffutron_sample.config import SampleError
+from diffutron_sample.errors import SampleError
 
 PREFIX = "base_model.model."
 """How PEFT's saved keys begin: the wrapper, then the base model's own parameter names."""
@@ -87,8 +87,6 @@ def _read_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(weights_path))
     except Exception as exc:  # a damaged file: one line
-        from diffutron_common import reason
-
         raise SampleError(f"{weights_path} cannot be read ({reason(exc)})") from None
 
 

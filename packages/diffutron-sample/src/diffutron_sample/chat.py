@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from diffutron_sample.config import SampleError, SamplerConfig
+from diffutron_sample.config import SamplerConfig
+from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import generate_texts
 from diffutron_sample.sampler import Callback
 from diffutron_sample.text import prompt_ids

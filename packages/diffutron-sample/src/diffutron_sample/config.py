@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from diffutron_common import DiffutronError, check_number, read_text
+from diffutron_common import DiffutronError, check_number, read_text, write_text
 from diffutron_core import PAPER_SAMPLER
+from diffutron_sample.adapters import adapter_base, is_adapter_folder
+from diffutron_sample.errors import SampleError
 
 logger = logging.getLogger(__name__)
 
@@ -21,10 +23,6 @@ MAX_SCALE = 1000
 """Bound of temperature, guidance and penalty (and of their inverses)."""
 MAX_COUNT = 1_000_000
 """Bound of steps and lengths: far beyond any model's positions, short of a loop without end."""
-
-
-class SampleError(DiffutronError, ValueError):
-    """A user's mistake (settings, prompt, model) described in one line with its fix."""
 
 
 @dataclass(frozen=True)
@@ -191,8 +189,6 @@ class SamplerConfig:
         return cls(**values)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        from diffutron_common import write_text
-
         write_text(
             Path(directory) / SAMPLER_CONFIG_NAME, json.dumps(self.to_dict(), indent=2) + "\n"
         )
@@ -244,8 +240,6 @@ def sampler_config_file(name_or_path: str | Path) -> Path | None:
     if (folder / SAMPLER_CONFIG_NAME).is_file():
         return folder / SAMPLER_CONFIG_NAME
     if folder.is_dir():
-        from diffutron_sample.adapters import adapter_base, is_adapter_folder
-
         if is_adapter_folder(folder):
             base = adapter_base(folder)
             return sampler_config_file(base) if base != str(folder) else None

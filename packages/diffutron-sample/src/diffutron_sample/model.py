@@ -13,7 +13,16 @@ from pathlib import Path
 import torch
 
 from diffutron_common import reason
-from diffutron_sample.config import SampleError
+from diffutron_common.adapters import tokenizer_source
+from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
+from diffutron_common.progress import quiet_transformers
+from diffutron_sample.adapters import (
+    adapter_base,
+    is_adapter_folder,
+    merge_adapter,
+    read_adapter_config,
+)
+from diffutron_sample.errors import SampleError
 
 logger = logging.getLogger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
@@ -144,8 +153,6 @@ def load_model(
     * ``device`` defaults to CUDA when present, else CPU (an unknown one is a
       :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
     """
-    from diffutron_common.progress import quiet_transformers
-    from diffutron_sample.adapters import is_adapter_folder
 
     quiet_transformers()
 
@@ -184,8 +191,6 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> tor
 def _load_adapter(folder: Path, *, dtype, trust_remote_code: bool):
     """``(model, tokenizer)``: the adapter's base model with the adapter merged in, and the
     adapter's own tokenizer when it has one (else the base's)."""
-    from diffutron_common.adapters import tokenizer_source
-    from diffutron_sample.adapters import adapter_base, merge_adapter, read_adapter_config
 
     adapter = read_adapter_config(folder)
     base = adapter_base(folder)
@@ -205,7 +210,6 @@ def _load_adapter(folder: Path, *, dtype, trust_remote_code: bool):
 def _set_chat_template(tokenizer, chat_template: str | None, name_or_path: str) -> None:
     """Give ``tokenizer`` the ``chat_template`` asked for, or dLLM's BERT chat format when it has
     none (said once in the log)."""
-    from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
 
     if chat_template is not None:
         tokenizer.chat_template = chat_template

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from diffutron_common import DiffutronError, check_text, iter_lines
-from diffutron_sample.config import SampleError
+from diffutron_sample.errors import SampleError
 
 ROLES = ("system", "user", "assistant")
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import torch
 
 from diffutron_core import gumbel_argmax
-from diffutron_sample.config import SampleError, SamplerConfig
+from diffutron_sample.config import SamplerConfig
+from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
 
 

@@ -16,7 +16,8 @@ from functools import partial
 
 import torch
 
-from diffutron_sample.config import SampleError, SamplerConfig
+from diffutron_sample.config import SamplerConfig
+from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
 from diffutron_sample.proposals import Proposer
 from diffutron_sample.schedule import fill_by_schedule, fill_by_threshold, select_commits

@@ -9,7 +9,7 @@ import torch
 from diffutron_common import check_text
 from diffutron_common.chat import END_MARKER
 from diffutron_core import pad_rows
-from diffutron_sample.config import SampleError
+from diffutron_sample.errors import SampleError
 
 END_MARKERS = (END_MARKER,)
 """Text that ends an answer in dLLM's BERT chat format; the reply is cut at the first one."""

@@ -18,7 +18,8 @@ from importlib.metadata import version
 from diffutron_train.cpt import CPTRun, cpt_run, dry_run, run_cpt
 from diffutron_train.errors import TrainError
 from diffutron_train.export import export_adapter, export_model, push_to_hub
-from diffutron_train.loop import LoopSettings, train_loop
+from diffutron_train.logs import plot_loss_curve, read_log
+from diffutron_train.loop import train_loop
 from diffutron_train.lora import PAPER_LORA, ParameterCount, apply_lora, count_parameters
 from diffutron_train.models import (
     MMBERT_BASE,
@@ -28,7 +29,8 @@ from diffutron_train.models import (
     model_config,
 )
 from diffutron_train.objectives import MaskedLMObjective, masked_lm_loss
-from diffutron_train.runs import plot_loss_curve, read_log, start_run
+from diffutron_train.runs import start_run
+from diffutron_train.settings import LoopSettings
 from diffutron_train.sft import SFTRun, run_sft, sft_run
 
 __version__ = version("diffutron-train")

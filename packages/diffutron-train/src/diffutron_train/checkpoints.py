@@ -5,7 +5,7 @@ optimiser and schedule (``state.pt``) and ``progress.json`` (the step, the world
 settings and the SHA-256 of the other two files), written last. A checkpoint is built under a
 temporary name and renamed into place, so a crash leaves none or a whole one; resuming checks every
 checksum and falls back to the newest intact checkpoint, saying why the newer ones were passed
-over. Only the newest ``keep_last`` are kept.
+over (:func:`resume_checkpoint`). Only the newest ``keep_last`` are kept.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from diffutron_common.files import fsync_tree, temp_sibling
+from diffutron_common import fsync_tree, temp_sibling
 from diffutron_common.text import file_sha256
 from diffutron_train.errors import TrainError
 
@@ -137,3 +137,19 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, world: int) -> int:
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     return progress["step"]
+
+
+def resume_checkpoint(output_dir: Path, model, optimizer, scheduler, world: int, total: int) -> int:
+    """``--resume``: restore the newest intact checkpoint under ``output_dir`` and return its
+    step. Refused when there is none, or when it is past this run's ``total`` steps."""
+    found = newest_intact(output_dir)
+    if found is None:
+        raise TrainError(f"--resume: no intact checkpoint under {output_dir / CHECKPOINTS}")
+    step = load_checkpoint(found, model, optimizer, scheduler, world)
+    if step > total:
+        raise TrainError(
+            f"{found} is at step {step}, past this run's {total} steps; resume with at "
+            "least its length, or choose another --output-dir"
+        )
+    logger.info("resumed from %s (step %d of %d)", found, step, total)
+    return step

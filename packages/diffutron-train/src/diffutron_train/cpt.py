@@ -18,15 +18,11 @@ from diffutron_data import (
     CPTCollator,
     CPTDataSpec,
     data_argument,
-    load_prepared,
     load_tokenizer,
-    manifest_fingerprint,
     pack_documents,
-    read_manifest,
 )
-from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
-from diffutron_train.loop import LoopSettings, train_and_export
+from diffutron_train.loop import train_and_export
 from diffutron_train.lora import PAPER_LORA, apply_lora, count_parameters
 from diffutron_train.models import (
     MMBERT_BASE,
@@ -37,7 +33,9 @@ from diffutron_train.models import (
     model_positions,
     tokenizer_source,
 )
-from diffutron_train.runs import RunState, start_run, undo_if_failed
+from diffutron_train.rundata import data_length, open_run
+from diffutron_train.runs import undo_if_failed
+from diffutron_train.settings import LoopSettings
 
 logger = logging.getLogger(__name__)
 
@@ -147,37 +145,6 @@ def dry_run(run: CPTRun) -> list[str]:
     return [json.dumps(run.to_dict(), indent=2), str(count_parameters(adapted))]
 
 
-def run_identity(settings: dict[str, Any], data_fingerprint: str) -> dict[str, Any]:
-    """What ``run.json`` records of a run: every setting, and the fingerprint of its data
-    (:func:`diffutron_train.runs.start_run` compares those that change the result)."""
-    return {**settings, "data_fingerprint": data_fingerprint}
-
-
-def data_fingerprint(run: CPTRun, tokenizer) -> str:
-    """What identifies the corpus this run trains on: the prepared folder's manifest
-    (``--data``), or the recipe the run would build (sources by content, tokenizer, settings)."""
-    if run.data:
-        read_manifest(run.data, "cpt")
-        return manifest_fingerprint(run.data)
-    return data_spec(run).resolve().fingerprint(tokenizer)
-
-
-def _corpus(run: CPTRun, tokenizer, state: RunState, key: str):
-    """The corpus to train on: the prepared ``--data``, or the run's own ``data/``, built (or
-    rebuilt) unless it was built from exactly these inputs."""
-    if run.data:
-        corpus, manifest = load_prepared(run.data, "cpt")
-        return corpus, manifest["max_length"]
-    plan = data_spec(run).resolve()
-    target = state.folder / "data"
-    if manifest_fingerprint(target) != key:
-        if (target / "manifest.json").is_file():
-            logger.info("%s was built from other inputs; rebuilding it", target)
-        plan.build(tokenizer, target, num_proc=run.num_proc, overwrite=True)
-    corpus, _ = load_prepared(target, "cpt")
-    return corpus, plan.max_length
-
-
 def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train and export; returns the exported model directory (``output_dir/model``). A run
     already finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
@@ -186,17 +153,12 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     if tokenizer.mask_token_id is None:
         raise TrainError(f"tokenizer {plan.tokenizer_name!r} has no mask token")
     check_fits(
-        read_manifest(run.data, "cpt")["max_length"] if run.data else plan.max_length,
+        data_length(run.data, "cpt", plan),
         model_positions(run.model, run.preset, trust_remote_code=run.trust_remote_code),
     )
-    with main_process_first():  # rank 0 claims the folder and builds the corpus; the others reuse
-        key = data_fingerprint(run, tokenizer)
-        state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
-        if not state.finished:
-            with undo_if_failed(state):
-                corpus, max_length = _corpus(run, tokenizer, state, key)
-                if len(corpus) == 0:
-                    raise TrainError("the corpus has no usable rows")
+    state, corpus, max_length = open_run(
+        run, "cpt", plan, tokenizer, resume=resume, empty="the corpus has no usable rows"
+    )
     if state.finished:  # start_run said so
         return state.model
     rows = pack_documents(corpus, max_length) if run.pack else corpus
@@ -207,15 +169,4 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     logger.info("%s", count_parameters(model))
     specials = tuple(i for i in (tokenizer.bos_token_id, tokenizer.eos_token_id) if i is not None)
     collate = CPTCollator(pad_token_id=tokenizer.pad_token_id or 0, special_token_ids=specials)
-    return train_and_export(
-        model,
-        tokenizer,
-        rows,
-        collate,
-        state.folder,
-        run.loop,
-        resume=state.resume,
-        stop_after=stop_after,
-        on_start=state.commit,
-        run_id=state.run_id,
-    )
+    return train_and_export(model, tokenizer, rows, collate, state, run.loop, stop_after=stop_after)

@@ -1,4 +1,9 @@
-"""Which process this is in a ``torchrun`` / ``accelerate launch`` run, and what runs first."""
+"""Which process this is in a ``torchrun`` / ``accelerate launch`` run, and what runs first.
+
+The one place that decides which process is the main one (:func:`is_main_process`): everything
+else that writes shared files (the run folder, checkpoints, logs, the exported model, the upload)
+asks it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,11 @@ import contextlib
 import os
 
 import torch
+
+from diffutron_train.errors import TrainError
+
+_SHARDED = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
+"""accelerate's distributed types that split tensors over ranks: not supported yet."""
 
 
 def cpu_only() -> bool:
@@ -26,12 +36,19 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+@contextlib.contextmanager
 def main_process_first():
     """A context where rank 0 runs first and the other ranks after it (for work on shared files:
     claiming the run folder, building the corpus); a plain context in a lone process."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        return contextlib.nullcontext()
-    return distributed_state().main_process_first()
+        yield
+        return
+    state, first = distributed_state(), is_main_process()
+    if not first:
+        state.wait_for_everyone()
+    yield
+    if first:
+        state.wait_for_everyone()
 
 
 def resolve_mixed_precision(value: str) -> str:
@@ -44,3 +61,22 @@ def resolve_mixed_precision(value: str) -> str:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "no"
+
+
+def data_parallel_accelerator(mixed_precision: str):
+    """An :class:`accelerate.Accelerator` for this launch (``mixed_precision`` as
+    :func:`resolve_mixed_precision` reads it). Sharded launches (FSDP, DeepSpeed, Megatron-LM)
+    are refused: a checkpoint needs whole tensors on rank 0."""
+    from accelerate import Accelerator
+
+    distributed_state()
+    accelerator = Accelerator(
+        mixed_precision=resolve_mixed_precision(mixed_precision), cpu=cpu_only()
+    )
+    kind = getattr(accelerator.distributed_type, "value", str(accelerator.distributed_type))
+    if kind in _SHARDED:
+        raise TrainError(
+            f"{kind} is not supported yet (checkpoints need whole tensors on rank 0); "
+            "launch data-parallel instead (diffutron-train configs: accelerate/2gpu)"
+        )
+    return accelerator

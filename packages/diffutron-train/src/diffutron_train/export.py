@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from diffutron_common import MARKER, PathError, building_folder, reason
+from diffutron_common import MARKER, DiffutronError, PathError, building_folder, read_text, reason
+from diffutron_common.progress import quiet_transformers
+from diffutron_data import load_tokenizer
 from diffutron_train.errors import TrainError
+from diffutron_train.models import adapter_base, load_masked_lm, tokenizer_source
 
 
 def export_model(
@@ -23,7 +26,6 @@ def export_model(
     chat template, and the sampler defaults as ``sampler_config.json``, the file diffutron-sample
     reads). It is built beside ``output_dir`` and replaces it in one rename; an existing
     ``output_dir`` must be a model folder Diffutron exported (never a user's folder)."""
-    from diffutron_common.progress import quiet_transformers
 
     quiet_transformers()
     output_dir = Path(output_dir)
@@ -70,9 +72,6 @@ def export_adapter(
     ``adapter_model.safetensors``) into its base model (``base_model_name_or_path``) with PEFT
     and write the plain model folder, as :func:`export_model` does. The adapter folder's tokenizer
     and ``sampler_config.json`` win over the base's. Pickled adapters are never loaded."""
-    from diffutron_common import DiffutronError, read_text
-    from diffutron_data import load_tokenizer
-    from diffutron_train.models import adapter_base, load_masked_lm, tokenizer_source
 
     base = adapter_base(str(adapter_dir))
     if base is None:

@@ -20,15 +20,10 @@ from diffutron_data import (
     SFTCollator,
     SFTDataSpec,
     data_argument,
-    load_prepared,
     load_tokenizer,
-    manifest_fingerprint,
-    read_manifest,
 )
-from diffutron_train.cpt import run_identity
-from diffutron_train.distributed import main_process_first
 from diffutron_train.errors import TrainError
-from diffutron_train.loop import LoopSettings, train_and_export
+from diffutron_train.loop import train_and_export
 from diffutron_train.lora import count_parameters
 from diffutron_train.models import (
     build_model,
@@ -37,7 +32,8 @@ from diffutron_train.models import (
     model_config,
     tokenizer_source,
 )
-from diffutron_train.runs import RunState, start_run, undo_if_failed
+from diffutron_train.rundata import data_length, open_run
+from diffutron_train.settings import LoopSettings
 
 logger = logging.getLogger(__name__)
 
@@ -164,47 +160,18 @@ def data_spec(run: SFTRun) -> SFTDataSpec:
     )
 
 
-def data_fingerprint(run: SFTRun, tokenizer) -> str:
-    """What identifies the rows this run trains on (the prepared ``--data`` folder's manifest, or
-    the recipe of the run's own data), as :func:`diffutron_train.cpt.data_fingerprint`."""
-    if run.data:
-        read_manifest(run.data, "sft")
-        return manifest_fingerprint(run.data)
-    return data_spec(run).resolve().fingerprint(tokenizer)
-
-
-def _rows(run: SFTRun, tokenizer, state: RunState, key: str):
-    if run.data:
-        rows, manifest = load_prepared(run.data, "sft")
-        return rows, manifest["max_length"]
-    plan = data_spec(run).resolve()
-    target = state.folder / "data"
-    if manifest_fingerprint(target) != key:
-        if (target / "manifest.json").is_file():
-            logger.info("%s was built from other inputs; rebuilding it", target)
-        plan.build(tokenizer, target, num_proc=run.num_proc, overwrite=True)
-    rows, _ = load_prepared(target, "sft")
-    return rows, plan.max_length
-
-
 def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train one SFT stage and export ``output_dir/model``; returns its path. A run already
     finished in ``output_dir`` is not trained again (see :mod:`diffutron_train.runs`)."""
     model, tokenizer = _model_and_tokenizer(run)
-    length = (
-        read_manifest(run.data, "sft")["max_length"]
-        if run.data
-        else data_spec(run).resolve().max_length
+    plan = data_spec(run).resolve()
+    check_fits(
+        data_length(run.data, "sft", plan),
+        getattr(model.config, "max_position_embeddings", None),
     )
-    check_fits(length, getattr(model.config, "max_position_embeddings", None))
-    with main_process_first():  # rank 0 claims the folder and builds the rows; the others reuse
-        key = data_fingerprint(run, tokenizer)
-        state = start_run(run_identity(run.to_dict(), key), run.output_dir, resume=resume)
-        if not state.finished:
-            with undo_if_failed(state):
-                rows, max_length = _rows(run, tokenizer, state, key)
-                if len(rows) == 0:
-                    raise TrainError("the instruction data has no usable rows")
+    state, rows, max_length = open_run(
+        run, "sft", plan, tokenizer, resume=resume, empty="the instruction data has no usable rows"
+    )
     if state.finished:  # start_run said so
         return state.model
     logger.info("%s", count_parameters(model))
@@ -217,11 +184,8 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
         tokenizer,
         rows,
         collate,
-        state.folder,
+        state,
         run.loop,
-        resume=state.resume,
         stop_after=stop_after,
-        on_start=state.commit,
-        run_id=state.run_id,
         sampler_config=sampler,
     )
