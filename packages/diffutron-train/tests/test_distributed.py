@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from diffutron_train.loop import LoopSettings
+from diffutron_train import LoopSettings
 from diffutron_train.steps import _batch_indices
 
 WORKER = Path(__file__).parent / "scripts" / "ddp_worker.py"

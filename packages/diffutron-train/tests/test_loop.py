@@ -3,10 +3,16 @@ import torch
 from transformers import AutoModelForMaskedLM
 
 from diffutron_data import CPTCollator, corpus_sentences, load_tokenizer
-from diffutron_train import apply_lora, build_model, model_config
+from diffutron_train import (
+    LoopSettings,
+    TrainError,
+    apply_lora,
+    build_model,
+    model_config,
+    train_loop,
+)
 from diffutron_train.checkpoints import checkpoints as _checkpoints
 from diffutron_train.export import export_model
-from diffutron_train.loop import LoopSettings, TrainError, train_loop
 
 MASK = 4
 

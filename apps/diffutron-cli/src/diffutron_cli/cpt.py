@@ -63,7 +63,7 @@ def cpt(use_lora, preset, output_dir, resume, dry_run, push_to_hub, private, **o
     loss, resumable atomic checkpoints, TensorBoard logs and loss.png, then a merged Hugging Face
     model in OUTPUT_DIR/model. Runs data-parallel under torchrun or accelerate launch."""
     from diffutron_train import cpt_run, run_cpt
-    from diffutron_train import dry_run as describe
+    from diffutron_train import describe_cpt_run as describe
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     loop, fields = split_loop(options)

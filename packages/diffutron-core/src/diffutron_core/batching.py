@@ -1,4 +1,6 @@
-"""Rows of token ids of different lengths as one batch: the one padding rule every package uses."""
+"""Rows of token ids of different lengths as one batch: the padding rule of sampling (prompts,
+on the left) and evaluation (scored rows, on the right). Training rows are padded by
+diffutron-data's collators, in numpy, which does not depend on this package."""
 
 from __future__ import annotations
 

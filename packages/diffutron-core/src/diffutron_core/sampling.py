@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import torch
 
 __all__ = ["PAPER_SAMPLER", "gumbel_argmax", "transfer_counts"]
 
-PAPER_SAMPLER = {
-    "steps": 128,
-    "max_new_tokens": 128,
-    "block_length": 32,
-    "temperature": 0.1,
-    "remasking": "low_confidence",
-    "cfg_scale": 0.0,
-    "repetition_penalty": 1.2,
-}
+PAPER_SAMPLER = MappingProxyType(
+    {
+        "steps": 128,
+        "max_new_tokens": 128,
+        "block_length": 32,
+        "temperature": 0.1,
+        "remasking": "low_confidence",
+        "cfg_scale": 0.0,
+        "repetition_penalty": 1.2,
+    }
+)
 """The paper's generation settings (its Appendix A, Table 5: 128 new tokens in as many steps,
 blocks of 32, temperature 0.1, low-confidence remasking, repetition penalty 1.2), named as
 ``diffutron_sample.SamplerConfig``'s fields: the one home of these values, read by the sampler

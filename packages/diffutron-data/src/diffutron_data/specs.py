@@ -19,7 +19,12 @@ from diffutron_data.corpus import Pool, build_cpt_corpus, cpt_recipe
 from diffutron_data.presets import cpt_preset, sft_preset
 from diffutron_data.sft import build_sft_dataset, sft_recipe
 from diffutron_data.sources import Source
-from diffutron_data.synthetic import TASKS, embedded_task_rows, synthetic_conversations
+from diffutron_data.synthetic import (
+    TASKS,
+    check_tasks,
+    embedded_task_rows,
+    synthetic_conversations,
+)
 from diffutron_data.tokenizer import load_tokenizer
 
 
@@ -153,6 +158,7 @@ class SFTDataSpec:
         preset = sft_preset(self.preset, self.stage)
         per_task = preset.synthetic_per_task if self.synthetic is None else self.synthetic
         tasks = self.synthetic_tasks or preset.synthetic_tasks or (TASKS if per_task else ())
+        check_tasks(tasks)  # before any tokenizer or model is loaded
         return SFTPlan(
             tuple(Source.parse(s) for s in self.sources) if self.sources else tuple(preset.sources),
             self.tokenizer or preset.tokenizer,

@@ -133,16 +133,21 @@ def synthetic_conversations(rows: Sequence[dict[str, str]]) -> list[list[dict[st
     return [row_to_messages(row, "alpaca") for row in rows]
 
 
-def embedded_task_rows(
-    tasks: Sequence[str], per_task: int, *, seed: int = 0
-) -> list[dict[str, str]]:
-    """Up to ``per_task`` rows of each task made from the embedded training corpus (nouns for
-    ``plural``); the held-out documents are never used."""
+def check_tasks(tasks: Sequence[str]) -> None:
+    """One :class:`DataError` naming every task of ``tasks`` that is not a synthetic task."""
     unknown = [t for t in tasks if t not in INSTRUCTIONS]
     if unknown:
         raise DataError(
             f"unknown synthetic task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}"
         )
+
+
+def embedded_task_rows(
+    tasks: Sequence[str], per_task: int, *, seed: int = 0
+) -> list[dict[str, str]]:
+    """Up to ``per_task`` rows of each task made from the embedded training corpus (nouns for
+    ``plural``); the held-out documents are never used."""
+    check_tasks(tasks)
     sentences = corpus_sentences()
     rows: list[dict[str, str]] = []
     for task in tasks if per_task else ():

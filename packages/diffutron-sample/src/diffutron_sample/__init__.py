@@ -9,7 +9,7 @@
 * :class:`ChatSession`, :func:`prompt_ids`, :func:`trim`, :func:`render_canvas` - chat and text.
 * :func:`load_model` - a model directory or Hub id (safetensors only).
 
-Depends on diffutron-core, torch and transformers only.
+Depends on diffutron-common, diffutron-core, torch and transformers only.
 """
 
 from importlib.metadata import version
@@ -17,13 +17,14 @@ from importlib.metadata import version
 from diffutron_sample.chat import ChatSession
 from diffutron_sample.config import SAMPLER_CONFIG_NAME, SamplerConfig
 from diffutron_sample.errors import SampleError
-from diffutron_sample.generation import Prompt, generate_texts
+from diffutron_sample.generation import generate_texts
 from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
 from diffutron_sample.proposals import apply_repetition_penalty
 from diffutron_sample.sampler import generate, infill, left_pad
 from diffutron_sample.text import (
     END_MARKERS,
+    Prompt,
     batch_prompt_ids,
     decode_new,
     prompt_ids,

@@ -16,6 +16,7 @@ from functools import partial
 
 import torch
 
+from diffutron_core import pad_rows
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
@@ -39,17 +40,9 @@ def left_pad(
     if attention_mask is None:
         return input_ids, torch.ones_like(input_ids, dtype=torch.bool)
     keep = attention_mask.bool()
-    width = int(keep.sum(1).max()) if keep.numel() else 0
-    ids = torch.full(
-        (input_ids.shape[0], width), pad_token_id, dtype=input_ids.dtype, device=input_ids.device
-    )
-    mask = torch.zeros_like(ids, dtype=torch.bool)
-    for row in range(input_ids.shape[0]):
-        tokens = input_ids[row][keep[row]]
-        if len(tokens):
-            ids[row, width - len(tokens) :] = tokens
-            mask[row, width - len(tokens) :] = True
-    return ids, mask
+    rows = [input_ids[row][keep[row]].cpu() for row in range(input_ids.shape[0])]
+    ids, mask = pad_rows(rows, pad_token_id, side="left")
+    return ids.to(input_ids.device, input_ids.dtype), mask.bool().to(input_ids.device)
 
 
 def _finish_rows(

@@ -14,15 +14,24 @@ from diffutron_sample.errors import SampleError
 END_MARKERS = (END_MARKER,)
 """Text that ends an answer in dLLM's BERT chat format; the reply is cut at the first one."""
 Messages = list[dict[str, str]]
+Prompt = str | Messages | Sequence[int]
+"""A prompt: text (a user turn, or raw text with ``chat=False``), a message list, or token ids
+already made (used as they are, e.g. lm-eval's context after its own special tokens)."""
 
 
-def prompt_ids(tokenizer, prompt: str | Messages, *, chat: bool = True) -> list[int]:
-    """Token ids of one prompt.
+def _is_ids(prompt: Prompt) -> bool:
+    return not isinstance(prompt, str) and all(isinstance(t, int) for t in prompt)
+
+
+def prompt_ids(tokenizer, prompt: Prompt, *, chat: bool = True) -> list[int]:
+    """Token ids of one prompt (a list of ids is returned as it is).
 
     ``chat=True``: a user message (or a message list) rendered with the tokenizer's chat template
     up to the generation prompt, tokenised without special tokens (as SFT rows are).
     ``chat=False``: the raw text after the tokenizer's ``<bos>`` (if it has one), for continuation.
     """
+    if _is_ids(prompt):
+        return list(prompt)
     for text in [prompt] if isinstance(prompt, str) else [m.get("content", "") for m in prompt]:
         check_text(text, "the prompt", error=SampleError)
     if chat:
@@ -41,7 +50,7 @@ def prompt_ids(tokenizer, prompt: str | Messages, *, chat: bool = True) -> list[
 
 
 def batch_prompt_ids(
-    tokenizer, prompts: Sequence[str | Messages], *, chat: bool = True
+    tokenizer, prompts: Sequence[Prompt], *, chat: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` of several prompts, left-padded."""
     rows = [prompt_ids(tokenizer, p, chat=chat) for p in prompts]

@@ -15,7 +15,7 @@ MDLM; :class:`MaskedLMObjective`), a resumable, data-parallel loop with atomic c
 
 from importlib.metadata import version
 
-from diffutron_train.cpt import CPTRun, cpt_run, dry_run, run_cpt
+from diffutron_train.cpt import CPTRun, cpt_run, describe_cpt_run, run_cpt
 from diffutron_train.errors import TrainError
 from diffutron_train.export import export_adapter, export_model, push_to_hub
 from diffutron_train.logs import plot_loss_curve, read_log
@@ -51,7 +51,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "cpt_run",
-    "dry_run",
+    "describe_cpt_run",
     "export_adapter",
     "export_model",
     "masked_lm_loss",

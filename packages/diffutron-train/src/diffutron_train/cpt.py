@@ -133,7 +133,7 @@ def build_backbone(run: CPTRun, tokenizer, *, device: str | None = None):
     return load_masked_lm(run.model or MMBERT_BASE, trust_remote_code=run.trust_remote_code)
 
 
-def dry_run(run: CPTRun) -> list[str]:
+def describe_cpt_run(run: CPTRun) -> list[str]:
     """Lines describing the resolved run and the trainable parameters, building nothing big
     (the paper preset's backbone is built on the ``meta`` device from mmBERT-base's shape)."""
     if run.preset == "paper" and run.model is None:

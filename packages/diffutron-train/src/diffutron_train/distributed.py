@@ -31,16 +31,30 @@ def distributed_state():
     return PartialState(cpu=cpu_only())
 
 
+_RANK = ("RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMI_RANK")
+_WORLD_SIZE = ("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMI_SIZE")
+"""Where ``torchrun`` and the MPI launchers accelerate supports put the rank and world size (the
+variables accelerate itself reads, in its order)."""
+
+
+def _launch_value(names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        if os.environ.get(name, "").strip():
+            return int(os.environ[name])
+    return default
+
+
 def is_main_process() -> bool:
-    """Rank 0 of a distributed launch (``torchrun``/``accelerate launch``), or a lone process."""
-    return int(os.environ.get("RANK", "0")) == 0
+    """Rank 0 of a distributed launch (``torchrun``, ``accelerate launch``, MPI), or a lone
+    process."""
+    return _launch_value(_RANK, 0) == 0
 
 
 @contextlib.contextmanager
 def main_process_first():
     """A context where rank 0 runs first and the other ranks after it (for work on shared files:
     claiming the run folder, building the corpus); a plain context in a lone process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    if _launch_value(_WORLD_SIZE, 1) == 1:
         yield
         return
     state, first = distributed_state(), is_main_process()

@@ -38,7 +38,7 @@ from diffutron_train.runs import RunState
 from diffutron_train.settings import LoopSettings
 from diffutron_train.steps import Collate, Rows, Trainer
 
-__all__ = ["LoopSettings", "TrainError", "train_and_export", "train_loop"]
+__all__ = ["train_and_export", "train_loop"]
 
 
 def _progress_bar(total: int, step: int):

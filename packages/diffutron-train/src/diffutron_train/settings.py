@@ -19,7 +19,7 @@ CHOICES = {
 __all__ = ["CHOICES", "LoopSettings"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoopSettings:
     """What :func:`~diffutron_train.loop.train_loop` is told: the objective, the batch, the
     length, the optimiser and its schedule, precision, checkpoints, logging and the seed.

@@ -84,7 +84,8 @@ class SFTRun:
     schema: str = "auto"
     synthetic: int | None = None
     synthetic_tasks: list[str] | None = None
-    """Synthetic tasks to add (``synthetic`` rows each) [the preset's]."""
+    """Synthetic tasks to add (``synthetic`` rows each); None or empty: the preset's, or every
+    task when the preset names none (``synthetic=0`` adds none)."""
     output_dir: str = "runs/sft-tiny-stage1"
     max_length: int | None = None
     pad_tail: bool = True
@@ -178,7 +179,7 @@ def run_sft(run: SFTRun, *, resume: bool = False, stop_after: int | None = None)
     collate = SFTCollator(
         pad_token_id=tokenizer.pad_token_id or 0, max_length=max_length, pad_tail=run.pad_tail
     )
-    sampler = TINY_SAMPLER if run.preset == "tiny" else PAPER_SAMPLER
+    sampler = TINY_SAMPLER if run.preset == "tiny" else dict(PAPER_SAMPLER)
     return train_and_export(
         model,
         tokenizer,
