@@ -2,6 +2,8 @@
 
 * :func:`generate_texts` - the one text-generation call: prompts in (text, messages or ids),
   trimmed replies out, one batch, with an optional live-view callback.
+* :class:`Engine` - the step-level sampler: many independent requests (own settings, schedule
+  and generator) advanced by one denoising step per call, added and removed between steps.
 * :func:`generate` - LLaDA / dLLM iterative unmasking after a prompt (``SamplerConfig`` with
   ``threshold=None`` is the reference sampler; a threshold gives confidence-threshold parallel
   decoding); the output layer runs only where logits are needed.
@@ -16,6 +18,7 @@ from importlib.metadata import version
 
 from diffutron_sample.chat import ChatSession
 from diffutron_sample.config import SAMPLER_CONFIG_NAME, SamplerConfig
+from diffutron_sample.engine import Engine, Request, StepEvent
 from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import generate_texts
 from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
@@ -38,12 +41,15 @@ __all__ = [
     "END_MARKERS",
     "SAMPLER_CONFIG_NAME",
     "ChatSession",
+    "Engine",
     "MaskedLM",
     "Prompt",
     "PromptRow",
     "PromptsFile",
+    "Request",
     "SampleError",
     "SamplerConfig",
+    "StepEvent",
     "__version__",
     "apply_repetition_penalty",
     "available_devices",

@@ -20,12 +20,13 @@ from diffutron_sample.model import MaskedLM
 
 
 def apply_repetition_penalty(
-    logits: torch.Tensor, rows: torch.Tensor, present: torch.Tensor, penalty: float
+    logits: torch.Tensor, rows: torch.Tensor, present: torch.Tensor, penalty: float | torch.Tensor
 ) -> torch.Tensor:
     """HF-style penalty: for every id ``present`` in the row's canvas, divide a positive logit by
     ``penalty`` and multiply a negative one.
 
-    ``logits`` (M, V) of rows ``rows`` (M,) of the batch; ``present`` (B, V).
+    ``logits`` (M, V) of rows ``rows`` (M,) of the batch; ``present`` (B, V); ``penalty`` a number
+    or an (M, 1) tensor (each entry's row's penalty).
     """
     hit = present[rows]  # (M, V)
     penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
@@ -57,77 +58,121 @@ def _confidence(
 
 
 @dataclass
-class Proposer:
-    """What stays fixed over one sampling call's forward passes; call it once per step.
+class Batch:
+    """One forward pass's rows: the canvases left-padded to one width, with what each row's
+    settings need. ``attention`` marks real positions, ``given`` the tokens guidance hides,
+    ``candidates`` the positions to propose for; ``never`` holds each row's ids that may not be
+    proposed (the mask, and pad in infilling), ``generators`` each row's generator."""
 
-    ``attention`` marks the real positions of the canvas, ``given`` the tokens guidance hides.
-    The mask id and the ``forbidden`` ids are never proposed (committing one would leave a hole
-    in the answer). ``eos_token_id`` is exempt from the repetition penalty.
-    """
-
-    lm: MaskedLM
+    canvas: torch.Tensor
     attention: torch.Tensor
     given: torch.Tensor
-    config: SamplerConfig
-    mask_token_id: int
-    eos_token_id: int | None
-    generator: torch.Generator | None
-    forbidden: tuple[int, ...] = ()
+    candidates: torch.Tensor
+    configs: list[SamplerConfig]
+    never: list[torch.Tensor]
+    generators: list[torch.Generator | None]
     positions: torch.Tensor = field(init=False)
-    never: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         self.positions = (self.attention.long().cumsum(1) - 1).clamp(min=0)
-        ids = sorted({self.mask_token_id, *self.forbidden})
-        self.never = torch.tensor(ids, device=self.attention.device)
 
-    def __call__(
-        self, canvas: torch.Tensor, candidates: torch.Tensor, start: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One forward pass: ``(scores, tokens)`` of shape ``candidates`` (``(B, W)``, columns
-        from ``start``): each candidate's proposed token ``x0`` (after guidance and the
-        repetition penalty; never a forbidden id) and its confidence under the full softmax;
-        ``-inf`` where nothing may be chosen."""
-        rows, cols = candidates.nonzero(as_tuple=True)
-        logits = self.logits(canvas, (rows, cols + start))  # (M, V)
+
+def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tensor:
+    """``(M, V)`` logits at ``where``; rows with ``cfg_scale > 0`` get classifier-free guidance
+    ``un + (w + 1)(cond - un)``, their unconditional copy (given tokens masked) in the same pass."""
+    scales = torch.tensor(
+        [c.cfg_scale for c in batch.configs], dtype=torch.float64, device=batch.canvas.device
+    )
+    guided = (scales > 0).nonzero(as_tuple=True)[0]
+    if len(guided) == 0:
+        states = lm.hidden(batch.canvas, batch.attention, batch.positions)
+        return lm.logits_at(states, where)
+    uncond = batch.canvas[guided].masked_fill(batch.given[guided], mask_token_id)
+    states = lm.hidden(
+        torch.cat([batch.canvas, uncond]),
+        torch.cat([batch.attention, batch.attention[guided]]),
+        torch.cat([batch.positions, batch.positions[guided]]),
+    )
+    logits = lm.logits_at(states[: len(batch.canvas)], where)
+    slot = torch.full_like(scales, -1, dtype=torch.long)
+    slot[guided] = torch.arange(len(guided), device=slot.device)
+    picked = (slot[where[0]] >= 0).nonzero(as_tuple=True)[0]  # entries of guided rows
+    rows = slot[where[0][picked]]
+    un = lm.logits_at(states[len(batch.canvas) :], (rows, where[1][picked]))
+    scale = (scales[where[0][picked]] + 1)[:, None].to(logits.dtype)
+    logits[picked] = un + scale * (logits[picked] - un)
+    return logits
+
+
+def batch_logits(
+    lm: MaskedLM, batch: Batch, where, *, mask_token_id: int, eos_token_id: int | None
+) -> torch.Tensor:
+    """``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with each row's guidance and
+    repetition penalty; a :class:`SampleError` when they are not finite."""
+    logits = _guided(lm, batch, where, mask_token_id)
+    penalties = torch.tensor(
+        [c.repetition_penalty for c in batch.configs], device=logits.device, dtype=logits.dtype
+    )
+    if bool((penalties != 1.0).any()):
+        present = _present_ids(
+            batch.canvas,
+            batch.attention,
+            logits.shape[1],
+            mask_token_id=mask_token_id,
+            eos_token_id=eos_token_id,
+        )
+        penalised = apply_repetition_penalty(
+            logits, where[0], present, penalties[where[0]][:, None]
+        )
+        logits = torch.where((penalties[where[0]] != 1.0)[:, None], penalised, logits)
+    if not bool(torch.isfinite(torch.logsumexp(logits, dim=1)).all()):
+        raise SampleError(
+            "the model's logits are not finite (NaN or inf); run it in float32 (--dtype "
+            "float32) or with milder cfg_scale / repetition_penalty"
+        )
+    return logits
+
+
+def _draw_groups(batch: Batch) -> list[list[int]]:
+    """The rows whose random draws are made together: rows sharing one generator and the same
+    temperature, remasking and forbidden ids draw in one call, in row order (a whole
+    :func:`~diffutron_sample.generate` batch, as before the engine); a row with a generator of
+    its own draws alone, exactly as it would alone."""
+    groups: dict[tuple, list[int]] = {}
+    for row, (config, never, generator) in enumerate(
+        zip(batch.configs, batch.never, batch.generators, strict=True)
+    ):
+        key = (id(generator), config.temperature, config.remasking, tuple(never.tolist()))
+        groups.setdefault(key, []).append(row)
+    return list(groups.values())
+
+
+def propose(
+    lm: MaskedLM, batch: Batch, *, mask_token_id: int, eos_token_id: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass: ``(scores, tokens)``, each ``(B, W)`` like ``batch.candidates``: each
+    candidate's proposed token ``x0`` (after guidance and the repetition penalty, drawn with its
+    row's temperature and generator; never one of the row's ``never`` ids) and its confidence
+    under the full softmax; ``-inf`` where nothing may be chosen."""
+    rows, cols = batch.candidates.nonzero(as_tuple=True)
+    logits = batch_logits(
+        lm, batch, (rows, cols), mask_token_id=mask_token_id, eos_token_id=eos_token_id
+    )
+    scores = torch.full(
+        batch.candidates.shape, float("-inf"), dtype=torch.float64, device=logits.device
+    )
+    chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
+    for group in _draw_groups(batch):
+        mine = torch.isin(rows, torch.tensor(group, device=rows.device)).nonzero(as_tuple=True)[0]
+        if len(mine) == 0:
+            continue
+        config, never = batch.configs[group[0]], batch.never[group[0]]
+        generator = batch.generators[group[0]]
+        own = logits[mine]
         # The confidence stays that of the full softmax, so whenever the reference would not
         # choose a forbidden id, the choice and the ranking are exactly the reference's.
-        allowed = logits.index_fill(1, self.never, float("-inf"))
-        x0 = gumbel_argmax(allowed, self.config.temperature, generator=self.generator)  # (M,)
-        scores = torch.full(
-            candidates.shape, float("-inf"), dtype=torch.float64, device=canvas.device
-        )
-        scores[rows, cols] = _confidence(logits, x0, self.config, self.generator)
-        chosen = torch.zeros_like(candidates, dtype=torch.long)
-        chosen[rows, cols] = x0
-        return scores, chosen
-
-    def logits(
-        self, canvas: torch.Tensor, where: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
-        """``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with guidance and the
-        repetition penalty; a :class:`SampleError` when they are not finite."""
-        config, lm = self.config, self.lm
-        if config.cfg_scale > 0:
-            batch = torch.cat([canvas, canvas.masked_fill(self.given, self.mask_token_id)])
-            states = lm.hidden(batch, self.attention.repeat(2, 1), self.positions.repeat(2, 1))
-            cond = lm.logits_at(states[: len(canvas)], where)
-            uncond = lm.logits_at(states[len(canvas) :], where)
-            logits = uncond + (config.cfg_scale + 1) * (cond - uncond)
-        else:
-            logits = lm.logits_at(lm.hidden(canvas, self.attention, self.positions), where)
-        if config.repetition_penalty != 1.0:
-            present = _present_ids(
-                canvas,
-                self.attention,
-                logits.shape[1],
-                mask_token_id=self.mask_token_id,
-                eos_token_id=self.eos_token_id,
-            )
-            logits = apply_repetition_penalty(logits, where[0], present, config.repetition_penalty)
-        if not bool(torch.isfinite(torch.logsumexp(logits, dim=1)).all()):
-            raise SampleError(
-                "the model's logits are not finite (NaN or inf); run it in float32 (--dtype "
-                "float32) or with milder cfg_scale / repetition_penalty"
-            )
-        return logits
+        allowed = own.index_fill(1, never, float("-inf"))
+        x0 = gumbel_argmax(allowed, config.temperature, generator=generator)
+        scores[rows[mine], cols[mine]] = _confidence(own, x0, config, generator)
+        chosen[rows[mine], cols[mine]] = x0
+    return scores, chosen

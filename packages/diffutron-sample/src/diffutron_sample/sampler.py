@@ -4,31 +4,29 @@ The canvas is the prompt (left-padded across a batch, positions counted from eac
 token, so a row gives the same tokens as it would alone) followed by ``max_new_tokens`` masks.
 Blocks of ``block_length`` are filled left to right. Each step runs the backbone once over the
 whole canvas (twice the batch with guidance) and the output layer only at the still-masked
-positions of the active block, the only logits the algorithm reads (docs/sampling.md#one-step): the
-proposals come from :class:`~diffutron_sample.proposals.Proposer`, and which of them a step
-commits from :mod:`diffutron_sample.schedule`.
+positions of the active block, the only logits the algorithm reads (docs/sampling.md#one-step).
+:func:`generate` and :func:`infill` are loops over :class:`~diffutron_sample.engine.Engine`,
+which holds each row as a request of its own; the proposals come from
+:mod:`diffutron_sample.proposals`, and which of them a step commits from
+:mod:`diffutron_sample.schedule`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import torch
 
 from diffutron_core import pad_rows
 from diffutron_sample.config import SamplerConfig
+from diffutron_sample.engine import Engine
 from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
-from diffutron_sample.proposals import Proposer
-from diffutron_sample.schedule import fill_by_schedule, fill_by_threshold, select_commits
 
 __all__ = ["Callback", "generate", "infill", "left_pad"]
 
 Callback = Callable[[int, torch.Tensor], None]
 """``callback(step, canvas)`` after every step."""
-Finish = Callable[[torch.Tensor], None]
-"""``finish(canvas)`` after every step's commits, before the callback (early stop)."""
 
 
 def left_pad(
@@ -43,82 +41,6 @@ def left_pad(
     rows = [input_ids[row][keep[row]].cpu() for row in range(input_ids.shape[0])]
     ids, mask = pad_rows(rows, pad_token_id, side="left")
     return ids.to(input_ids.device, input_ids.dtype), mask.bool().to(input_ids.device)
-
-
-def _finish_rows(
-    canvas: torch.Tensor,
-    start: int,
-    stop_ids: torch.Tensor,
-    *,
-    mask_token_id: int,
-    pad_token_id: int,
-) -> None:
-    """Early stop: rows whose generated part holds a committed end token with no mask before it
-    get pad in every remaining mask (in place)."""
-    region = canvas[:, start:]
-    masks = region == mask_token_id
-    index = torch.arange(region.shape[1], device=canvas.device).expand_as(region)
-    ends = torch.isin(region, stop_ids)
-    first_end = torch.where(ends, index, region.shape[1]).min(dim=1).values  # (B,)
-    first_mask = torch.where(masks, index, region.shape[1]).min(dim=1).values
-    done = (first_end < region.shape[1]) & (first_end < first_mask)
-    region[masks & done[:, None]] = pad_token_id
-
-
-def _early_stop(
-    start: int,
-    device: torch.device,
-    *,
-    mask_token_id: int,
-    eos_token_id: int | None,
-    pad_token_id: int,
-) -> Finish:
-    """``finish(canvas)`` for ``early_stop``: :func:`_finish_rows` over the columns from
-    ``start``, with the eos and pad ids as end tokens."""
-    ends = [i for i in (eos_token_id, pad_token_id) if i is not None]
-    return partial(
-        _finish_rows,
-        start=start,
-        stop_ids=torch.tensor(ends, device=device),
-        mask_token_id=mask_token_id,
-        pad_token_id=pad_token_id,
-    )
-
-
-def _denoise(
-    canvas: torch.Tensor,
-    blocks: list[tuple[int, int]],
-    propose: Proposer,
-    *,
-    callback: Callback | None,
-    finish: Finish | None = None,
-) -> torch.Tensor:
-    """Fill the masks of ``blocks`` (column ranges of ``canvas``, in place) as
-    ``propose.config`` says: by the reference schedule, or by the confidence threshold."""
-    config = propose.config
-    steps = 0
-
-    def step(candidates, start: int, end: int, counts) -> None:
-        """One forward pass: propose for ``candidates`` (columns ``start:end``), commit what
-        the schedule or threshold allows, then early stop and the callback."""
-        nonlocal steps
-        scores, chosen = propose(canvas, candidates, start)
-        commit = select_commits(scores, counts, config.threshold)
-        canvas[:, start:end] = torch.where(commit, chosen, canvas[:, start:end])
-        if finish is not None:
-            finish(canvas)
-        steps += 1
-        if callback is not None:
-            callback(steps, canvas)
-
-    mask_token_id = propose.mask_token_id
-    if config.threshold is not None:
-        fill_by_threshold(canvas, blocks, step, mask_token_id=mask_token_id)
-    else:
-        fill_by_schedule(
-            canvas, blocks, config, step, mask_token_id=mask_token_id, generator=propose.generator
-        )
-    return canvas
 
 
 def _prepare(model, input_ids, attention_mask, pad_token_id):
@@ -139,24 +61,21 @@ def _check_fits(lm: MaskedLM, attention: torch.Tensor, extra: int) -> None:
         )
 
 
-def _append_masks(
-    prompt: torch.Tensor, prompt_mask: torch.Tensor, config: SamplerConfig, mask_token_id: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
-    """``(canvas, attention, given, blocks)``: the left-padded prompts then ``max_new_tokens``
-    masks, the real positions, the prompt tokens (which guidance hides), and the blocks of the
-    generated part."""
-    batch, width = prompt.shape
-    masks = torch.full(
-        (batch, config.max_new_tokens), mask_token_id, dtype=prompt.dtype, device=prompt.device
-    )
-    canvas = torch.cat([prompt, masks], dim=1)
-    attention = torch.cat([prompt_mask, torch.ones_like(masks, dtype=torch.bool)], dim=1)
-    given = torch.cat([prompt_mask, torch.zeros_like(masks, dtype=torch.bool)], dim=1)
-    blocks = [
-        (width + b * config.block_length, width + (b + 1) * config.block_length)
-        for b in range(config.num_blocks)
-    ]
-    return canvas, attention, given, blocks
+def _run(engine: Engine, width: int, callback: Callback | None) -> torch.Tensor:
+    """Step ``engine`` until every request is filled; the canvases left-padded to ``width``
+    (requests in the order they were added), shown to ``callback`` after every pass."""
+    device = engine.lm.device
+
+    def canvas() -> torch.Tensor:
+        rows = [r.canvas for r in engine.requests.values()]
+        return pad_rows(rows, engine.pad_token_id, side="left", width=width)[0].to(device)
+
+    while engine.busy:
+        before = engine.passes
+        engine.step()
+        if callback is not None and engine.passes > before:
+            callback(engine.passes, canvas())
+    return canvas()
 
 
 @torch.no_grad()
@@ -189,18 +108,10 @@ def generate(
     """
     lm, prompt, prompt_mask = _prepare(model, input_ids, attention_mask, pad_token_id)
     _check_fits(lm, prompt_mask, config.max_new_tokens)
-    canvas, attention, given, blocks = _append_masks(prompt, prompt_mask, config, mask_token_id)
-    finish = None
-    if config.early_stop:
-        finish = _early_stop(
-            prompt.shape[1],
-            lm.device,
-            mask_token_id=mask_token_id,
-            eos_token_id=eos_token_id,
-            pad_token_id=pad_token_id,
-        )
-    propose = Proposer(lm, attention, given, config, mask_token_id, eos_token_id, generator)
-    return _denoise(canvas, blocks, propose, callback=callback, finish=finish)
+    engine = Engine(lm, mask_token_id, eos_token_id, pad_token_id)
+    for row in range(len(prompt)):
+        engine.add(row, prompt[row][prompt_mask[row]], config, generator=generator)
+    return _run(engine, prompt.shape[1] + config.max_new_tokens, callback)
 
 
 @torch.no_grad()
@@ -227,23 +138,8 @@ def infill(
     pad_value = pad_token_id if pad_token_id is not None else 0
     lm, canvas, attention = _prepare(model, input_ids, attention_mask, pad_value)
     _check_fits(lm, attention, 0)
-    canvas = canvas.clone()
-    masked = (canvas == mask_token_id) & attention
-    width = canvas.shape[1]
-    blocks = [
-        (start, min(start + config.block_length, width))
-        for start in range(0, width, config.block_length)
-        if masked[:, start : start + config.block_length].any()
-    ]
-    forbidden = () if pad_token_id is None or pad_token_id == eos_token_id else (pad_token_id,)
-    propose = Proposer(
-        lm,
-        attention,
-        attention & ~masked,
-        config,
-        mask_token_id,
-        eos_token_id,
-        generator,
-        forbidden,
-    )
-    return _denoise(canvas, blocks, propose, callback=callback)
+    engine = Engine(lm, mask_token_id, eos_token_id, pad_value)
+    for row in range(len(canvas)):
+        text = canvas[row][attention[row]]
+        engine.add_infill(row, text, config, generator=generator, pad_token_id=pad_token_id)
+    return _run(engine, canvas.shape[1], callback)

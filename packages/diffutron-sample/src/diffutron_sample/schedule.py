@@ -1,24 +1,32 @@
-"""When each masked position is committed: LLaDA's per-block transfer schedule
+"""When each masked position of a request is committed: LLaDA's per-block transfer schedule
 (docs/sampling.md#transfer-counts), or confidence-threshold decoding
 (docs/sampling.md#threshold-decoding).
 
-Both walk the blocks left to right and call a ``step(candidates, start, end, counts)`` that runs
-one forward pass over the masked ``candidates`` of columns ``start:end`` and commits what
-:func:`select_commits` picks from its proposals.
+Every request walks its own blocks left to right, whatever else shares its batch:
+:func:`next_candidates` says which of its positions the next forward pass proposes for and how
+many of them it commits, skipping the steps that would commit nothing (a request alone takes
+exactly the passes it would take in any batch).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
 from diffutron_core import transfer_counts
 from diffutron_sample.config import SamplerConfig
 
-Step = Callable[[torch.Tensor, int, int, torch.Tensor | None], None]
-"""``step(candidates, start, end, counts)``: one forward pass and its commits; ``counts`` is
-``None`` in threshold decoding."""
+
+@dataclass
+class Cursor:
+    """Where a request's schedule stands: its ``blocks`` (column ranges of its own canvas, filled
+    left to right), the current block and step in it, and that block's planned counts."""
+
+    blocks: list[tuple[int, int]]
+    block: int = 0
+    step: int = 0
+    planned: torch.Tensor | None = field(default=None, repr=False)
 
 
 def select_commits(
@@ -37,76 +45,78 @@ def select_commits(
     return valid & (ranks < counts[:, None])
 
 
-def _commit_counts(
-    remaining: torch.Tensor,
-    planned: torch.Tensor,
+def _commit_count(
+    remaining: int,
+    planned: int,
     steps_left: int,
     config: SamplerConfig,
     generator: torch.Generator | None,
-) -> torch.Tensor:
-    """How many masks each row commits this step: the schedule's ``planned`` count, or with
+) -> int:
+    """How many masks a request commits this step: the schedule's ``planned`` count, or with
     ``stochastic_transfer`` a binomial draw of ``remaining`` (all of it at the last step)."""
     if not config.stochastic_transfer:
         return planned
     if steps_left == 1:
         return remaining
-    draws = torch.binomial(
-        remaining.double(),
-        torch.full_like(remaining, 1 / steps_left, dtype=torch.float64),
+    draw = torch.binomial(
+        torch.tensor([float(remaining)], dtype=torch.float64),
+        torch.tensor([1 / steps_left], dtype=torch.float64),
         generator=generator,
     )
-    return draws.long()
+    return int(draw.item())
 
 
-def fill_by_schedule(
+def _scheduled(
     canvas: torch.Tensor,
-    blocks: list[tuple[int, int]],
+    cursor: Cursor,
     config: SamplerConfig,
-    step: Step,
-    *,
     mask_token_id: int,
     generator: torch.Generator | None,
-) -> None:
-    """The reference sampler: each block gets ``steps / num_blocks`` steps, each committing the
-    count :func:`~diffutron_core.transfer_counts` plans (or a binomial draw); a step where no
-    row commits anything is skipped, as its pass would change nothing."""
+) -> tuple[torch.Tensor, int] | None:
+    """The reference schedule: each block gets ``steps / num_blocks`` steps, each committing the
+    count :func:`~diffutron_core.transfer_counts` plans for the block (or a binomial draw)."""
     steps_per_block = config.steps // config.num_blocks
-    for start, end in blocks:
-        block_masks = canvas[:, start:end] == mask_token_id  # (B, W)
-        planned = transfer_counts(block_masks.sum(1), steps_per_block).to(canvas.device)  # (B, S)
-        for j in range(steps_per_block):
-            candidates = canvas[:, start:end] == mask_token_id  # (B, W)
-            remaining = candidates.sum(1)
-            counts = _commit_counts(
-                remaining, planned[:, j], steps_per_block - j, config, generator
-            )
-            if bool(counts.any()):
-                step(candidates, start, end, counts)
+    while cursor.block < len(cursor.blocks):
+        start, end = cursor.blocks[cursor.block]
+        masks = canvas[start:end] == mask_token_id
+        if cursor.planned is None:
+            cursor.planned = transfer_counts(int(masks.sum()), steps_per_block)
+        if cursor.step >= steps_per_block or not bool(masks.any()):
+            cursor.block, cursor.step, cursor.planned = cursor.block + 1, 0, None
+            continue
+        planned = int(cursor.planned[cursor.step])
+        count = _commit_count(
+            int(masks.sum()), planned, steps_per_block - cursor.step, config, generator
+        )
+        cursor.step += 1
+        if count > 0:
+            return _spread(masks, start, len(canvas)), count
+    return None
 
 
-def fill_by_threshold(
-    canvas: torch.Tensor, blocks: list[tuple[int, int]], step: Step, *, mask_token_id: int
-) -> None:
-    """Confidence-threshold decoding where each row moves to its next block as soon as its
-    current one is filled, so an easy row never waits for a hard one in the same batch (the
-    blocks stay left to right within a row; a row alone decodes exactly as before)."""
-    if not blocks:  # an infill without masks: nothing to do
-        return
-    first, last = blocks[0][0], blocks[-1][1]
-    bounds = torch.tensor(blocks, device=canvas.device) - first  # (K, 2)
-    index = torch.arange(last - first, device=canvas.device)
-    current = torch.zeros(canvas.shape[0], dtype=torch.long, device=canvas.device)
-    while True:
-        masks = canvas[:, first:last] == mask_token_id  # (B, N)
-        while True:  # advance every row past its filled blocks
-            live = current < len(blocks)
-            span = bounds[current.clamp(max=len(blocks) - 1)]  # (B, 2)
-            active = (index >= span[:, :1]) & (index < span[:, 1:]) & live[:, None]
-            filled = live & ~(masks & active).any(1)
-            if not bool(filled.any()):
-                break
-            current = current + filled.long()
-        candidates = masks & active
-        if not bool(candidates.any()):
-            return
-        step(candidates, first, last, None)
+def _spread(masks: torch.Tensor, start: int, width: int) -> torch.Tensor:
+    """A block's mask flags as flags over the whole canvas."""
+    candidates = torch.zeros(width, dtype=torch.bool, device=masks.device)
+    candidates[start : start + len(masks)] = masks
+    return candidates
+
+
+def next_candidates(
+    canvas: torch.Tensor,
+    cursor: Cursor,
+    config: SamplerConfig,
+    mask_token_id: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, int | None] | None:
+    """``(candidates, count)`` of a request's next pass: the (L,) positions it proposes for and
+    how many it commits (``None`` in threshold decoding: those at or above the threshold, at
+    least one); ``None`` when every block is filled."""
+    if config.threshold is None:
+        return _scheduled(canvas, cursor, config, mask_token_id, generator)
+    while cursor.block < len(cursor.blocks):  # threshold: the first block that still has masks
+        start, end = cursor.blocks[cursor.block]
+        masks = canvas[start:end] == mask_token_id
+        if bool(masks.any()):
+            return _spread(masks, start, len(canvas)), None
+        cursor.block += 1
+    return None
