@@ -29,6 +29,7 @@ MEMBERS = {
     "train": "packages/diffutron-train",
     "sample": "packages/diffutron-sample",
     "eval": "packages/diffutron-eval",
+    "serve": "packages/diffutron-serve",
     "cli": "apps/diffutron-cli",
 }
 # What each wheel must (and must not) bring along when installed alone.
@@ -68,8 +69,10 @@ assert out.shape == (1, 11) and bool((out != tok.mask_token_id).all()), out
 print("generated from a saved model dir:", repr(decode_new(tok, out, 8)[0]))
 """
 FORBIDDEN_IN_CLOSURE = {
+    "sample": (
+        "datasets", "peft", "bitsandbytes", "lm_eval", "accelerate", "fastapi", "uvicorn",
+    ),
     "core": ("transformers", "datasets", "peft", "lm_eval"),
-    "sample": ("datasets", "peft", "bitsandbytes", "lm_eval", "accelerate"),
 }
 OFFLINE = {
     "HF_HUB_OFFLINE": "1",

@@ -20,6 +20,7 @@ PACKAGES = {
     "diffutron_train": ROOT / "packages/diffutron-train/src/diffutron_train",
     "diffutron_sample": ROOT / "packages/diffutron-sample/src/diffutron_sample",
     "diffutron_eval": ROOT / "packages/diffutron-eval/src/diffutron_eval",
+    "diffutron_serve": ROOT / "packages/diffutron-serve/src/diffutron_serve",
 }
 APP = ROOT / "apps/diffutron-cli/src/diffutron_cli"
 MAX_MODULE_LINES = 300

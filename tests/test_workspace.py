@@ -14,10 +14,11 @@ MEMBERS = {
     "diffutron-train": ROOT / "packages/diffutron-train",
     "diffutron-sample": ROOT / "packages/diffutron-sample",
     "diffutron-eval": ROOT / "packages/diffutron-eval",
+    "diffutron-serve": ROOT / "packages/diffutron-serve",
     "diffutron-cli": ROOT / "apps/diffutron-cli",
 }
 # docs/architecture.md#dependencies-point-one-way: common (the shared policies; standard library
-# only) <- every package; core <- sample; core, data <- train; core, sample <- eval.
+# only) <- every package; core <- sample; core, data <- train; core, sample <- eval, serve.
 ALLOWED = {
     "diffutron-common": set(),
     "diffutron-core": set(),
@@ -25,6 +26,7 @@ ALLOWED = {
     "diffutron-sample": {"diffutron-common", "diffutron-core"},
     "diffutron-train": {"diffutron-common", "diffutron-core", "diffutron-data"},
     "diffutron-eval": {"diffutron-common", "diffutron-core", "diffutron-sample"},
+    "diffutron-serve": {"diffutron-common", "diffutron-core", "diffutron-sample"},
     "diffutron-cli": set(MEMBERS) - {"diffutron-cli"},
 }
 
@@ -120,6 +122,9 @@ def test_sample_installs_without_training_or_evaluation_stacks():
         "lm-eval",
         "accelerate",
         "diffutron-data",
+        "fastapi",
+        "uvicorn",
+        "diffutron-serve",
     }
 
 

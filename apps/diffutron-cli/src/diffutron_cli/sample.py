@@ -15,7 +15,7 @@ sample = app_group(
     "diffutron-sample",
     "Generate with a Diffutron model: generate, chat and infill by iterative unmasking.",
     envvar_prefix="DIFFUTRON_SAMPLE",
-    lazy_subcommands={},
+    lazy_subcommands={"serve": "diffutron_cli.serve_cmd:serve"},
 )
 
 

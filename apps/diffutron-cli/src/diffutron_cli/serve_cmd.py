@@ -1,0 +1,57 @@
+"""``diffutron-sample serve``: the OpenAI-compatible server (diffutron-serve) for one model."""
+
+from __future__ import annotations
+
+import click
+
+from diffutron_cli.options import friendly_errors, trust_remote_code_option
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, help="Model directory or Hub id.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; 0.0.0.0 exposes the server to the network.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--api-key",
+    envvar="DIFFUTRON_API_KEY",
+    help="Require 'Authorization: Bearer KEY' on /v1/ [env DIFFUTRON_API_KEY; none by default].",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests denoised together (continuous batching).",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(min=0),
+    default=64,
+    show_default=True,
+    help="Requests waiting for a slot; the next one gets 429.",
+)
+@click.option("--model-name", help="The id clients use in 'model' [the folder's name].")
+@click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]))
+@trust_remote_code_option
+@friendly_errors
+def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **options):
+    """Serve a model over HTTP with the OpenAI API (/v1/chat/completions, /v1/completions,
+    /v1/models) and a page at / that shows each answer denoising live."""
+    from diffutron_serve import serve as run
+
+    run(
+        model_path,
+        host=host,
+        port=port,
+        api_key=api_key,
+        max_batch=max_batch,
+        max_queue=max_queue,
+        model_name=model_name,
+        **options,
+    )

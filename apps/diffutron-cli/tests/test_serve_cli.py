@@ -1,0 +1,56 @@
+"""``diffutron-sample serve``: what the server answers greedily is what ``diffutron-sample
+generate`` prints for the same prompt; a bad model is one line before anything binds."""
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+
+from click.testing import CliRunner
+
+from diffutron_cli.sample import sample
+
+PROMPT = "Bugün hava nasıl?"
+
+
+def post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def test_the_servers_greedy_answer_equals_generate(world, monkeypatch):
+    import uvicorn
+
+    from diffutron_serve import create_app
+
+    model = str(world / "model")
+    printed = CliRunner().invoke(sample, ["generate", "--model", model, "--prompt", PROMPT])
+    assert printed.exit_code == 0, printed.output
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(model), host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reply = post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            {"model": "model", "messages": [{"role": "user", "content": PROMPT}], "seed": 0},
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+    assert reply["choices"][0]["message"]["content"] == printed.output.strip()
+
+
+def test_a_missing_model_is_one_line(tmp_path):
+    result = CliRunner().invoke(sample, ["serve", "--model", str(tmp_path / "nothing")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output

@@ -1,0 +1,76 @@
+"""From a request's canvas to the text it answers: the final part only (every position before it
+committed), cut at the end of the answer, a stop string or ``max_tokens``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diffutron_sample.text import END_MARKERS, marker_ids, render_canvas, stop_ids
+
+REPLACEMENT = "\ufffd"
+
+
+@dataclass
+class Answer:
+    text: str
+    complete: bool
+    finish_reason: str | None
+    tokens: int
+
+
+class Reader:
+    """Reads answers off canvases for one request."""
+
+    def __init__(self, tokenizer, job, start: int):
+        self.tokenizer, self.job, self.start = tokenizer, job, start
+        self.stops = stop_ids(tokenizer) | marker_ids(tokenizer)
+        self.mask = tokenizer.mask_token_id
+
+    def region(self, canvas: list[int]) -> list[int]:
+        return canvas[self.start : self.start + self.job.config.max_new_tokens]
+
+    def read(self, canvas: list[int], *, done: bool) -> Answer:
+        """The answer as far as it is final; ``complete`` once nothing after can change it."""
+        region = self.region(canvas)
+        prefix = []
+        for token in region:
+            if token == self.mask:
+                break
+            prefix.append(token)
+        ended = any(t in self.stops for t in prefix)
+        cut = next((i for i, t in enumerate(prefix) if t in self.stops), len(prefix))
+        tokens = prefix[: min(cut, self.job.max_tokens)]
+        full = len(prefix) == len(region) or done
+        complete = ended or full or len(tokens) >= self.job.max_tokens
+        # a growing answer shows all but its last token: decoding may still join it to the next
+        shown = tokens if complete else tokens[:-1]
+        text = self.tokenizer.decode(shown, skip_special_tokens=True)
+        for marker in END_MARKERS:
+            if marker in text:
+                text, ended = text.split(marker, 1)[0], True
+        for stop in self.job.stop:
+            if stop in text:
+                text, ended = text.split(stop, 1)[0], True
+        complete = complete or ended
+        reason = None
+        if complete:
+            reason = "stop" if ended else "length"
+        if not complete:
+            text = self._stable(text)
+        return Answer(text.strip() if complete else text.lstrip(), complete, reason, len(tokens))
+
+    def _stable(self, text: str) -> str:
+        """What of a growing text cannot change any more: no half character at its end, no start
+        of a stop string, no trailing space (it is stripped at the end)."""
+        text = text.rstrip(REPLACEMENT)
+        for stop in self.job.stop:
+            for size in range(len(stop) - 1, 0, -1):
+                if text.endswith(stop[:size]):
+                    text = text[:-size]
+                    break
+        return text.rstrip()
+
+    def canvas_text(self, canvas: list[int]) -> tuple[str, int]:
+        """The answer region drawn with ``░`` for each masked position, and how many are left."""
+        region = self.region(canvas)
+        return render_canvas(self.tokenizer, region), sum(t == self.mask for t in region)

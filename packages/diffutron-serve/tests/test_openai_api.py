@@ -1,0 +1,88 @@
+"""The server driven by the official openai client: chat and completions, streamed and not,
+suffix infilling, seeds, and answers equal to diffutron-sample's."""
+
+import pytest
+import torch
+
+from diffutron_sample import SamplerConfig, generate_texts, load_model
+
+PROMPT = "merhaba kedi nasıl ?"
+
+
+@pytest.fixture(scope="module")
+def model_name(client):
+    return client.models.list().data[0].id
+
+
+def test_models_lists_the_served_model(client, model_dir):
+    models = client.models.list().data
+    assert [m.id for m in models] == [model_dir.name]
+
+
+def test_greedy_chat_equals_the_library_and_streaming_equals_it_too(client, model_name, model_dir):
+    reply = client.chat.completions.create(
+        model=model_name, messages=[{"role": "user", "content": PROMPT}], temperature=0
+    )
+    model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
+    config = SamplerConfig.from_pretrained(model_dir)
+    (expected,) = generate_texts(model, tokenizer, [PROMPT], config)
+    assert reply.choices[0].message.content == expected
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.prompt_tokens > 0 and reply.usage.total_tokens >= reply.usage.prompt_tokens
+    chunks = list(
+        client.chat.completions.create(
+            model=model_name,
+            messages=[{"role": "user", "content": PROMPT}],
+            temperature=0,
+            stream=True,
+        )
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == expected
+    assert chunks[-1].choices[0].finish_reason == reply.choices[0].finish_reason
+
+
+def test_completions_streamed_and_not_agree(client, model_name):
+    plain = client.completions.create(model=model_name, prompt="bir iki", max_tokens=8)
+    streamed = client.completions.create(
+        model=model_name, prompt="bir iki", max_tokens=8, stream=True
+    )
+    text = "".join(c.choices[0].text for c in streamed)
+    assert text == plain.choices[0].text
+    assert plain.usage.completion_tokens <= 8
+
+
+def test_suffix_fills_the_gap_between_prompt_and_suffix(client, model_name):
+    reply = client.completions.create(
+        model=model_name, prompt="kedi ve", suffix="çay içer .", max_tokens=4
+    )
+    assert reply.choices[0].text is not None
+    assert reply.usage.completion_tokens <= 4
+
+
+def test_a_seed_repeats_a_sampled_answer(client, model_name):
+    def ask(seed):
+        return (
+            client.chat.completions.create(
+                model=model_name,
+                messages=[{"role": "user", "content": PROMPT}],
+                temperature=1.0,
+                seed=seed,
+                extra_body={"remasking": "random"},
+            )
+            .choices[0]
+            .message.content
+        )
+
+    assert ask(3) == ask(3)
+    assert len({ask(s) for s in range(5)}) > 1  # sampling does sample
+
+
+def test_diffusion_settings_are_extra_fields(client, model_name):
+    reply = client.chat.completions.create(
+        model=model_name,
+        messages=[{"role": "user", "content": PROMPT}],
+        max_tokens=16,
+        extra_body={"steps": 4, "block_length": 8, "threshold": 0.9},
+    )
+    assert reply.choices[0].finish_reason in ("stop", "length")
