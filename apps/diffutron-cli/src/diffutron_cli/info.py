@@ -7,11 +7,13 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 PACKAGES = (
+    "diffutron-common",
     "diffutron-core",
     "diffutron-data",
     "diffutron-train",
     "diffutron-sample",
     "diffutron-eval",
+    "diffutron-serve",
     "diffutron-cli",
     "torch",
     "transformers",

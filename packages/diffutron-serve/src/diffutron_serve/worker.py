@@ -138,10 +138,9 @@ class Worker:
                 if ticket is None:
                     continue
                 ticket.steps += 1
-                canvas = self.engine.requests[event.id].canvas.tolist()
                 if event.done:
-                    self.engine.pop(event.id)
+                    canvas = self.engine.pop(event.id).canvas.tolist()
                     del self.active[event.id]
                     ticket.send("done", canvas)
-                elif ticket.job.stream:
-                    ticket.send("step", canvas)
+                elif ticket.job.stream:  # only a stream shows progress
+                    ticket.send("step", self.engine.requests[event.id].canvas.tolist())
