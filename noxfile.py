@@ -70,7 +70,13 @@ print("generated from a saved model dir:", repr(decode_new(tok, out, 8)[0]))
 """
 FORBIDDEN_IN_CLOSURE = {
     "sample": (
-        "datasets", "peft", "bitsandbytes", "lm_eval", "accelerate", "fastapi", "uvicorn",
+        "datasets",
+        "peft",
+        "bitsandbytes",
+        "lm_eval",
+        "accelerate",
+        "fastapi",
+        "uvicorn",
     ),
     "core": ("transformers", "datasets", "peft", "lm_eval"),
 }
