@@ -2,9 +2,6 @@
 generate`` prints for the same prompt; a bad model is one line before anything binds."""
 
 import json
-import socket
-import threading
-import time
 import urllib.request
 
 from click.testing import CliRunner
@@ -22,31 +19,20 @@ def post(url: str, payload: dict) -> dict:
         return json.loads(response.read())
 
 
-def test_the_servers_greedy_answer_equals_generate(world, monkeypatch):
-    import uvicorn
-
-    from diffutron_serve import create_app
+def test_the_servers_greedy_answer_equals_generate(world):
+    from diffutron_serve import create_app, serve_in_thread
 
     model = str(world / "model")
     printed = CliRunner().invoke(sample, ["generate", "--model", model, "--prompt", PROMPT])
     assert printed.exit_code == 0, printed.output
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(model), host="127.0.0.1", port=port))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    running = serve_in_thread(create_app(model))
     try:
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
         reply = post(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
+            f"{running.url}/v1/chat/completions",
             {"model": "model", "messages": [{"role": "user", "content": PROMPT}], "seed": 0},
         )
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+        running.stop()
     assert reply["choices"][0]["message"]["content"] == printed.output.strip()
 
 

@@ -1,12 +1,8 @@
 """A saved tiny model (word-level tokenizer with dLLM's chat format, a seeded 2-layer ModernBERT)
-and the real server around it: uvicorn on 127.0.0.1, a free port, in a background thread."""
+and the real server around it: uvicorn on 127.0.0.1, a free port, in a background thread
+(``diffutron_serve.serve_in_thread``)."""
 
 from __future__ import annotations
-
-import socket
-import threading
-import time
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -66,31 +62,12 @@ def model_dir(tmp_path_factory):
     return build_model_dir(tmp_path_factory.mktemp("model"))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_server(app):
-    """Run ``app`` with uvicorn on 127.0.0.1 in a thread; ``(namespace with url, stop)``."""
-    import uvicorn
+    """``(running server, stop)``: ``app`` served by uvicorn on 127.0.0.1 in a thread."""
+    from diffutron_serve import serve_in_thread
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.05)
-
-    def stop():
-        server.should_exit = True
-        thread.join(timeout=15)
-
-    return SimpleNamespace(url=f"http://127.0.0.1:{port}", app=app), stop
+    running = serve_in_thread(app)
+    return running, running.stop
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,14 @@
 * One engine loop (:class:`~diffutron_serve.worker.Worker`) owns the model and batches the
   requests of every connection step by step (diffutron-sample's ``Engine``); a full queue answers
   429, a client that leaves frees its slot at the next step.
-* :func:`serve` - run it with uvicorn.
+* :func:`serve` - run it with uvicorn; :func:`serve_in_thread` - in a background thread of this
+  process (a notebook, a test, a benchmark).
 """
 
 from importlib.metadata import version
 
 from diffutron_serve.app import create_app
+from diffutron_serve.background import Running, serve_in_thread
 from diffutron_serve.errors import APIError
 
 __version__ = version("diffutron-serve")
@@ -25,4 +27,4 @@ def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, **option
     uvicorn.run(create_app(model_dir, **options), host=host, port=port, log_level="info")
 
 
-__all__ = ["APIError", "__version__", "create_app", "serve"]
+__all__ = ["APIError", "Running", "__version__", "create_app", "serve", "serve_in_thread"]
