@@ -65,6 +65,7 @@ CASES = [
     ("threshold above one", body(threshold=2.0), 400, "threshold"),
     ("infinite penalty", '{"model":"MODEL","messages":[],"repetition_penalty":1e999}', 400, ""),
     ("text with a lone surrogate", body(messages=[{"role": "user", "content": "\ud800"}]), 400, ""),
+    ("block_length zero", body(block_length=0), 400, "'block_length' must be at least 1"),
     (
         "over a megabyte",
         body(messages=[{"role": "user", "content": "a " * 600_000}]),
@@ -90,6 +91,26 @@ def test_a_bad_request_gets_its_status_and_an_openai_error(
     assert set(error) == {"message", "type", "param", "code"}
     assert words in error["message"], error
     assert httpx.get(f"{server.url}/v1/models", timeout=10).status_code == 200
+
+
+def test_null_means_not_set_and_a_bad_suffix_is_refused(server, client):
+    name = client.models.list().data[0].id
+    nulls = body(temperature=None, seed=None, stream=None, n=None, steps=None, stop=None)
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=nulls.replace("MODEL", name),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    suffix = {"model": name, "prompt": "kedi", "suffix": "\ud800", "max_tokens": 4}
+    bad = httpx.post(
+        f"{server.url}/v1/completions",
+        content=json.dumps(suffix),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "suffix", bad.text
 
 
 def test_unknown_paths_and_methods_answer_in_the_same_format(server):

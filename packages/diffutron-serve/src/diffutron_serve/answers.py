@@ -37,9 +37,10 @@ class Reader:
             if token == self.mask:
                 break
             prefix.append(token)
-        ended = any(t in self.stops for t in prefix)
-        cut = next((i for i, t in enumerate(prefix) if t in self.stops), len(prefix))
-        tokens = prefix[: min(cut, self.job.max_tokens)]
+        allowed = prefix[: self.job.max_tokens]  # the region is whole blocks: it may be longer
+        cut = next((i for i, t in enumerate(allowed) if t in self.stops), len(allowed))
+        ended = cut < len(allowed)
+        tokens = allowed[:cut]
         full = len(prefix) == len(region) or done
         complete = ended or full or len(tokens) >= self.job.max_tokens
         # a growing answer shows all but its last token: decoding may still join it to the next
@@ -52,12 +53,22 @@ class Reader:
             if stop in text:
                 text, ended = text.split(stop, 1)[0], True
         complete = complete or ended
-        reason = None
-        if complete:
-            reason = "stop" if ended else "length"
         if not complete:
-            text = self._stable(text)
-        return Answer(text.strip() if complete else text.lstrip(), complete, reason, len(tokens))
+            return Answer(self._stable(text).lstrip(), False, None, len(shown))
+        text = text.strip()
+        return Answer(text, True, "stop" if ended else "length", self._count(tokens, text))
+
+    def _count(self, tokens: list[int], text: str) -> int:
+        """How many of ``tokens`` the answer ``text`` is made of (an end marker written as text,
+        or what follows a stop string, does not count)."""
+        for size in range(len(tokens) + 1):
+            if (
+                self.tokenizer.decode(tokens[:size], skip_special_tokens=True)
+                .strip()
+                .startswith(text)
+            ):
+                return size
+        return len(tokens)
 
     def _stable(self, text: str) -> str:
         """What of a growing text cannot change any more: no half character at its end, no start

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
+import logging
 import time
 import uuid
 from importlib.resources import files
@@ -20,6 +22,8 @@ from diffutron_serve.answers import Reader
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job, chat_job, check_fits, completion_job, parse_json
 from diffutron_serve.worker import Ticket, Worker
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
 """Request bodies larger than 1 MiB are refused (413)."""
@@ -193,14 +197,22 @@ def _routes(app: FastAPI, server: Server, api_key: str | None) -> None:
         error = APIError(str(exc.detail), exc.status_code, code=kind)
         return JSONResponse(error.body(), status_code=exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # logged; the client gets one line
+        logger.exception("unexpected error on %s", request.url.path)
+        error = APIError("the server failed on this request", 500, type="server_error")
+        return JSONResponse(error.body(), status_code=500)
+
     @app.exception_handler(SampleError)
     async def sample_error(request: Request, exc: SampleError):
         return JSONResponse(APIError(str(exc), 400).body(), status_code=400)
 
     @app.middleware("http")
     async def authorise(request: Request, call_next):
-        given = request.headers.get("authorization", "")
-        if api_key and request.url.path.startswith("/v1/") and given != f"Bearer {api_key}":
+        given = request.headers.get("authorization", "").encode()
+        expected = f"Bearer {api_key}".encode()
+        protected = api_key and request.url.path.startswith("/v1/")
+        if protected and not hmac.compare_digest(given, expected):
             error = APIError(
                 "a valid API key is required (Authorization: Bearer KEY)",
                 401,

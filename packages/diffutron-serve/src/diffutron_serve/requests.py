@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from diffutron_common import check_text
 from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample.text import prompt_ids
 from diffutron_serve.errors import APIError, bad_request
@@ -52,10 +53,12 @@ def parse_json(body: bytes) -> dict:
 
 
 def _typed(data: dict, name: str, kinds, default=None):
-    value = data.get(name, default)
-    if value is None and name not in data:
-        return default
+    """``data[name]`` checked to be of ``kinds``; absent or null (as OpenAI clients send for
+    "not set") is ``default``."""
+    value = data.get(name)
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if value is None:
+        return default
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) and bool not in kinds:
@@ -96,13 +99,17 @@ def _stop(data: dict) -> list[str]:
 def sampler_config(data: dict, defaults: SamplerConfig, max_tokens: int) -> SamplerConfig:
     """The model's settings with the request's: ``max_tokens`` new tokens in whole blocks, and
     as many steps per token as the model's own settings take (unless ``steps`` is given)."""
-    changes = {n: _typed(data, n, k) for n, k in EXTRA_FIELDS.items() if n in data}
+    changes = {n: _typed(data, n, k) for n, k in EXTRA_FIELDS.items() if data.get(n) is not None}
+    if "threshold" in data and data["threshold"] is None:
+        changes["threshold"] = None  # explicitly the reference sampler
     temperature = _typed(data, "temperature", float)
     if temperature is not None:
         changes["temperature"] = temperature
     block = changes.pop("block_length", defaults.block_length)
-    block = max(1, min(block, max_tokens)) if isinstance(block, int) else block
-    new = -(-max_tokens // block) * block if isinstance(block, int) and block > 0 else max_tokens
+    if block < 1:
+        raise bad_request("'block_length' must be at least 1", param="block_length")
+    block = min(block, max_tokens)
+    new = -(-max_tokens // block) * block
     if "steps" not in changes:
         per_token = defaults.steps / defaults.max_new_tokens
         blocks = max(1, new // block)
@@ -194,11 +201,15 @@ def completion_job(data: dict, tokenizer, defaults: SamplerConfig, served: str) 
     suffix = _typed(data, "suffix", str)
     try:
         ids = prompt_ids(tokenizer, prompt, chat=False)
-        suffix_ids = None
-        if suffix is not None:
-            suffix_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]
     except SampleError as exc:
         raise bad_request(str(exc), param="prompt") from None
+    suffix_ids = None
+    if suffix is not None:
+        try:
+            check_text(suffix, "the suffix", error=SampleError)
+        except SampleError as exc:
+            raise bad_request(str(exc), param="suffix") from None
+        suffix_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]
     return Job(ids=ids, chat=False, suffix_ids=suffix_ids, **common)
 
 

@@ -64,7 +64,9 @@ class Worker:
     def submit(self, job: Job, loop: asyncio.AbstractEventLoop) -> Ticket:
         ticket = Ticket(job, loop, id=next(self.ids))
         with self.wake:
-            if len(self.pending) >= self.max_queue:
+            self.pending = collections.deque(t for t in self.pending if not t.cancelled.is_set())
+            free = max(0, self.max_batch - len(self.active))  # join at the next step
+            if len(self.pending) - free >= self.max_queue:
                 raise APIError(
                     f"the server is busy ({self.max_queue} requests waiting); retry shortly",
                     429,
