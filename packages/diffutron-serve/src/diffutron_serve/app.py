@@ -182,11 +182,14 @@ def create_app(
         title="Diffutron", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.server = server
-    _routes(app, server, api_key)
+    _guards(app, api_key)
+    _routes(app, server)
     return app
 
 
-def _routes(app: FastAPI, server: Server, api_key: str | None) -> None:
+def _guards(app: FastAPI, api_key: str | None) -> None:
+    """Every refusal in the OpenAI error format, and the API key on ``/v1/``."""
+
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
         return JSONResponse(exc.body(), status_code=exc.status)
@@ -220,6 +223,10 @@ def _routes(app: FastAPI, server: Server, api_key: str | None) -> None:
             )
             return JSONResponse(error.body(), status_code=401)
         return await call_next(request)
+
+
+def _routes(app: FastAPI, server: Server) -> None:
+    """The OpenAI endpoints and the page."""
 
     @app.get("/v1/models")
     async def models():
