@@ -28,9 +28,13 @@ def apply_repetition_penalty(
     ``logits`` (M, V) of rows ``rows`` (M,) of the batch; ``present`` (B, V); ``penalty`` a number
     or an (M, 1) tensor (each entry's row's penalty).
     """
-    hit = present[rows]  # (M, V)
-    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(hit, penalised, logits)
+    entry, token = present[rows].nonzero(as_tuple=True)  # the few (entry, id) pairs it touches
+    if isinstance(penalty, torch.Tensor):
+        penalty = penalty.reshape(-1)[entry]
+    values = logits[entry, token]
+    out = logits.clone()
+    out[entry, token] = torch.where(values > 0, values / penalty, values * penalty)
+    return out
 
 
 def _present_ids(canvas, attention, vocab_size, *, mask_token_id, eos_token_id) -> torch.Tensor:
@@ -121,10 +125,8 @@ def batch_logits(
             mask_token_id=mask_token_id,
             eos_token_id=eos_token_id,
         )
-        penalised = apply_repetition_penalty(
-            logits, where[0], present, penalties[where[0]][:, None]
-        )
-        logits = torch.where((penalties[where[0]] != 1.0)[:, None], penalised, logits)
+        # a row whose penalty is 1.0 is unchanged (x / 1 and x * 1 are exact)
+        logits = apply_repetition_penalty(logits, where[0], present, penalties[where[0]][:, None])
     if not bool(torch.isfinite(torch.logsumexp(logits, dim=1)).all()):
         raise SampleError(
             "the model's logits are not finite (NaN or inf); run it in float32 (--dtype "
