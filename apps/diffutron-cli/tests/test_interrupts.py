@@ -94,8 +94,10 @@ def test_runs_killed_at_random_points_resume_to_the_same_weights(tmp_path):
             text=True,
         )
         kill = signal.SIGTERM if attempt % 2 == 0 else signal.SIGKILL
-        if target is None:
-            time.sleep(rng.uniform(0.5, 0.5 * full))
+        if target is None:  # during start-up: before the first step is logged, whatever the pace
+            until = time.monotonic() + rng.uniform(0.5, 0.5 * full)
+            while process.poll() is None and logged_step(run) < 1 and time.monotonic() < until:
+                time.sleep(0.02)
         else:
             while process.poll() is None and logged_step(run) < target:
                 time.sleep(0.02)
