@@ -43,12 +43,12 @@ class Server:
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > MAX_BODY:
             raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY:
                 raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
-        return parse_json(body)
+        return parse_json(bytes(body))
 
     async def run(self, request: Request, job: Job, kind: str):
         check_fits(job, self.limit)
