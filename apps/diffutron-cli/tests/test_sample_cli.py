@@ -139,3 +139,37 @@ def test_missing_model_and_conflicting_inputs(tmp_path):
     )
     result = run("generate", "--model", str(tmp_path), "--prompt", "x", "--prompts-file", __file__)
     assert result.exit_code == 2 and "not both" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "cached"),
+    [
+        ([], False),
+        (["--cache", "dual"], True),
+        (["--cache", "prefix", "--cache-interval", "2"], True),
+    ],
+)
+def test_cache_option_reaches_the_sampler(model_dir, monkeypatch, args, cached):
+    import diffutron_sample.model as model_module
+
+    calls = []
+    real = model_module.cached_states
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(model_module, "cached_states", counting)
+    result = run("generate", "--model", model_dir, "--prompt", "Selam", *args)
+    assert result.exit_code == 0, result.output
+    assert bool(calls) == cached
+    result = run("chat", "--model", model_dir, input="/set cache=dual\n/set cache=off\n/quit\n")
+    assert result.exit_code == 0 and "(cache = dual)" in result.stdout, result.output
+    assert "(cache = None)" in result.stdout
+
+
+def test_a_bad_cache_option_is_one_line(model_dir):
+    result = run("generate", "--model", model_dir, "--prompt", "x", "--cache", "full")
+    assert result.exit_code == 2 and "'full' is not one of" in result.output
+    result = run("generate", "--model", model_dir, "--prompt", "x", "--cache-interval", "0")
+    assert result.exit_code == 2 and "--cache-interval" in result.output

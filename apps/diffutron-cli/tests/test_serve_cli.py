@@ -40,3 +40,17 @@ def test_a_missing_model_is_one_line(tmp_path):
     result = CliRunner().invoke(sample, ["serve", "--model", str(tmp_path / "nothing")])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+
+
+def test_the_cache_options_become_the_servers_sampler_defaults(world, monkeypatch):
+    import diffutron_serve
+
+    seen = {}
+    monkeypatch.setattr(diffutron_serve, "serve", lambda model, **options: seen.update(options))
+    args = ["serve", "--model", str(world / "model"), "--cache", "dual", "--cache-interval", "4"]
+    result = CliRunner().invoke(sample, args)
+    assert result.exit_code == 0, result.output
+    assert seen["sampler"] == {"cache": "dual", "cache_interval": 4}
+    assert "cache" not in seen and "cache_interval" not in seen
+    result = CliRunner().invoke(sample, ["serve", "--model", str(world / "model"), "--cache", "no"])
+    assert result.exit_code == 2 and "'no' is not one of" in result.output

@@ -63,6 +63,8 @@ CASES = [
     ("n of two", body(n=2), 400, "only n=1"),
     ("steps not whole blocks", body(steps=3), 400, "steps"),
     ("threshold above one", body(threshold=2.0), 400, "threshold"),
+    ("an unknown cache", body(cache="full"), 400, "unknown cache 'full'"),
+    ("cache_interval zero", body(cache="dual", cache_interval=0), 400, "cache_interval"),
     ("infinite penalty", '{"model":"MODEL","messages":[],"repetition_penalty":1e999}', 400, ""),
     ("text with a lone surrogate", body(messages=[{"role": "user", "content": "\ud800"}]), 400, ""),
     ("block_length zero", body(block_length=0), 400, "'block_length' must be at least 1"),

@@ -86,3 +86,20 @@ def test_diffusion_settings_are_extra_fields(client, model_name):
         extra_body={"steps": 4, "block_length": 8, "threshold": 0.9},
     )
     assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+def test_the_block_cache_is_an_extra_field(client, model_name):
+    """One step per block: every cached step is a refresh, so the answer is the uncached one."""
+
+    def ask(**extra):
+        return client.chat.completions.create(
+            model=model_name,
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=16,
+            extra_body={"steps": 2, "block_length": 8, **extra},
+        )
+
+    plain = ask().choices[0].message.content
+    for mode in ("prefix", "dual"):
+        assert ask(cache=mode).choices[0].message.content == plain
+    assert ask(cache=None, cache_interval=2).choices[0].message.content == plain

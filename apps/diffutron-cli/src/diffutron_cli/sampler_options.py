@@ -9,6 +9,38 @@ import click
 
 from diffutron_cli.options import SEED, FiniteFloat, trust_remote_code_option
 
+CACHE_OPTIONS = [
+    click.option(
+        "--cache",
+        type=click.Choice(["none", "prefix", "dual"]),
+        help="Block cache for ModernBERT models: 'prefix' recomputes the active block and what "
+        "follows it at each step, 'dual' the active block only; the other columns' keys and "
+        "values come from a full pass at each block's start [none; other models: none].",
+    ),
+    click.option(
+        "--cache-interval",
+        type=click.IntRange(min=1),
+        help="With --cache, also refresh the cache after this many steps inside a block "
+        "[block starts only].",
+    ),
+]
+
+
+def cache_settings(kwargs) -> dict:
+    """The sampler changes ``--cache`` and ``--cache-interval`` ask for ('none' is no cache)."""
+    found = {}
+    if kwargs.get("cache") is not None:
+        found["cache"] = None if kwargs["cache"] == "none" else kwargs["cache"]
+    if kwargs.get("cache_interval") is not None:
+        found["cache_interval"] = kwargs["cache_interval"]
+    return found
+
+
+def with_options(function, options):
+    for option in reversed(options):
+        function = option(function)
+    return function
+
 
 def sampler_options(function):
     """Model, device and sampler options shared by generate, chat and infill."""
@@ -46,6 +78,7 @@ def sampler_options(function):
             default=None,
             help="Stop a row at its end token; its pad tail costs no passes.",
         ),
+        *CACHE_OPTIONS,
         click.option("--seed", type=SEED, default=0, show_default=True),
         click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]"),
         click.option(
@@ -62,9 +95,7 @@ def sampler_options(function):
         ),
         trust_remote_code_option,
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return with_options(function, options)
 
 
 def load_for_sampling(kwargs):
@@ -74,6 +105,7 @@ def load_for_sampling(kwargs):
 
     names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
     given = {k: kwargs[k] for k in names if kwargs.get(k) is not None}
+    given.update(cache_settings(kwargs))
     if kwargs["preset"] == "paper":
         config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
     else:  # settings are checked before the (slow) model load

@@ -5,6 +5,11 @@ from __future__ import annotations
 import click
 
 from diffutron_cli.options import friendly_errors, trust_remote_code_option
+from diffutron_cli.sampler_options import CACHE_OPTIONS, cache_settings, with_options
+
+
+def _cache_options(function):
+    return with_options(function, CACHE_OPTIONS)
 
 
 @click.command()
@@ -38,6 +43,7 @@ from diffutron_cli.options import friendly_errors, trust_remote_code_option
 @click.option("--model-name", help="The id clients use in 'model' [the folder's name].")
 @click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]))
+@_cache_options
 @trust_remote_code_option
 @friendly_errors
 def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **options):
@@ -45,6 +51,8 @@ def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **o
     /v1/models) and a page at / that shows each answer denoising live."""
     from diffutron_serve import serve as run
 
+    sampler = cache_settings(options)
+    options.pop("cache"), options.pop("cache_interval")
     run(
         model_path,
         host=host,
@@ -53,5 +61,6 @@ def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **o
         max_batch=max_batch,
         max_queue=max_queue,
         model_name=model_name,
+        sampler=sampler,
         **options,
     )

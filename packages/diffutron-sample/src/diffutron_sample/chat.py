@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
+OPTIONAL = ("threshold", "cache", "cache_interval")
+"""Settings that may be none (``/set threshold=off``)."""
+
+
 def parse_setting(key: str, value: str):
     """The value of sampler setting ``key`` written as text, typed as the setting is."""
     fields = {f.name for f in dataclasses.fields(SamplerConfig)}
@@ -25,13 +29,13 @@ def parse_setting(key: str, value: str):
     current = getattr(SamplerConfig(), key)
     text = str(value).strip()
     try:
-        if key == "threshold" and text.lower() in ("none", "off", ""):
+        if key in OPTIONAL and text.lower() in ("none", "off", ""):
             return None
         if isinstance(current, bool):
             return BOOLEANS[text.lower()]
         if key == "threshold" or isinstance(current, float):
             return float(text)
-        if isinstance(current, int):
+        if key == "cache_interval" or isinstance(current, int):
             return int(text)
     except (KeyError, ValueError, OverflowError):
         raise SampleError(f"{key} cannot be {text!r}") from None

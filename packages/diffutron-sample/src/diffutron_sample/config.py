@@ -12,6 +12,7 @@ from typing import Any, Literal
 from diffutron_common import DiffutronError, check_number, read_text, write_text
 from diffutron_core import PAPER_SAMPLER
 from diffutron_sample.adapters import adapter_base, is_adapter_folder
+from diffutron_sample.cache import CACHE_MODES
 from diffutron_sample.errors import SampleError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,12 @@ class SamplerConfig:
         early_stop: finish a row once it has committed an end token (eos or pad) with no mask
             before it, writing pad into its remaining masks: the pad tail costs no passes. Nothing
             before the end token changes, so trimmed outputs are the same; off in the reference.
+        cache: ``None``, or the block cache of ModernBERT-style models: ``"prefix"`` recomputes
+            the active block and everything after it at each step, ``"dual"`` the active block
+            only; every other column's keys and values come from a full pass at the block's start
+            (docs/sampling.md#block-cache). Other models generate without it.
+        cache_interval: with ``cache``, also refresh the stored keys and values after this many
+            cached steps inside a block; ``None`` refreshes at block starts only.
     """
 
     steps: int = 128
@@ -59,6 +66,8 @@ class SamplerConfig:
     repetition_penalty: float = 1.0
     threshold: float | None = None
     early_stop: bool = False
+    cache: Literal["prefix", "dual"] | None = None
+    cache_interval: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -129,6 +138,20 @@ class SamplerConfig:
         if self.remasking not in REMASKING:
             raise SampleError(
                 f"unknown remasking {self.remasking!r}; use one of {', '.join(REMASKING)}"
+            )
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise SampleError(
+                f"unknown cache {self.cache!r}; use one of {', '.join(CACHE_MODES)}, or none"
+            )
+        if self.cache_interval is not None:
+            check_number(
+                "cache_interval",
+                self.cache_interval,
+                minimum=1,
+                maximum=MAX_COUNT,
+                integer=True,
+                error=SampleError,
+                hint="omit it to refresh at block starts only",
             )
 
     def _check_combination(self) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffutron_core import pad_rows
+from diffutron_sample.cache import BlockCache, next_span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
@@ -43,6 +44,9 @@ class Request:
     """Early stop applies (a generation request with ``early_stop``)."""
     passes: int = 0
     done: bool = False
+    caches: dict[str, BlockCache] = field(default_factory=dict, repr=False)
+    """With the block cache: its stored keys and values (``cond``, and ``uncond`` with
+    guidance)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ class Engine:
             [r.config for r in requests],
             [r.never for r in requests],
             [r.generator for r in requests],
+            *self._spans(requests),
         )
         scores, chosen = propose(
             self.lm, batch, mask_token_id=self.mask_token_id, eos_token_id=self.eos_token_id
@@ -228,6 +233,24 @@ class Engine:
             )
             events.append(StepEvent(request.id, tuple((columns - offset).tolist()), request.done))
         return events
+
+    def _spans(self, requests: list[Request]) -> tuple[list | None, list | None]:
+        """Each row's :class:`~diffutron_sample.cache.Span` (and its unconditional copy's, for a
+        guided row) when some request asks for the block cache and the model can use it."""
+        if not any(r.config.cache for r in requests) or not self.lm.cacheable:
+            return None, None
+        spans, uncond = [], []
+        for request in requests:
+            config, cursor = request.config, request.cursor
+            where = (cursor.blocks[cursor.block], cursor.block, len(request.canvas))
+            mode, every = config.cache, config.cache_interval
+            spans.append(
+                next_span(request.caches.setdefault("cond", BlockCache()), mode, every, *where)
+            )
+            guided = config.cfg_scale > 0
+            store = request.caches.setdefault("uncond", BlockCache()) if guided else None
+            uncond.append(next_span(store, mode, every, *where) if guided else None)
+        return spans, uncond
 
     def _end_early(self, request: Request) -> None:
         """Early stop: once the answer holds a committed end token (eos or pad) with no mask

@@ -22,6 +22,7 @@ from diffutron_sample.adapters import (
     merge_adapter,
     read_adapter_config,
 )
+from diffutron_sample.cache import cached_states, usable
 from diffutron_sample.errors import SampleError
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,12 @@ class MaskedLM:
         self.splittable = all(hasattr(model, p) for p in parts)
         self.restrict_head = restrict_head and self.splittable
         self.forward_passes = 0
+        self._cacheable: bool | None = None
+        self.positions_run = 0
+        """Canvas positions run through the backbone so far (a full pass runs every one; a
+        cached pass only those it recomputes)."""
+        self.positions_full = 0
+        """What those passes would have run without the cache: their whole canvases."""
 
     @property
     def device(self) -> torch.device:
@@ -50,9 +57,27 @@ class MaskedLM:
     def max_positions(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
-    def hidden(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
-        """``(B, L, H)`` backbone states, or ``(B, L, V)`` logits when the head cannot be split."""
+    @property
+    def cacheable(self) -> bool:
+        """Whether the block cache can run this model (said once in the log when it cannot)."""
+        if self._cacheable is None:
+            self._cacheable = usable(self.model) and self.restrict_head
+        return self._cacheable
+
+    def hidden(self, input_ids, attention_mask, position_ids, spans=None) -> torch.Tensor:
+        """``(B, L, H)`` backbone states, or ``(B, L, V)`` logits when the head cannot be split.
+        With ``spans`` (one :class:`~diffutron_sample.cache.Span` per row) the block cache
+        computes each row's span only: states elsewhere are zeros."""
         self.forward_passes += 1
+        real = int(attention_mask.sum())
+        self.positions_full += real
+        if spans is not None:
+            self.positions_run += sum(
+                int(attention_mask[row].sum()) if s.refresh else s.end - s.start
+                for row, s in enumerate(spans)
+            )
+            return cached_states(self.model, input_ids, attention_mask, position_ids, spans)
+        self.positions_run += real
         kwargs = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,

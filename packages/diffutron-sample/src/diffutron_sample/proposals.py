@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffutron_core import gumbel_argmax
+from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
@@ -75,6 +76,10 @@ class Batch:
     configs: list[SamplerConfig]
     never: list[torch.Tensor]
     generators: list[torch.Generator | None]
+    spans: list[Span] | None = None
+    """With the block cache: what each row computes (docs/sampling.md#block-cache)."""
+    uncond_spans: list[Span | None] | None = None
+    """With the cache and guidance: each guided row's span of its unconditional copy."""
     positions: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,13 +94,17 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
     )
     guided = (scales > 0).nonzero(as_tuple=True)[0]
     if len(guided) == 0:
-        states = lm.hidden(batch.canvas, batch.attention, batch.positions)
+        states = lm.hidden(batch.canvas, batch.attention, batch.positions, batch.spans)
         return lm.logits_at(states, where)
     uncond = batch.canvas[guided].masked_fill(batch.given[guided], mask_token_id)
+    spans = None
+    if batch.spans is not None and batch.uncond_spans is not None:
+        spans = batch.spans + [batch.uncond_spans[row] for row in guided.tolist()]
     states = lm.hidden(
         torch.cat([batch.canvas, uncond]),
         torch.cat([batch.attention, batch.attention[guided]]),
         torch.cat([batch.positions, batch.positions[guided]]),
+        spans,
     )
     logits = lm.logits_at(states[: len(batch.canvas)], where)
     slot = torch.full_like(scales, -1, dtype=torch.long)

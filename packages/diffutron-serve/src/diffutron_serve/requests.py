@@ -20,6 +20,8 @@ EXTRA_FIELDS = {
     "remasking": str,
     "cfg_scale": float,
     "repetition_penalty": float,
+    "cache": (str, type(None)),
+    "cache_interval": int,
 }
 """Diffusion settings accepted as extra body fields (the model's ``sampler_config.json`` gives
 the defaults)."""
@@ -100,8 +102,9 @@ def sampler_config(data: dict, defaults: SamplerConfig, max_tokens: int) -> Samp
     """The model's settings with the request's: ``max_tokens`` new tokens in whole blocks, and
     as many steps per token as the model's own settings take (unless ``steps`` is given)."""
     changes = {n: _typed(data, n, k) for n, k in EXTRA_FIELDS.items() if data.get(n) is not None}
-    if "threshold" in data and data["threshold"] is None:
-        changes["threshold"] = None  # explicitly the reference sampler
+    for name in ("threshold", "cache"):
+        if name in data and data[name] is None:
+            changes[name] = None  # explicitly the reference sampler, or no cache
     temperature = _typed(data, "temperature", float)
     if temperature is not None:
         changes["temperature"] = temperature
