@@ -146,7 +146,7 @@ def test_missing_model_and_conflicting_inputs(tmp_path):
     [
         ([], False),
         (["--cache", "dual"], True),
-        (["--cache", "prefix", "--cache-interval", "2"], True),
+        (["--cache", "prefix", "--cache-interval", "2", "--compile"], True),
     ],
 )
 def test_cache_option_reaches_the_sampler(model_dir, monkeypatch, args, cached):

@@ -48,9 +48,9 @@ def test_the_cache_options_become_the_servers_sampler_defaults(world, monkeypatc
     seen = {}
     monkeypatch.setattr(diffutron_serve, "serve", lambda model, **options: seen.update(options))
     args = ["serve", "--model", str(world / "model"), "--cache", "dual", "--cache-interval", "4"]
-    result = CliRunner().invoke(sample, args)
+    result = CliRunner().invoke(sample, [*args, "--compile"])
     assert result.exit_code == 0, result.output
-    assert seen["sampler"] == {"cache": "dual", "cache_interval": 4}
+    assert seen["sampler"] == {"cache": "dual", "cache_interval": 4} and seen["compile"] is True
     assert "cache" not in seen and "cache_interval" not in seen
     result = CliRunner().invoke(sample, ["serve", "--model", str(world / "model"), "--cache", "no"])
     assert result.exit_code == 2 and "'no' is not one of" in result.output

@@ -23,6 +23,13 @@ CACHE_OPTIONS = [
         help="With --cache, also refresh the cache after this many steps inside a block "
         "[block starts only].",
     ),
+    click.option(
+        "--compile",
+        "compile_step",
+        is_flag=True,
+        help="On CUDA, run each step through torch.compile with bucketed shapes (the first "
+        "steps of each shape compile); elsewhere the log says so and it runs eagerly.",
+    ),
 ]
 
 
@@ -121,6 +128,7 @@ def load_for_sampling(kwargs):
         dtype=kwargs["dtype"],
         trust_remote_code=kwargs["trust_remote_code"],
         chat_template=template,
+        compile=kwargs.get("compile_step", False),
     )
     seeded = generator(kwargs["seed"], model.device)
     return model, tokenizer, config, seeded

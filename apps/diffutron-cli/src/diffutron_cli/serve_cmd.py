@@ -53,6 +53,7 @@ def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **o
 
     sampler = cache_settings(options)
     options.pop("cache"), options.pop("cache_interval")
+    options["compile"] = options.pop("compile_step")
     run(
         model_path,
         host=host,

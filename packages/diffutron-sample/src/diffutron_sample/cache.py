@@ -41,7 +41,7 @@ class Span:
     """What one row of a pass computes: columns ``[start, end)`` of its own canvas from its
     ``store`` (cached), or every column, storing them (``refresh``)."""
 
-    store: BlockCache
+    store: BlockCache | None
     start: int
     end: int
     refresh: bool
@@ -93,44 +93,54 @@ def _rotary(backbone, states, positions) -> dict[str, tuple[torch.Tensor, torch.
     }
 
 
-def run_layers(model, ids, keys, positions, columns, valid, kv: torch.Tensor) -> torch.Tensor:
-    """``(B, A, H)`` final states of ``columns`` ``(B, A)`` (``valid`` marks the real entries;
-    the others repeat a real column and are ignored) of canvases ``ids`` ``(B, W)`` whose real
+def run_layers(
+    model, ids, keys, positions, columns, kv: torch.Tensor, keep: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(states, kv)``: the ``(B, A, H)`` final states of ``columns`` ``(B, A)`` (an entry may
+    repeat another's column: it computes the same) of canvases ``ids`` ``(B, W)`` whose real
     columns are ``keys``. ``kv`` ``(layers, 2, B, heads, W, d)`` holds the other columns' keys
-    and values; each layer writes the fresh ones of ``columns`` into it before attending."""
+    and values; each layer puts the fresh ones of ``columns`` in their place before attending,
+    and with ``keep`` they all come back, stacked like ``kv``. Shapes in, shapes out: nothing
+    depends on the values, so ``torch.compile`` can take it whole."""
     from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
 
     backbone = model.model
-    rows = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(columns)
-    at = (rows[valid], columns[valid])  # the entries whose keys and values are written
     states = backbone.embeddings(input_ids=ids.gather(1, columns))  # (B, A, H)
     rotary = _rotary(backbone, states, positions.gather(1, columns))
     masks = _masks(model, columns, keys)
     batch, width, heads = states.shape[0], states.shape[1], kv.shape[3]
+    where = columns[:, None, :, None].expand(-1, heads, -1, kv.shape[-1])  # (B, heads, A, d)
+    kept = []
     for index, layer in enumerate(backbone.layers):
         qkv = layer.attn.Wqkv(layer.attn_norm(states)).view(batch, width, 3, heads, -1)
         query, key, value = qkv.transpose(1, 3).unbind(dim=2)  # each (B, heads, A, d)
         cos, sin = rotary[layer.attention_type]
         query, key = apply_rotary_pos_emb(query, key, cos, sin, unsqueeze_dim=1)
-        kv[index, 0][at[0], :, at[1]] = key.transpose(1, 2)[valid]
-        kv[index, 1][at[0], :, at[1]] = value.transpose(1, 2)[valid]
+        keys_, values = kv[index, 0].scatter(2, where, key), kv[index, 1].scatter(2, where, value)
         mixed = scaled_dot_product_attention(
-            query, kv[index, 0], kv[index, 1], attn_mask=masks[layer.attention_type]
+            query, keys_, values, attn_mask=masks[layer.attention_type]
         )  # (B, heads, A, d)
         states = states + layer.attn.Wo(mixed.transpose(1, 2).reshape(batch, width, -1))
         states = states + layer.mlp(layer.mlp_norm(states))
-    return backbone.final_norm(states)
+        if keep:
+            kept.append(torch.stack([keys_, values]))
+    return backbone.final_norm(states), torch.stack(kept) if keep else None
 
 
-def _columns(spans, lengths, width: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _bucket(size: int, step: int) -> int:
+    return -(-size // step) * step
+
+
+def _columns(spans, lengths, width: int, device, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(columns, valid)`` ``(B, A)``: each row's columns to compute in the padded batch (all
-    its real ones when it refreshes), padded by repeating its first column."""
+    its real ones when it refreshes), padded by repeating its first column to the longest (a
+    multiple of ``step``)."""
     ranges = []
     for span, length in zip(spans, lengths, strict=True):
         offset = width - length
         start, end = (0, length) if span.refresh else (span.start, span.end)
         ranges.append(torch.arange(offset + start, offset + end, device=device))
-    longest = max(len(r) for r in ranges)
+    longest = _bucket(max(len(r) for r in ranges), step)
     columns = torch.stack([torch.cat([r, r[:1].expand(longest - len(r))]) for r in ranges])
     valid = (
         torch.arange(longest, device=device)[None]
@@ -139,56 +149,89 @@ def _columns(spans, lengths, width: int, device) -> tuple[torch.Tensor, torch.Te
     return columns, valid
 
 
-def _gathered(spans, lengths, width: int, like: torch.Tensor) -> torch.Tensor:
+def _stored(model, spans, lengths, width: int) -> torch.Tensor:
     """``(layers, 2, B, heads, W, d)``: the rows' stored keys and values, right-aligned like
     their left-padded canvases (zeros where a row refreshes or has padding)."""
-    shape = next(s.store.kv.shape for s in spans if s.store.kv is not None and not s.refresh)
-    layers, _, heads, _, dim = shape
-    kv = like.new_zeros(layers, 2, len(spans), heads, width, dim)
+    config, weight = model.config, next(model.parameters())
+    heads = config.num_attention_heads
+    dim = config.hidden_size // heads
+    kv = weight.new_zeros(len(config.layer_types), 2, len(spans), heads, width, dim)
     for row, (span, length) in enumerate(zip(spans, lengths, strict=True)):
         if not span.refresh:
             kv[:, :, row, :, width - length :] = span.store.kv
     return kv
 
 
-def cached_states(model, ids, keys, positions, spans: list[Span]) -> torch.Tensor:
+@dataclass(frozen=True)
+class Buckets:
+    """Shapes rounded up so a compiled step sees few of them: canvas widths and computed columns
+    to multiples of ``width``, batches to powers of two. 1 and 1 is no bucketing."""
+
+    width: int = 1
+    batch: bool = False
+
+
+def _padded(tensors, rows: int, width: int):
+    """Each ``(B, W, ...)`` tensor left-padded to ``width`` columns (zeros), then its first row
+    repeated up to ``rows`` rows."""
+    out = []
+    for tensor in tensors:
+        extra = width - tensor.shape[1]
+        if extra:
+            tensor = torch.cat(
+                [tensor.new_zeros(tensor.shape[0], extra, *tensor.shape[2:]), tensor], 1
+            )
+        if rows > len(tensor):
+            tensor = torch.cat([tensor, tensor[:1].expand(rows - len(tensor), *tensor.shape[1:])])
+        out.append(tensor)
+    return out
+
+
+def _group_pass(model, ids, keys, positions, spans, layers, buckets: Buckets):
+    """One group of rows (all refreshing, or all reading their cache): ``(states, kv, columns,
+    valid)`` at the group's own width, bucketed on the way in and cut back on the way out."""
+    lengths, original = keys.sum(1).tolist(), ids.shape[1]
+    width = _bucket(original, buckets.width)
+    rows = 1 << (len(spans) - 1).bit_length() if buckets.batch else len(spans)
+    columns, valid = _columns(spans, lengths, width, ids.device, buckets.width)
+    ids, keys, positions = _padded((ids, keys, positions), rows, width)
+    kv = _stored(model, spans, lengths, width)
+    columns, kv_rows = _padded((columns,), rows, columns.shape[1])[0], kv
+    if rows > len(spans):
+        kv_rows = torch.cat([kv, kv[:, :, :1].expand(-1, -1, rows - len(spans), -1, -1, -1)], 2)
+    keep = spans[0].refresh
+    states, fresh = layers(model, ids, keys, positions, columns, kv_rows, keep)
+    count, shift = len(spans), width - original
+    fresh = None if fresh is None else fresh[:, :, :count]
+    return states[:count], fresh, columns[:count] - shift, valid
+
+
+def cached_states(
+    model, ids, keys, positions, spans: list[Span], *, layers=run_layers, buckets=Buckets()
+) -> torch.Tensor:
     """``(B, W, H)`` final states of one pass over left-padded canvases ``ids`` ``(B, W)``
     (``keys`` marks the real columns), each row computed as its :class:`Span` says (zeros at the
-    columns it does not compute); refreshing rows store their keys and values."""
-    lengths = keys.sum(1).tolist()
+    columns it does not compute); refreshing rows store their keys and values. ``layers`` runs
+    the layers (:func:`run_layers`, or a compiled copy of it, on ``buckets``' shapes)."""
     out = None
     for refresh in (True, False):
         group = [row for row, span in enumerate(spans) if span.refresh is refresh]
         if not group:
             continue
-        mine = [spans[row] for row in group]
-        width = ids.shape[1]
-        sizes = [lengths[row] for row in group]
-        columns, valid = _columns(mine, sizes, width, ids.device)
-        config = model.config
-        heads = config.num_attention_heads
-        if refresh:
-            dim = config.hidden_size // heads
-            kv = ids.new_zeros(
-                len(config.layer_types),
-                2,
-                len(group),
-                heads,
-                width,
-                dim,
-                dtype=model.dtype,
-            )
-        else:
-            kv = _gathered(mine, sizes, width, next(model.parameters()))
         index = torch.tensor(group, device=ids.device)
-        states = run_layers(model, ids[index], keys[index], positions[index], columns, valid, kv)
+        mine = [spans[row] for row in group]
+        states, fresh, columns, valid = _group_pass(
+            model, ids[index], keys[index], positions[index], mine, layers, buckets
+        )
         if out is None:
             out = states.new_zeros(*ids.shape, states.shape[-1])
         rows = index[:, None].expand_as(columns)
         out[rows[valid], columns[valid]] = states[valid]
-        if refresh:
-            for slot, span in enumerate(mine):
-                span.store.kv = kv[:, :, slot, :, width - sizes[slot] :].clone()
+        width = fresh.shape[-2] if fresh is not None else 0
+        for slot, span in enumerate(mine):
+            if fresh is not None and span.store is not None:
+                length = int(keys[group[slot]].sum())
+                span.store.kv = fresh[:, :, slot, :, width - length :].clone()
     return out
 
 
@@ -206,7 +249,7 @@ def next_span(
     has run ``interval`` cached steps from it. With ``mode`` None (or no ``store``) a full pass
     that keeps nothing."""
     if mode is None or store is None:
-        return Span(BlockCache(), 0, length, True)
+        return Span(None, 0, length, True)
     stale = store.kv is None or store.block != index
     refresh = stale or (interval is not None and store.since >= interval)
     if refresh:

@@ -22,7 +22,8 @@ from diffutron_sample.adapters import (
     merge_adapter,
     read_adapter_config,
 )
-from diffutron_sample.cache import cached_states, usable
+from diffutron_sample.cache import Span, cached_states, usable
+from diffutron_sample.compiled import compile_model, compiled_layers
 from diffutron_sample.errors import SampleError
 
 logger = logging.getLogger(__name__)
@@ -67,17 +68,31 @@ class MaskedLM:
     def hidden(self, input_ids, attention_mask, position_ids, spans=None) -> torch.Tensor:
         """``(B, L, H)`` backbone states, or ``(B, L, V)`` logits when the head cannot be split.
         With ``spans`` (one :class:`~diffutron_sample.cache.Span` per row) the block cache
-        computes each row's span only: states elsewhere are zeros."""
+        computes each row's span only: states elsewhere are zeros. A model given the compiled
+        step (:func:`~diffutron_sample.compiled.compile_model`) runs every pass through it."""
         self.forward_passes += 1
-        real = int(attention_mask.sum())
-        self.positions_full += real
+        lengths = attention_mask.sum(1).tolist()
+        self.positions_full += sum(lengths)
+        layers = compiled_layers(self.model) if self.restrict_head else None
+        if spans is None and layers is not None:
+            spans = [Span(None, 0, length, True) for length in lengths]
         if spans is not None:
             self.positions_run += sum(
-                int(attention_mask[row].sum()) if s.refresh else s.end - s.start
-                for row, s in enumerate(spans)
+                length if s.refresh else s.end - s.start
+                for length, s in zip(lengths, spans, strict=True)
             )
-            return cached_states(self.model, input_ids, attention_mask, position_ids, spans)
-        self.positions_run += real
+            if layers is None:
+                return cached_states(self.model, input_ids, attention_mask, position_ids, spans)
+            return cached_states(
+                self.model,
+                input_ids,
+                attention_mask,
+                position_ids,
+                spans,
+                layers=layers,
+                buckets=layers.buckets,
+            )
+        self.positions_run += sum(lengths)
         kwargs = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -164,6 +179,7 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
     chat_template: str | None = None,
+    compile: bool = False,
 ):
     """``(model, tokenizer)`` from a model directory, a Hub id or a LoRA adapter folder, in eval
     mode.
@@ -177,6 +193,8 @@ def load_model(
       ``chat_template`` (a Jinja template's text) replaces whatever the tokenizer has.
     * ``device`` defaults to CUDA when present, else CPU (an unknown one is a
       :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
+    * ``compile`` gives a ModernBERT model on CUDA the compiled step
+      (:mod:`diffutron_sample.compiled`); elsewhere it is said once in the log and ignored.
     """
 
     quiet_transformers()
@@ -198,7 +216,10 @@ def load_model(
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
     _set_chat_template(tokenizer, chat_template, name_or_path)
-    return model.to(device).eval(), tokenizer
+    model = model.to(device).eval()
+    if compile:
+        compile_model(model)
+    return model, tokenizer
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -161,13 +161,19 @@ def create_app(
     model_name: str | None = None,
     trust_remote_code: bool = False,
     sampler: dict | None = None,
+    compile: bool = False,
 ) -> FastAPI:
     """The server for the model in ``model_dir`` (or a Hub id), its engine loop started with
     the app and stopped with it. ``sampler`` changes the model's sampler defaults (e.g.
-    ``{"cache": "dual"}``); a request's extra fields change them again."""
+    ``{"cache": "dual"}``); a request's extra fields change them again. ``compile`` runs the
+    steps compiled on CUDA (:func:`diffutron_sample.load_model`)."""
     defaults = SamplerConfig.from_pretrained(model_dir, **(sampler or {}))
     model, tokenizer = load_model(
-        model_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code
+        model_dir,
+        device=device,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        compile=compile,
     )
     name = model_name or Path(model_dir.rstrip("/")).name or model_dir
     server = Server(model, tokenizer, defaults, name, max_batch=max_batch, max_queue=max_queue)
