@@ -107,3 +107,67 @@ def test_tasks_path_is_an_include_path_for_lm_eval():
     result = CliRunner().invoke(evaluate, ["tasks-path"])
     folder = Path(result.output.strip())
     assert (folder / "_diffutron_cetvel.yaml").is_file() and (folder / "xcopa_tr.yaml").is_file()
+
+
+def test_help_shows_how_to_launch_several_processes():
+    for command in ("perplexity", "bench"):
+        result = CliRunner().invoke(evaluate, [command, "--help"])
+        assert result.exit_code == 0
+        assert f"torchrun --standalone --nproc_per_node 4 -m diffutron_cli.evaluate {command}" in (
+            result.output
+        )
+
+
+@pytest.mark.parametrize("command", ["perplexity", "bench"])
+def test_a_launch_that_cannot_start_is_one_line(monkeypatch, tmp_path, model_dir, command):
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    data = tmp_path / "metin.txt"
+    data.write_text("Kedi bahçede uyuyor.\n", encoding="utf-8")
+    args = ["--data", str(data)] if command == "perplexity" else ["--tasks", "xcopa_tr"]
+    if command == "bench":
+        xcopa = tmp_path / "xcopa.jsonl"
+        row = {"premise": "Yerler ıslaktı.", "choice1": "Güneş parladı.", "label": 1}
+        xcopa.write_text(json.dumps({**row, "choice2": "Yağmur yağdı.", "question": "cause"}))
+        args += ["--data-files", f"xcopa_tr={xcopa}", "--output-dir", str(tmp_path / "bench")]
+    result = CliRunner().invoke(evaluate, [command, "--model", str(model_dir), *args])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot start the 2-process group as rank 0 (gloo)")
+    assert result.output.count("\n") == 1 and "torchrun --nproc_per_node N" in result.output
+    assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.slow
+def test_the_documented_two_process_launch_prints_and_writes_once(tmp_path, model_dir):
+    """``torchrun ... -m diffutron_cli.evaluate perplexity`` on two CPU processes: the figure of
+    one process, printed and written by rank 0 alone."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "metin.txt"
+    lines = ["Kedi bahçede uyuyor.", "Yarın hava yağmurlu olacak.", "Çocuklar okula gitti."]
+    data.write_text("\n".join(lines * 3) + "\n", encoding="utf-8")
+    args = ["--model", str(model_dir), "--data", str(data), "--batch-size", "2", "--device", "cpu"]
+    alone = CliRunner().invoke(evaluate, ["perplexity", *args, "--output", str(tmp_path / "1")])
+    assert alone.exit_code == 0, alone.output
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    command = [*launch, "2", "-m", "diffutron_cli.evaluate", "perplexity", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [*command, "--output", str(tmp_path / "2")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == alone.output  # one line, from rank 0
+    one, two = (json.loads((tmp_path / n).read_text()) for n in ("1", "2"))
+    assert (one["processes"], two["processes"]) == (1, 2)
+    figures = ("perplexity", "mean_nll")  # equal to the last bit with the same threads (eval tests)
+    assert {k: v for k, v in two.items() if k not in figures} == {
+        **{k: v for k, v in one.items() if k not in figures},
+        "processes": 2,
+    }
+    assert [two[k] for k in figures] == pytest.approx([one[k] for k in figures], rel=1e-12)

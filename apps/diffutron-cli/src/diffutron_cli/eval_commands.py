@@ -19,7 +19,16 @@ from diffutron_cli.options import (
 TASK_NAMES = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
 
 
-@click.command()
+def launch_epilog(command: str) -> str:
+    """The ``--help`` lines on running ``command`` in several processes."""
+    return (
+        "\b\nOn several GPUs (or CPU processes), each process scores its share and rank 0 "
+        "writes and prints:\n"
+        f"  torchrun --standalone --nproc_per_node 4 -m diffutron_cli.evaluate {command} ..."
+    )
+
+
+@click.command(epilog=launch_epilog("perplexity --model DIR --data FILE"))
 @click.option("--model", required=True, help="Masked LM directory or Hub id.")
 @click.option(
     "--data",
@@ -61,7 +70,7 @@ def perplexity(
     """Masked-token pseudo-perplexity as the paper: 15% of each window's tokens masked with a
     seeded generator, exp of the mean cross-entropy over them (deterministic, batched)."""
     from diffutron_common import check_output_file, write_text
-    from diffutron_eval import BILKENT_WRITINGS, read_texts
+    from diffutron_eval import BILKENT_WRITINGS, read_texts, start_processes
     from diffutron_eval import perplexity as measure
     from diffutron_sample import load_model
 
@@ -71,7 +80,8 @@ def perplexity(
         inputs = [*(d for d in data if Path(d).exists()), *model_inputs(model), *config_files()]
         check_output_file(output, option="--output", inputs=inputs)
     texts = read_texts(list(data) or [BILKENT_WRITINGS], column=column, split=split)
-    lm, tokenizer = load_model(model, device=device, trust_remote_code=trust_remote_code)
+    processes = start_processes(device)  # under torchrun: this rank's share and device
+    lm, tokenizer = load_model(model, device=processes.device, trust_remote_code=trust_remote_code)
     result = measure(
         lm,
         tokenizer,
@@ -82,6 +92,8 @@ def perplexity(
         batch_size=batch_size,
         elbo=elbo,
     )
+    if not processes.main:  # rank 0 writes and prints
+        return
     record = {"model": model, "data": list(data) or [BILKENT_WRITINGS], **result.to_dict()}
     if output:
         write_text(output, json.dumps(record, indent=2) + "\n", option="--output")
@@ -92,7 +104,7 @@ def perplexity(
     )
 
 
-@click.command()
+@click.command(epilog=launch_epilog("bench --model DIR"))
 @click.option("--model", required=True, help="Masked diffusion LM directory or Hub id.")
 @click.option(
     "--tasks",
@@ -164,6 +176,8 @@ def bench(
         baseline=baseline,
         trust_remote_code=trust_remote_code,
     )
+    if result.rank != 0:  # rank 0 writes and prints
+        return
     click.echo(result.files["table"].read_text(encoding="utf-8"))
     for kind, path in result.files.items():
         click.echo(f"{kind}: {path}")

@@ -13,3 +13,6 @@ evaluate = app_group(
         "lm-eval": "diffutron_cli.eval_commands:lm_eval_cli",
     },
 )
+
+if __name__ == "__main__":  # python -m diffutron_cli.evaluate: for torchrun and accelerate launch
+    evaluate(prog_name="diffutron-eval")

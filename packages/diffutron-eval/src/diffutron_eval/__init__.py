@@ -6,11 +6,15 @@
   the masked-diffusion Monte-Carlo bound, generation by diffutron-sample.
 * :func:`run_bench` - lm-eval tasks (the CETVEL subset) over models and baselines, with a report.
 * :func:`score_task` - exact match of graded tasks (plain rows) beside their trivial baseline.
+* :func:`start_processes` - this process's rank and device under ``torchrun`` / ``accelerate
+  launch`` (:class:`Processes`); :func:`perplexity`, :class:`DiffutronLM` and :func:`run_bench`
+  share their work across the processes, and only rank 0 writes.
 """
 
 from importlib.metadata import version
 
 from diffutron_eval.bench import run_bench
+from diffutron_eval.distributed import Processes, start_processes
 from diffutron_eval.errors import EvalError
 from diffutron_eval.lm import DiffutronLM
 from diffutron_eval.perplexity import PerplexityResult, perplexity
@@ -26,12 +30,14 @@ __all__ = [
     "DiffutronLM",
     "EvalError",
     "PerplexityResult",
+    "Processes",
     "__version__",
     "parse_data_files",
     "perplexity",
     "read_texts",
     "run_bench",
     "score_task",
+    "start_processes",
     "task_configs",
     "task_manager",
     "tasks_path",

@@ -32,6 +32,11 @@ class BenchResult:
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     """``{column: {task: acc %}}``: our model first, then any baseline."""
     files: dict[str, Path] = field(default_factory=dict)
+    """The files written, by role; none on a process other than rank 0."""
+    rank: int = 0
+    processes: int = 1
+    shard: dict[str, list[int]] = field(default_factory=dict)
+    """``{task: document ids}`` this process scored (all of them in one process)."""
 
 
 def _offline() -> bool:
@@ -123,11 +128,13 @@ def run_bench(
 
     ``output_dir`` must be absent, empty or a folder an earlier bench wrote; its files
     (``results.json``, ``table.md``, ``chart.png``, ``results-baseline.json``) are replaced only
-    once every evaluation has finished."""
+    once every evaluation has finished.
+
+    Under ``torchrun`` / ``accelerate launch`` each process scores its share of the documents;
+    rank 0 alone writes the files, the others return just their :attr:`BenchResult.shard`."""
     hub_id, names, files = _checked_inputs(
         model, output_dir, tasks=tasks, data_files=data_files, limit=limit, baseline=baseline
     )
-
     lm = DiffutronLM(
         model,
         mc_num=mc_num,
@@ -136,28 +143,62 @@ def run_bench(
         device=device,
         trust_remote_code=trust_remote_code,
     )
-    manager = task_manager()
-    result = BenchResult(Path(output_dir))
-    ours = _evaluate(lm, task_configs(names, files, manager), manager, limit=limit, seed=seed)
+    ours, theirs = _evaluations(
+        lm,
+        hub_id,
+        names,
+        files,
+        limit=limit,
+        seed=seed,
+        batch_size=batch_size,
+        device=device,
+        trust_remote_code=trust_remote_code,
+    )
+    shard = {task: sorted(docs) for task, docs in sorted(lm.shard.items())}
+    result = BenchResult(Path(output_dir), rank=lm.rank, processes=lm.world_size, shard=shard)
+    if ours is None:  # another process of a launch: lm-eval gave rank 0 the results to write
+        return result
     texts = {"results.json": _json_text(ours)}
     result.accuracy[name or _column_name(model)] = accuracies(ours["results"])
-    if hub_id is not None:
-        theirs = _evaluate(
-            "hf",
-            task_configs(names, files, manager),
-            manager,
-            limit=limit,
-            seed=seed,
-            batch_size=batch_size,
-            device=device or "cpu",
-            args={"pretrained": hub_id, "trust_remote_code": trust_remote_code},
-        )
+    if theirs is not None:
         texts["results-baseline.json"] = _json_text(theirs)
         result.accuracy[hub_id] = accuracies(theirs["results"])
     texts["table.md"] = markdown_table(result.accuracy, limit=limit)
     # Every figure is ready: only now is the output folder claimed and its files replaced.
     result.files.update(_publish(result.output_dir, texts, result.accuracy))
     return result
+
+
+def _evaluations(
+    lm: DiffutronLM,
+    hub_id: str | None,
+    names: list[str],
+    files: dict[str, Path],
+    *,
+    limit: int | None,
+    seed: int,
+    batch_size: int,
+    device: str | None,
+    trust_remote_code: bool,
+) -> tuple[dict | None, dict | None]:
+    """lm-eval's results for ``lm`` and for the baseline ``hub_id`` (lm-eval's own ``hf`` model;
+    ``None`` without one), on tasks ``names``. Every process of a launch runs both (the ``hf``
+    model shards across GPUs itself); results come back on rank 0 only, ``None`` elsewhere."""
+    manager = task_manager()
+    ours = _evaluate(lm, task_configs(names, files, manager), manager, limit=limit, seed=seed)
+    if hub_id is None:
+        return ours, None
+    theirs = _evaluate(
+        "hf",
+        task_configs(names, files, manager),
+        manager,
+        limit=limit,
+        seed=seed,
+        batch_size=batch_size,
+        device=device or "cpu",
+        args={"pretrained": hub_id, "trust_remote_code": trust_remote_code},
+    )
+    return ours, theirs if lm.rank == 0 else None
 
 
 def _checked_inputs(

@@ -13,6 +13,12 @@
   question share batches.
 * ``loglikelihood_rolling``: the same bound over windows of the whole text (empty context).
 * ``generate_until``: diffutron-sample's sampler with the model's ``sampler_config.json``.
+
+Under ``torchrun`` / ``accelerate launch`` each process takes ``rank`` and ``world_size`` from the
+launcher, runs on its own device (``cuda:LOCAL_RANK``, or the CPU) and scores only its share of the
+documents; lm-eval gathers the metrics on rank 0 through :meth:`DiffutronLM.gather_object`
+(:mod:`diffutron_eval.distributed`). Every score is seeded by its request alone, so the shares
+change no score.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from diffutron_core import generator
+from diffutron_eval.distributed import all_gather, barrier, gather_object, start_processes
 from diffutron_eval.errors import EvalError
 from diffutron_eval.likelihood import score_continuations
 from diffutron_eval.perplexity import special_affixes
@@ -62,24 +69,17 @@ class DiffutronLM(LM):
         super().__init__()
         if unused:
             logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
+        processes = start_processes(device or None)
+        self._rank, self._world_size = processes.rank, processes.world_size
         if model is None:
-            if pretrained is None:
-                raise EvalError("diffutron: give pretrained=DIR (a masked LM directory or Hub id)")
-            try:
-                model, tokenizer = load_model(
-                    str(pretrained),
-                    device=device or None,
-                    dtype=dtype or None,
-                    trust_remote_code=_flag(trust_remote_code),
-                )
-            except SampleError as exc:
-                raise EvalError(str(exc)) from None
-            if not _is_masked_lm(model):
-                raise EvalError(f"{pretrained} is not a masked LM (no masked-LM head)")
+            model, tokenizer = _load(pretrained, processes.device, dtype, trust_remote_code)
         if tokenizer is None or tokenizer.mask_token_id is None:
             raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.lm = MaskedLM(model)
+        self._device = self.lm.device
+        self.shard: dict[str, set[int]] = {}
+        """The documents this process scored, by task (its share under a multi-process launch)."""
         self.pretrained = str(pretrained) if pretrained is not None else None
         self.mc_num = int(mc_num)
         self.batch_size = 32 if str(batch_size).startswith("auto") else int(batch_size)
@@ -127,11 +127,31 @@ class DiffutronLM(LM):
             seed=self.seed,
         )
 
+    # -- lm-eval's collectives, for a multi-process launch (diffutron_eval.distributed) --------
+
+    def all_gather(self, tensor):
+        return all_gather(tensor) if self.world_size > 1 else tensor
+
+    def gather_object(self, obj, dst: int = 0):
+        return gather_object(obj, dst) if self.world_size > 1 else [obj]
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            barrier()
+
+    def _note(self, requests) -> None:
+        """Record the documents of ``requests`` in :attr:`shard`."""
+        for req in requests:
+            task, doc = getattr(req, "task_name", None), getattr(req, "doc_id", None)
+            if task is not None and doc is not None:
+                self.shard.setdefault(task, set()).add(doc)
+
     # -- lm-eval API ----------------------------------------------------------------------------
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         from tqdm.auto import tqdm
 
+        self._note(requests)
         pairs = [self.encode_pair(*req.args) for req in requests]
         # Requests of one question (same context) are adjacent: score them in one group.
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -149,6 +169,7 @@ class DiffutronLM(LM):
         return results  # type: ignore[return-value]
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        self._note(requests)
         room = self.max_length - len(self.prefix) - len(self.suffix)
         out = []
         for req in requests:
@@ -160,6 +181,7 @@ class DiffutronLM(LM):
         return out
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        self._note(requests)
         defaults = (
             SamplerConfig.from_pretrained(self.pretrained) if self.pretrained else SamplerConfig()
         )
@@ -188,6 +210,24 @@ class DiffutronLM(LM):
             out.append(text)
             self.cache_hook.add_partial("generate_until", req.args, text)
         return out
+
+
+def _load(pretrained: str | None, device: str | None, dtype: str | None, trust_remote_code):
+    """``(model, tokenizer)`` of a masked LM directory or Hub id, or one :class:`EvalError`."""
+    if pretrained is None:
+        raise EvalError("diffutron: give pretrained=DIR (a masked LM directory or Hub id)")
+    try:
+        model, tokenizer = load_model(
+            str(pretrained),
+            device=device,
+            dtype=dtype or None,
+            trust_remote_code=_flag(trust_remote_code),
+        )
+    except SampleError as exc:
+        raise EvalError(str(exc)) from None
+    if not _is_masked_lm(model):
+        raise EvalError(f"{pretrained} is not a masked LM (no masked-LM head)")
+    return model, tokenizer
 
 
 def _is_masked_lm(model) -> bool:

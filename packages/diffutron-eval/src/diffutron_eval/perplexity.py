@@ -7,13 +7,14 @@ mean cross-entropy over all masked tokens. ``elbo`` instead draws ``t ~ U(0, 1]`
 sample, masks with probability ``t`` and weighs the masked cross-entropy by ``1/t``, the MDLM bound
 on the negative log-likelihood; its exponential per token bounds the true perplexity from above.
 Every draw comes from a generator seeded by (seed, window, sample)
-(:func:`diffutron_core.window_seed`), so results do not depend on the batch size or device.
+(:func:`diffutron_core.window_seed`), so results do not depend on the batch size or device, nor on
+how many processes share the batches (``torchrun``: :func:`perplexity`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from diffutron_common import progress_enabled
 from diffutron_core import pad_rows, seeds
+from diffutron_eval.distributed import start_processes, sum_across
 from diffutron_eval.errors import EvalError
 from diffutron_sample import MaskedLM
 
@@ -37,9 +39,16 @@ class PerplexityResult:
     max_length: int
     mask_prob: float | None
     seed: int
+    processes: int = 1
+    """How many processes shared the work (``torchrun --nproc_per_node``)."""
+    shard: tuple[int, ...] = field(default=(), repr=False)
+    """The ``(window, sample)`` jobs this process scored, by index (all of them in one
+    process); not part of :meth:`to_dict`."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        del record["shard"]
+        return record
 
 
 def special_affixes(tokenizer) -> tuple[list[int], list[int]]:
@@ -93,34 +102,37 @@ def perplexity(
     elbo_samples: int = 4,
     progress: bool | None = None,
 ) -> PerplexityResult:
-    """Pseudo-perplexity of ``model`` on ``texts`` (or, with ``elbo``, the MDLM bound)."""
+    """Pseudo-perplexity of ``model`` on ``texts`` (or, with ``elbo``, the MDLM bound).
+
+    Under a multi-process launch (``torchrun``, ``accelerate launch``) process ``r`` of ``n``
+    scores batches ``r, r + n, …`` and the per-job sums are added across processes, so every
+    process returns the whole result, the same as one process's to the last bit."""
 
     _check_settings(model, tokenizer, texts, max_length=max_length, mask_prob=mask_prob)
     lm = MaskedLM(model)
+    processes = start_processes(str(lm.device))
     items = windows(tokenizer, texts, max_length)
     samples = elbo_samples if elbo else 1
     rate = None if elbo else mask_prob  # the bound draws its own rate per sample
     jobs = [(w, k) for w in range(len(items)) for k in range(samples)]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total_nll, scored = 0.0, 0
-    bar = _progress_bar(len(jobs), progress)
+    starts = range(0, len(jobs), batch_size)[processes.rank :: processes.world_size]
+    mine = [j for s in starts for j in range(s, min(s + batch_size, len(jobs)))]
+    nll = torch.zeros(len(jobs), dtype=torch.float64)  # each job's (weighted) masked CE
+    counts = torch.zeros(len(jobs), dtype=torch.int64)  # each job's masked tokens
+    bar = _progress_bar(len(mine), progress if processes.main else False)
+    settings = {"seed": seed, "samples": samples, "mask_prob": rate}
     with torch.inference_mode():
-        for start in range(0, len(jobs), batch_size):
+        for start in starts:
             batch = jobs[start : start + batch_size]
-            ids, attention, masked, weights = _masked_batch(
-                items, batch, pad_token_id=pad, seed=seed, samples=samples, mask_prob=rate
-            )
-            nll, rows = _masked_nll(lm, ids, attention, masked, tokenizer.mask_token_id)
-            if elbo:
-                total_nll += (nll * weights[rows].double()).sum().item() / samples
-            else:
-                total_nll += nll.sum().item()
-                scored += len(nll)
+            sums, masked = _batch_sums(lm, tokenizer, items, batch, **settings)
+            nll[start : start + len(batch)], counts[start : start + len(batch)] = sums, masked
             bar.update(len(batch))
     bar.close()
+    total = sum_across(nll).sum().item()
+    scored = int(sum_across(counts).sum())
     if elbo:
         scored = sum(last - first for _, first, last in items)  # the bound covers every token
-    mean = total_nll / max(scored, 1)
+    mean = total / max(scored, 1)
     return PerplexityResult(
         perplexity=math.exp(mean),
         mean_nll=mean,
@@ -131,7 +143,26 @@ def perplexity(
         max_length=max_length,
         mask_prob=rate,
         seed=seed,
+        processes=processes.world_size,
+        shard=tuple(mine),
     )
+
+
+def _batch_sums(
+    lm, tokenizer, items, batch, *, seed: int, samples: int, mask_prob: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over a batch of ``(window, sample)`` jobs: each job's cross-entropy
+    summed over its masked tokens (times ``1/t`` and over ``samples`` for the bound), float64,
+    and each job's count of masked tokens."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids, attention, masked, weights = _masked_batch(
+        items, batch, pad_token_id=pad, seed=seed, samples=samples, mask_prob=mask_prob
+    )
+    nll, rows = _masked_nll(lm, ids, attention, masked, tokenizer.mask_token_id)
+    sums = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, rows, nll)
+    if mask_prob is None:  # the bound: weigh by 1/t, average over the samples
+        sums = sums * weights.double() / samples
+    return sums, torch.bincount(rows, minlength=len(batch))
 
 
 def _check_settings(model, tokenizer, texts: list[str], *, max_length: int, mask_prob: float):
