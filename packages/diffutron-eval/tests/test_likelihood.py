@@ -96,3 +96,23 @@ def test_batch_size_does_not_change_the_scores(model_dir):
     for other in scores[1:]:
         for (a, _), (b, _) in zip(scores[0], other, strict=True):
             assert a == pytest.approx(b, rel=1e-4, abs=1e-4)
+
+
+def test_generate_until_takes_the_block_cache_from_model_args(model_dir, monkeypatch):
+    import diffutron_sample.model as sample_model
+
+    from diffutron_eval import EvalError
+
+    calls = []
+    real = sample_model.cached_states
+    monkeypatch.setattr(
+        sample_model, "cached_states", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    request = Request("Bugün hava", {"until": ["\n"], "max_gen_toks": 16})
+    plain = DiffutronLM(str(model_dir), device="cpu").generate_until([request])
+    assert calls == []
+    cached = DiffutronLM(str(model_dir), device="cpu", cache="dual")
+    assert cached.cache == "dual" and len(cached.generate_until([request])) == len(plain)
+    assert calls
+    with pytest.raises(EvalError, match="unknown cache 'full'"):
+        DiffutronLM(str(model_dir), device="cpu", cache="full")

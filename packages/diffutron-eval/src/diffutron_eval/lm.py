@@ -36,6 +36,7 @@ from diffutron_eval.errors import EvalError
 from diffutron_eval.likelihood import score_continuations
 from diffutron_eval.perplexity import special_affixes
 from diffutron_sample import MaskedLM, SampleError, SamplerConfig, generate_texts, load_model
+from diffutron_sample.compiled import compile_model
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def _flag(value: Any) -> bool:
 class DiffutronLM(LM):
     """``pretrained``: a model dir or Hub id (safetensors only; ``trust_remote_code`` off unless
     asked). ``mc_num``: Monte-Carlo samples per multi-token continuation (dLLM: 128; 32 for BERT
-    models). ``batch_size``: rows per forward pass. ``seed``: of the mask draws."""
+    models). ``batch_size``: rows per forward pass. ``seed``: of the mask draws. ``cache``
+    (``prefix`` or ``dual``): the block cache for ``generate_until``; ``compile``: the compiled step
+    on CUDA (docs/sampling.md#block-cache)."""
 
     def __init__(
         self,
@@ -64,6 +67,8 @@ class DiffutronLM(LM):
         dtype: str | None = None,
         trust_remote_code: bool | str = False,
         max_batch_size: int | None = None,
+        cache: str | None = None,
+        compile: bool | str = False,
         **unused: Any,
     ) -> None:
         super().__init__()
@@ -73,6 +78,14 @@ class DiffutronLM(LM):
         self._rank, self._world_size = processes.rank, processes.world_size
         if model is None:
             model, tokenizer = _load(pretrained, processes.device, dtype, trust_remote_code)
+            if _flag(compile):
+                compile_model(model)
+        self.cache = None if str(cache).lower() in ("none", "", "false") else str(cache)
+        """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual`` in model_args)."""
+        try:
+            SamplerConfig(cache=self.cache)
+        except SampleError as exc:
+            raise EvalError(f"diffutron: {exc}") from None
         if tokenizer is None or tokenizer.mask_token_id is None:
             raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -195,6 +208,8 @@ class DiffutronLM(LM):
             block = min(defaults.block_length, new)
             new = -(-new // block) * block  # whole blocks
             config = defaults.replace(max_new_tokens=new, steps=new, block_length=block)
+            if self.cache is not None:
+                config = config.replace(cache=self.cache)
             if "temperature" in kwargs:
                 config = config.replace(temperature=float(kwargs["temperature"]))
             (text,) = generate_texts(
