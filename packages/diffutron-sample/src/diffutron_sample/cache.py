@@ -73,16 +73,17 @@ def usable(model: torch.nn.Module) -> bool:
     return why is None
 
 
-def _masks(model, columns: torch.Tensor, keys: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``(B, 1, A, W)`` attention masks per layer type: every real key for the global layers,
-    those within ``sliding_window`` columns for the local ones (as transformers masks them)."""
-    full = keys[:, None, None, :].expand(-1, 1, columns.shape[1], -1)
+def _masks(model, columns: torch.Tensor, keys: torch.Tensor | None, width: int) -> dict:
+    """``(B, 1, A, W)`` attention masks per layer type: every real key (``keys``; None when all
+    are real: no mask, sdpa's fast path) for the global layers, those within ``sliding_window``
+    columns for the local ones (as transformers masks them)."""
+    full = None if keys is None else keys[:, None, None, :].expand(-1, 1, columns.shape[1], -1)
     masks = {"full_attention": full}
     window = getattr(model.config, "sliding_window", None)
     if window is not None:
-        where = torch.arange(keys.shape[1], device=keys.device)
-        near = (columns[:, :, None] - where).abs() <= window  # (B, A, W)
-        masks["sliding_attention"] = full & near[:, None]
+        where = torch.arange(width, device=columns.device)
+        near = ((columns[:, :, None] - where).abs() <= window)[:, None]  # (B, 1, A, W)
+        masks["sliding_attention"] = near if full is None else full & near
     return masks
 
 
@@ -98,16 +99,16 @@ def run_layers(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(states, kv)``: the ``(B, A, H)`` final states of ``columns`` ``(B, A)`` (an entry may
     repeat another's column: it computes the same) of canvases ``ids`` ``(B, W)`` whose real
-    columns are ``keys``. ``kv`` ``(layers, 2, B, heads, W, d)`` holds the other columns' keys
-    and values; each layer puts the fresh ones of ``columns`` in their place before attending,
-    and with ``keep`` they all come back, stacked like ``kv``. Shapes in, shapes out: nothing
-    depends on the values, so ``torch.compile`` can take it whole."""
+    columns are ``keys`` (None: all of them). ``kv`` ``(layers, 2, B, heads, W, d)`` holds the
+    other columns' keys and values; each layer puts the fresh ones of ``columns`` in their place
+    before attending, and with ``keep`` they all come back, stacked like ``kv``. Shapes in,
+    shapes out: nothing depends on the values, so ``torch.compile`` can take it whole."""
     from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
 
     backbone = model.model
     states = backbone.embeddings(input_ids=ids.gather(1, columns))  # (B, A, H)
     rotary = _rotary(backbone, states, positions.gather(1, columns))
-    masks = _masks(model, columns, keys)
+    masks = _masks(model, columns, keys, ids.shape[1])
     batch, width, heads = states.shape[0], states.shape[1], kv.shape[3]
     where = columns[:, None, :, None].expand(-1, heads, -1, kv.shape[-1])  # (B, heads, A, d)
     kept = []
@@ -199,8 +200,8 @@ def _group_pass(model, ids, keys, positions, spans, layers, buckets: Buckets):
     columns, kv_rows = _padded((columns,), rows, columns.shape[1])[0], kv
     if rows > len(spans):
         kv_rows = torch.cat([kv, kv[:, :, :1].expand(-1, -1, rows - len(spans), -1, -1, -1)], 2)
-    keep = spans[0].refresh
-    states, fresh = layers(model, ids, keys, positions, columns, kv_rows, keep)
+    keep, real = spans[0].refresh, None if bool(keys.all()) else keys
+    states, fresh = layers(model, ids, real, positions, columns, kv_rows, keep)
     count, shift = len(spans), width - original
     fresh = None if fresh is None else fresh[:, :, :count]
     return states[:count], fresh, columns[:count] - shift, valid
