@@ -20,6 +20,13 @@ output layer at mmBERT's 256k vocabulary.
 3. On a CUDA GPU, when present: the mmBERT-base-sized model in bf16, batch 64, tokens/s of the
    reference and of threshold 0.9 (random weights: the threshold rarely fires, so this measures
    the per-step cost).
+
+With --cache it measures the block cache (and on CUDA the compiled step) instead
+(benchmarks/cache_speed.py): threshold 0.9 alone, + prefix cache, + dual cache on the SFT model
+of --model (default: the demo's, runs/demo/sft/model), then each cache mode on the mmBERT-base
+shape with 256 new tokens at batch 1 and 8 (CPU) or 1 and 32 (CUDA, compiled and not):
+
+    uv run python benchmarks/sample_speed.py --cache [--model DIR] [--cache-steps 64]
 """
 
 from __future__ import annotations
@@ -264,9 +271,14 @@ def main() -> None:
         help="batch of the 256k per-step timing on the CPU (at batch 1 the output layer is bound "
         "by reading its 786 MB of weights, whatever the rows)",
     )
+    parser.add_argument("--cache", action="store_true", help="measure the block cache instead")
+    parser.add_argument("--cache-steps", type=int, default=64, help="steps for 256 new tokens")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {device}")
+    if args.cache:
+        cache_benchmark(args, device)
+        return
     if args.model and not args.only_256k:
         chat_prompts(args.model, args.prompts, args.ud_dir, device)
     elif not args.only_256k:
@@ -284,6 +296,25 @@ def main() -> None:
             gpu(big)
         else:
             restricted_head(batch=args.cpu_batch)
+
+
+def cache_benchmark(args, device: str) -> None:
+    import cache_speed
+
+    model_dir = args.model or Path("runs/demo/sft/model")
+    if not args.only_256k:
+        if model_dir.is_dir():
+            cache_speed.tiny_sft(model_dir, args.ud_dir, args.prompts, device)
+        else:
+            print(f"no SFT model at {model_dir}: run `uv run diffutron demo` or pass --model DIR")
+    if args.skip_256k:
+        return
+    if device == "cuda":
+        big = mmbert_shaped(torch.bfloat16, "cuda")
+        peak = cache_speed.peak_for(torch.cuda.get_device_name())
+        cache_speed.mmbert_modes(big, (1, 32), args.cache_steps, True, peak)
+    else:
+        cache_speed.mmbert_modes(mmbert_shaped(), (1, 8), args.cache_steps, False)
 
 
 if __name__ == "__main__":

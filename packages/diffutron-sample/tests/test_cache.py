@@ -200,3 +200,33 @@ def test_bad_cache_settings_are_one_line(changes, words):
     with pytest.raises(SampleError, match=words) as caught:
         SamplerConfig(**changes)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["prefix", "dual"])
+def test_one_layer_stays_exact_after_the_block_changes(mode):
+    """A one-layer model's keys and values depend on the tokens alone: once the active block's
+    tokens change (as commits change them), a cached step still gives the full forward's logits
+    at the rows it recomputes, so the cached step attends to the right stored columns."""
+    model = tiny_model(4, max_positions=256)
+    model.model.layers = model.model.layers[:1]
+    model.config.num_hidden_layers, model.config.layer_types = 1, model.config.layer_types[:1]
+    lengths = [70, 45, 58]
+    ids, keys, positions = _batch(lengths, seed=3)
+    width = ids.shape[1]
+    with torch.no_grad():
+        stores = [BlockCache() for _ in lengths]
+        cached_states(model, ids, keys, positions, [Span(s, 0, 0, True) for s in stores])
+        changed = ids.clone()
+        for row in range(len(lengths)):  # new tokens in each row's active block
+            changed[row, width - 32 : width - 16] = torch.randint(5, VOCAB, (16,))
+        spans = [
+            Span(s, n - 32, n if mode == "prefix" else n - 16, False)
+            for s, n in zip(stores, lengths, strict=True)
+        ]
+        full = model(input_ids=changed, attention_mask=keys, position_ids=positions).logits
+        cached = _logits(model, cached_states(model, changed, keys, positions, spans))
+        stale = model(input_ids=ids, attention_mask=keys, position_ids=positions).logits
+    for row, (span, length) in enumerate(zip(spans, lengths, strict=True)):
+        columns = slice(width - length + span.start, width - length + span.end)
+        torch.testing.assert_close(cached[row, columns], full[row, columns])
+        assert not torch.allclose(full[row, columns], stale[row, columns])
