@@ -129,10 +129,13 @@ def test_cached_generation_computes_fewer_positions_and_ignores_its_batch(window
     engine = Engine(lm, MASK, EOS, PAD)
     for row, prompt in enumerate(prompts):
         engine.add(row, prompt, config)
-    while engine.busy:
-        engine.step()
+    with torch.enable_grad():  # as in the server's engine thread
+        while engine.busy:
+            engine.step()
     for row, prompt in enumerate(prompts):  # each request gives alone what it gave in the batch
         assert torch.equal(engine.output(row), _generate(windowed, prompt, config))
+    stored = [r.caches["cond"].kv for r in engine.requests.values()]
+    assert all(kv is not None and kv.grad_fn is None for kv in stored)  # steps run without grad
     ratio = lm.positions_run / lm.positions_full
     assert ratio < (0.6 if mode == "prefix" else 0.45), ratio
     assert all(r.caches["cond"].kv is not None for r in engine.requests.values())

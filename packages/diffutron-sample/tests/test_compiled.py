@@ -58,19 +58,21 @@ def test_bucketed_shapes_give_the_same_states(fresh_model):
 
 def test_the_compiled_step_sees_only_bucketed_shapes_and_changes_no_token(fresh_model):
     expected = {c: _generate(fresh_model, CONFIG.replace(cache=c)) for c in (None, "dual")}
-    shapes = []
+    shapes, kept = [], {}
 
     def recording(model, ids, keys, positions, columns, kv, keep):
         shapes.append((ids.shape, columns.shape))
+        kept[cache] = kept.get(cache, False) or keep
         return run_layers(model, ids, keys, positions, columns, kv, keep)
 
     assert compile_model(fresh_model, recording)
     for cache, tokens in expected.items():
         assert torch.equal(_generate(fresh_model, CONFIG.replace(cache=cache)), tokens)
     assert shapes and all(
-        ids[0] & (ids[0] - 1) == 0 and ids[1] % 64 == 0 and columns[1] % 64 == 0
+        ids[0] & (ids[0] - 1) == 0 and ids[1] % 64 == 0 and columns[1] % 16 == 0
         for ids, columns in shapes
     )
+    assert kept == {None: False, "dual": True}  # keys and values come back only to be stored
     assert (torch.Size([4, 64]), torch.Size([4, 64])) in shapes  # the three prompts, uncached
 
 
@@ -91,6 +93,7 @@ def test_a_failing_compiled_step_falls_back_for_good_and_says_so_once(
         assert torch.equal(_generate(fresh_model, CONFIG), expected)
     said = [r.getMessage() for r in caplog.records]
     assert len(calls) == 1 and len(said) == 1 and "no triton here" in said[0]
+    assert getattr(fresh_model, compiled.ATTRIBUTE).buckets == Buckets()  # eager: no padding
     assert "second line" not in said[0]
 
 

@@ -74,18 +74,18 @@ class DiffutronLM(LM):
         super().__init__()
         if unused:
             logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
+        self.cache = None if str(cache).lower() in ("none", "", "false") else str(cache)
+        """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual`` in model_args)."""
+        try:  # checked before the (slow) model load
+            SamplerConfig(cache=self.cache)
+        except SampleError as exc:
+            raise EvalError(f"diffutron: {exc}") from None
         processes = start_processes(device or None)
         self._rank, self._world_size = processes.rank, processes.world_size
         if model is None:
             model, tokenizer = _load(pretrained, processes.device, dtype, trust_remote_code)
             if _flag(compile):
                 compile_model(model)
-        self.cache = None if str(cache).lower() in ("none", "", "false") else str(cache)
-        """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual`` in model_args)."""
-        try:
-            SamplerConfig(cache=self.cache)
-        except SampleError as exc:
-            raise EvalError(f"diffutron: {exc}") from None
         if tokenizer is None or tokenizer.mask_token_id is None:
             raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
         self.model, self.tokenizer = model.eval(), tokenizer

@@ -150,25 +150,33 @@ def _columns(spans, lengths, width: int, device, step: int) -> tuple[torch.Tenso
     return columns, valid
 
 
-def _stored(model, spans, lengths, width: int) -> torch.Tensor:
-    """``(layers, 2, B, heads, W, d)``: the rows' stored keys and values, right-aligned like
-    their left-padded canvases (zeros where a row refreshes or has padding)."""
-    config, weight = model.config, next(model.parameters())
+def _stored(model, spans, lengths, width: int, rows: int) -> torch.Tensor:
+    """``(layers, 2, rows, heads, W, d)``: the spans' stored keys and values, right-aligned like
+    their left-padded canvases (zeros where a row refreshes or has padding), the first row's
+    repeated over the ``rows`` beyond the spans."""
+    config = model.config
     heads = config.num_attention_heads
     dim = config.hidden_size // heads
-    kv = weight.new_zeros(len(config.layer_types), 2, len(spans), heads, width, dim)
+    dtype = model.model.layers[0].attn.Wqkv.weight.dtype  # what the keys and values come out as
+    kv = torch.zeros(
+        len(config.layer_types), 2, rows, heads, width, dim, dtype=dtype, device=model.device
+    )
     for row, (span, length) in enumerate(zip(spans, lengths, strict=True)):
         if not span.refresh:
             kv[:, :, row, :, width - length :] = span.store.kv
+    if rows > len(spans) and not spans[0].refresh:
+        kv[:, :, len(spans) :] = kv[:, :, :1]
     return kv
 
 
 @dataclass(frozen=True)
 class Buckets:
-    """Shapes rounded up so a compiled step sees few of them: canvas widths and computed columns
-    to multiples of ``width``, batches to powers of two. 1 and 1 is no bucketing."""
+    """Shapes rounded up so a compiled step sees few of them: canvas widths to multiples of
+    ``width``, computed columns to multiples of ``columns``, batches to powers of two (with
+    ``batch``). The defaults are no bucketing."""
 
     width: int = 1
+    columns: int = 1
     batch: bool = False
 
 
@@ -194,14 +202,14 @@ def _group_pass(model, ids, keys, positions, spans, layers, buckets: Buckets):
     lengths, original = keys.sum(1).tolist(), ids.shape[1]
     width = _bucket(original, buckets.width)
     rows = 1 << (len(spans) - 1).bit_length() if buckets.batch else len(spans)
-    columns, valid = _columns(spans, lengths, width, ids.device, buckets.width)
+    columns, valid = _columns(spans, lengths, width, ids.device, buckets.columns)
     ids, keys, positions = _padded((ids, keys, positions), rows, width)
-    kv = _stored(model, spans, lengths, width)
-    columns, kv_rows = _padded((columns,), rows, columns.shape[1])[0], kv
-    if rows > len(spans):
-        kv_rows = torch.cat([kv, kv[:, :, :1].expand(-1, -1, rows - len(spans), -1, -1, -1)], 2)
-    keep, real = spans[0].refresh, None if bool(keys.all()) else keys
-    states, fresh = layers(model, ids, real, positions, columns, kv_rows, keep)
+    kv = _stored(model, spans, lengths, width, rows)
+    columns = _padded((columns,), rows, columns.shape[1])[0]
+    keep = any(span.refresh and span.store is not None for span in spans)
+    states, fresh = layers(
+        model, ids, None if bool(keys.all()) else keys, positions, columns, kv, keep
+    )
     count, shift = len(spans), width - original
     fresh = None if fresh is None else fresh[:, :, :count]
     return states[:count], fresh, columns[:count] - shift, valid
@@ -232,7 +240,7 @@ def cached_states(
         for slot, span in enumerate(mine):
             if fresh is not None and span.store is not None:
                 length = int(keys[group[slot]].sum())
-                span.store.kv = fresh[:, :, slot, :, width - length :].clone()
+                span.store.kv = fresh[:, :, slot, :, width - length :].detach().clone()
     return out
 
 

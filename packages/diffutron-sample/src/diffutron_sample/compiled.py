@@ -16,7 +16,12 @@ from diffutron_sample.cache import Buckets, cache_support, run_layers
 logger = logging.getLogger(__name__)
 
 WIDTH_BUCKET = 64
-"""Canvas widths and computed-column counts are rounded up to multiples of this."""
+"""Canvas widths are rounded up to multiples of this."""
+COLUMN_BUCKET = 16
+"""Computed-column counts are rounded up to multiples of this (a dual-cache step of a block of
+32 computes 32 columns, not 64)."""
+GRAPHS = 256
+"""torch.compile's recompile limit while the step is compiled: one graph per bucketed shape."""
 ATTRIBUTE = "diffutron_compiled"
 """Where :func:`compile_model` leaves the compiled step on the model."""
 _SAID: set[str] = set()
@@ -46,19 +51,22 @@ class CompiledLayers:
     def __init__(self, compiled=None) -> None:
         if compiled is None:
             limit = torch._dynamo.config.cache_size_limit
-            torch._dynamo.config.cache_size_limit = max(limit, 64)  # one graph per bucket
+            torch._dynamo.config.cache_size_limit = max(limit, GRAPHS)  # one graph per bucket
             compiled = torch.compile(run_layers, dynamic=False)
         self.function = compiled
-        self.buckets = Buckets(WIDTH_BUCKET, batch=True)
+        self.buckets = Buckets(WIDTH_BUCKET, COLUMN_BUCKET, batch=True)
         self.failed: str | None = None
 
     def __call__(self, *args):
         if self.failed is None:
             try:
                 return self.function(*args)
+            except torch.OutOfMemoryError:
+                raise  # the eager step needs more memory, not less
             except Exception as exc:  # inductor / triton missing or failing: never fatal
                 self.failed = f"the compiled step failed ({type(exc).__name__}: {exc})"
                 self.failed = self.failed.splitlines()[0]
+                self.buckets = Buckets()  # the eager step gains nothing from padding
                 _say(self.failed)
         return run_layers(*args)
 

@@ -141,7 +141,8 @@ class SamplerConfig:
             )
         if self.cache is not None and self.cache not in CACHE_MODES:
             raise SampleError(
-                f"unknown cache {self.cache!r}; use one of {', '.join(CACHE_MODES)}, or none"
+                f"unknown cache {self.cache!r}; use {' or '.join(CACHE_MODES)} (or no cache: "
+                "leave it unset)"
             )
         if self.cache_interval is not None:
             check_number(

@@ -171,6 +171,7 @@ class Engine:
         """Take a finished (or any) request out of the engine."""
         return self.requests.pop(request_id)
 
+    @torch.no_grad()
     def step(self) -> list[StepEvent]:
         """One denoising step: one forward pass over every request with something to commit.
         Returns an event for each request the step changed or finished."""
