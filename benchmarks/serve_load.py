@@ -162,6 +162,9 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=300, help="seconds per request [300]")
     parser.add_argument("--device", help="the server's device [cuda when present]")
+    parser.add_argument(
+        "--cache", choices=["prefix", "dual"], help="the server's default block cache [none]"
+    )
     args = parser.parse_args()
     try:
         levels = sorted({int(c) for c in args.clients.split(",") if c.strip()})
@@ -178,7 +181,10 @@ def main() -> None:
     max_batch = max(args.max_batch, max(levels))
     texts = prompts(total)
     begin = time.perf_counter()
-    app = create_app(str(args.model), max_batch=max_batch, max_queue=total, device=args.device)
+    sampler = {"cache": args.cache} if args.cache else None
+    app = create_app(
+        str(args.model), max_batch=max_batch, max_queue=total, device=args.device, sampler=sampler
+    )
     running = serve_in_thread(app, timeout=60)  # uvicorn on 127.0.0.1, a free port
     url = f"{running.url}/v1"
     try:
