@@ -287,3 +287,10 @@ def friendly_errors(command):
             ) from None
 
     return wrapper
+
+
+def with_options(function, options):
+    """``function`` decorated with each click option of ``options``, in the order listed."""
+    for option in reversed(options):
+        function = option(function)
+    return function

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from diffutron_cli.options import SEED, friendly_errors, trust_remote_code_option
+from diffutron_cli.options import SEED, friendly_errors, trust_remote_code_option, with_options
 
 SOURCE_HELP = (
     "A local .txt/.jsonl/.parquet file, 'embedded:corpus', or 'hub:ID'; options after '?', "
@@ -53,9 +53,7 @@ def _common(function):
         ),
         trust_remote_code_option,
     ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+    return with_options(function, options)
 
 
 def _prepare(spec, output_dir, num_proc: int, overwrite: bool, trust_remote_code: bool):

@@ -7,7 +7,7 @@ import dataclasses
 
 import click
 
-from diffutron_cli.options import SEED, FiniteFloat, trust_remote_code_option
+from diffutron_cli.options import SEED, FiniteFloat, trust_remote_code_option, with_options
 
 CACHE_OPTIONS = [
     click.option(
@@ -43,10 +43,9 @@ def cache_settings(kwargs) -> dict:
     return found
 
 
-def with_options(function, options):
-    for option in reversed(options):
-        function = option(function)
-    return function
+def cache_options(function):
+    """``--cache``, ``--cache-interval`` and ``--compile`` (generation commands and serve)."""
+    return with_options(function, CACHE_OPTIONS)
 
 
 def sampler_options(function):

@@ -5,11 +5,7 @@ from __future__ import annotations
 import click
 
 from diffutron_cli.options import friendly_errors, trust_remote_code_option
-from diffutron_cli.sampler_options import CACHE_OPTIONS, cache_settings, with_options
-
-
-def _cache_options(function):
-    return with_options(function, CACHE_OPTIONS)
+from diffutron_cli.sampler_options import cache_options, cache_settings
 
 
 @click.command()
@@ -43,7 +39,7 @@ def _cache_options(function):
 @click.option("--model-name", help="The id clients use in 'model' [the folder's name].")
 @click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]))
-@_cache_options
+@cache_options
 @trust_remote_code_option
 @friendly_errors
 def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **options):

@@ -196,10 +196,11 @@ def _padded(tensors, rows: int, width: int):
     return out
 
 
-def _group_pass(model, ids, keys, positions, spans, layers, buckets: Buckets):
-    """One group of rows (all refreshing, or all reading their cache): ``(states, kv, columns,
-    valid)`` at the group's own width, bucketed on the way in and cut back on the way out."""
-    lengths, original = keys.sum(1).tolist(), ids.shape[1]
+def _group_pass(model, ids, keys, positions, spans, lengths, layers, buckets: Buckets):
+    """One group of rows (all refreshing, or all reading their cache; ``lengths`` their real
+    columns): ``(states, kv, columns, valid)`` at the group's own width, bucketed on the way in
+    and cut back on the way out."""
+    original = ids.shape[1]
     width = _bucket(original, buckets.width)
     rows = 1 << (len(spans) - 1).bit_length() if buckets.batch else len(spans)
     columns, valid = _columns(spans, lengths, width, ids.device, buckets.columns)
@@ -222,24 +223,23 @@ def cached_states(
     (``keys`` marks the real columns), each row computed as its :class:`Span` says (zeros at the
     columns it does not compute); refreshing rows store their keys and values. ``layers`` runs
     the layers (:func:`run_layers`, or a compiled copy of it, on ``buckets``' shapes)."""
-    out = None
+    out, lengths = None, keys.sum(1).tolist()
     for refresh in (True, False):
         group = [row for row, span in enumerate(spans) if span.refresh is refresh]
         if not group:
             continue
         index = torch.tensor(group, device=ids.device)
-        mine = [spans[row] for row in group]
+        mine, sizes = [spans[row] for row in group], [lengths[row] for row in group]
         states, fresh, columns, valid = _group_pass(
-            model, ids[index], keys[index], positions[index], mine, layers, buckets
+            model, ids[index], keys[index], positions[index], mine, sizes, layers, buckets
         )
         if out is None:
             out = states.new_zeros(*ids.shape, states.shape[-1])
         rows = index[:, None].expand_as(columns)
         out[rows[valid], columns[valid]] = states[valid]
         width = fresh.shape[-2] if fresh is not None else 0
-        for slot, span in enumerate(mine):
+        for slot, (span, length) in enumerate(zip(mine, sizes, strict=True)):
             if fresh is not None and span.store is not None:
-                length = int(keys[group[slot]].sum())
                 span.store.kv = fresh[:, :, slot, :, width - length :].detach().clone()
     return out
 
