@@ -199,3 +199,71 @@ def test_generate_writes_its_output_only_when_done_and_makes_missing_folders(wor
         "Merhaba"
     ]
     assert sorted(p.name for p in out.parent.iterdir()) == ["out.jsonl"]  # no temporary left
+
+
+def _generate_to(world, output) -> object:
+    from click.testing import CliRunner
+
+    argv = ["generate", "--model", str(world / "model"), "--prompt", "Merhaba"]
+    return CliRunner().invoke(sample, [*argv, "--output", str(output)])
+
+
+def test_output_onto_dev_null_writes_into_the_device_and_leaves_it_a_device(world):
+    import stat
+
+    result = _generate_to(world, "/dev/null")
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(__import__("os").stat("/dev/null").st_mode)
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/dev/full"), reason="no /dev/full here")
+def test_output_onto_a_full_device_is_one_line_and_the_device_stays(world):
+    import os
+    import stat
+
+    result = _generate_to(world, "/dev/full")
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], result.output
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_output_onto_a_fifo_writes_into_it_and_it_stays_a_fifo(world, tmp_path):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = _generate_to(world, fifo)
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert json.loads(got[0].decode("utf-8").splitlines()[0])["prompt"] == "Merhaba"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_output_through_a_symlink_lands_in_its_target_and_keeps_the_link(world, tmp_path):
+    target = tmp_path / "real" / "out.jsonl"
+    target.parent.mkdir()
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    result = _generate_to(world, link)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert json.loads(target.read_text("utf-8").splitlines()[0])["prompt"] == "Merhaba"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.jsonl", "real"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.jsonl"]
+
+
+def test_output_through_a_dangling_symlink_creates_its_target(world, tmp_path):
+    target = tmp_path / "made.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    result = _generate_to(world, link)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and target.is_file()

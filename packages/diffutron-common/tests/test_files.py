@@ -226,3 +226,36 @@ def test_the_current_folder_is_never_replaced_and_temporaries_stay_beside_it(tmp
     monkeypatch.chdir(tmp_path)
     assert temp_sibling(".").parent == tmp_path.parent  # beside it, never inside
     assert (out / "rows").read_text(encoding="utf-8") == "old"
+
+
+def test_a_symlinked_output_is_written_through_to_its_target_and_stays_a_link(tmp_path):
+    target = tmp_path / "data" / "out.txt"
+    target.parent.mkdir()
+    target.write_text("old", encoding="utf-8")
+    (tmp_path / "out.txt").symlink_to(target)
+    write_text(tmp_path / "out.txt", "new")
+    assert (tmp_path / "out.txt").is_symlink()
+    assert target.read_text(encoding="utf-8") == "new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_a_fifo_output_is_written_into_and_never_replaced(tmp_path):
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_text(fifo, "through the pipe")
+    reader.join(timeout=30)
+    assert got == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert check_output_file(fifo) == fifo
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_a_full_device_is_a_one_line_path_error():
+    with pytest.raises(PathError, match="cannot write output /dev/full: No space left"):
+        write_text("/dev/full", "x")

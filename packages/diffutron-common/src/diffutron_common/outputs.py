@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from diffutron_common.atomic import is_special_file
 from diffutron_common.ownership import check_replaceable
 from diffutron_common.paths import PathError, check_not_empty
 
@@ -34,7 +35,11 @@ def check_output_file(
             raise PathError(
                 f"{option} {path} is inside an input folder ({source}); write the output elsewhere"
             )
-    base = _nearest_existing(path.parent)
+    if is_special_file(path):  # a device or a FIFO is written into, never replaced
+        if not os.access(path, os.W_OK):
+            raise PathError(f"{option} {path} is not writable")
+        return path
+    base = _nearest_existing(Path(os.path.realpath(os.path.abspath(path))).parent)
     if not base.is_dir():
         raise PathError(f"{option} {path}: {base} is a file, not a folder")
     if not os.access(base, os.W_OK | os.X_OK):
