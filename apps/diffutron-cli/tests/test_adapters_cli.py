@@ -82,22 +82,41 @@ def test_export_writes_the_merged_model(adapter, tmp_path):
     assert again.exit_code == 1 and "did not make" in again.output  # never over the base
 
 
-def test_a_missing_base_is_one_line(adapter, tmp_path):
+@pytest.mark.parametrize("base", ["absolute", "runs/old/base", "../elsewhere/base"])
+def test_a_missing_base_folder_is_named_in_one_line(adapter, tmp_path, base):
+    """However the base folder is written, a missing one is named (never the Hub's "Repo id must
+    be in the form ..." for text that is no repository id)."""
     moved = tmp_path / "adapter"
     moved.mkdir()
     for name in ("adapter_model.safetensors", "adapter_config.json"):
         (moved / name).write_bytes((adapter / "adapter" / name).read_bytes())
     config = json.loads((moved / "adapter_config.json").read_text())
-    config["base_model_name_or_path"] = str(tmp_path / "gone")
+    written = str(tmp_path / "gone") if base == "absolute" else base
+    config["base_model_name_or_path"] = written
     (moved / "adapter_config.json").write_text(json.dumps(config))
     result = CliRunner().invoke(sample, ["generate", "--model", str(moved), "--prompt", "Selam"])
-    assert result.exit_code == 1 and result.output.count("Error:") == 1
-    assert "base model of the adapter" in result.output and str(tmp_path / "gone") in result.output
+    assert result.exit_code == 1 and result.output.count("Error:") == 1, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert f"the base model folder {written}" in line and "is not found" in line, line
+    assert "Repo id" not in result.output
     exported = CliRunner().invoke(
         train, ["export", "--adapter", str(moved), "--output", str(tmp_path / "out")]
     )
-    assert exported.exit_code == 1 and "cannot load the adapter's base model" in exported.output
+    assert exported.exit_code == 1 and f"the base model folder {written}" in exported.output
+    assert "Repo id" not in exported.output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["generate", "infill"])
+@pytest.mark.parametrize("written", ["{t}/no/such/model", "./no-such-model", "runs/a/b/model"])
+def test_a_missing_model_folder_is_named_in_one_line(tmp_path, monkeypatch, command, written):
+    monkeypatch.chdir(tmp_path)
+    model = written.format(t=tmp_path)
+    argv = ["--prompt", "Selam"] if command == "generate" else ["--text", "Bugün <mask> güzel."]
+    result = CliRunner().invoke(sample, [command, "--model", model, *argv])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1, result.output
+    assert f"cannot load model {model!r}: no such folder" in result.output
 
 
 def test_sft_continues_from_an_adapter_folder(adapter, tmp_path):

@@ -106,9 +106,11 @@ def sampler_options(function):
 
 def load_for_sampling(kwargs):
     """(model, tokenizer, config, generator) from the shared options."""
+    from diffutron_common import check_model_source
     from diffutron_core import generator
     from diffutron_sample import SamplerConfig, load_model
 
+    check_model_source(kwargs["model_path"])  # a missing folder is named before anything else
     names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
     given = {k: kwargs[k] for k in names if kwargs.get(k) is not None}
     given.update(cache_settings(kwargs))

@@ -41,7 +41,7 @@ from diffutron_common.ownership import (
     replace_path,
     write_marker,
 )
-from diffutron_common.paths import PathError
+from diffutron_common.paths import PathError, check_model_source, looks_like_path
 from diffutron_common.progress import progress_enabled
 from diffutron_common.temps import fsync_tree, is_temp, remove_stale_temps, temp_sibling
 from diffutron_common.text import (
@@ -66,6 +66,7 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "building_folder",
+    "check_model_source",
     "check_number",
     "check_output_file",
     "check_output_folder",
@@ -75,6 +76,7 @@ __all__ = [
     "fsync_tree",
     "is_temp",
     "iter_lines",
+    "looks_like_path",
     "one_line_text",
     "owned",
     "progress_enabled",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from diffutron_common.errors import DiffutronError
+from diffutron_common.paths import looks_like_path
 from diffutron_common.text import read_text
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -45,10 +46,18 @@ def adapter_base(folder: str | Path) -> str:
     """The adapter's base model: a folder as written, or beside the adapter when the path is
     relative and not found from here; otherwise a Hub id."""
     base = adapter_config(folder)["base_model_name_or_path"]
-    if Path(base).exists() or Path(base).is_absolute():
-        return base
     beside = Path(folder) / base
-    return str(beside) if beside.exists() else base
+    if Path(base).exists() or Path(base).is_absolute():
+        found = base
+    else:
+        found = str(beside) if beside.exists() else base
+    if looks_like_path(base) and not Path(found).exists():
+        where = base if Path(base).is_absolute() else f"{base} (nor {beside})"
+        raise AdapterError(
+            f"the base model folder {where} of the adapter {folder} is not found; fix "
+            f"base_model_name_or_path in {Path(folder) / ADAPTER_CONFIG}"
+        )
+    return found
 
 
 def tokenizer_source(name_or_path: str) -> str:

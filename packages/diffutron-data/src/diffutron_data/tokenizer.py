@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diffutron_common import DiffutronError, check_model_source
 from diffutron_data import embedded
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, render_chat
-from diffutron_data.errors import load_error
+from diffutron_data.errors import DataError, load_error
 from diffutron_data.instructions import instruction_conversations
 from diffutron_data.readers import corpus_documents
 
@@ -34,6 +35,10 @@ def load_tokenizer(name_or_path: str, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     target = str(tiny_tokenizer_path()) if name_or_path == TINY else name_or_path
+    try:
+        check_model_source(target, what="tokenizer")
+    except DiffutronError as exc:
+        raise DataError(str(exc)) from None
     try:
         return AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises OSError, ValueError, HF errors…

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from diffutron_common import reason
+from diffutron_common import DiffutronError, check_model_source, reason
 from diffutron_common.adapters import tokenizer_source
 from diffutron_common.chat import DLLM_BERT_CHAT_TEMPLATE
 from diffutron_common.progress import quiet_transformers
@@ -201,6 +201,10 @@ def load_model(
 
     device = resolve_device(device)
     dtype = _resolve_dtype(dtype, device)
+    try:
+        check_model_source(name_or_path)
+    except DiffutronError as exc:
+        raise SampleError(str(exc)) from None
     if is_adapter_folder(name_or_path):
         model, tokenizer = _load_adapter(
             Path(name_or_path), dtype=dtype, trust_remote_code=trust_remote_code

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from diffutron_common import DiffutronError, reason
+from diffutron_common import DiffutronError, check_model_source, reason
 from diffutron_common import adapters as common_adapters
 from diffutron_common.progress import quiet_transformers
 from diffutron_train.errors import TrainError
@@ -105,6 +105,10 @@ def load_masked_lm(name_or_path: str, *, trust_remote_code: bool = False):
     from transformers import AutoModelForMaskedLM
 
     quiet_transformers()
+    try:
+        check_model_source(name_or_path)
+    except DiffutronError as exc:
+        raise TrainError(str(exc)) from None
     base = adapter_base(name_or_path)
     source = base or name_or_path
     try:
