@@ -91,3 +91,14 @@ def test_gumbel_frequencies_follow_tempered_softmax():
 def test_gumbel_rejects_negative_temperature():
     with pytest.raises(ValueError, match="temperature"):
         gumbel_argmax(torch.zeros(3), -1.0)
+
+
+def test_the_host_plan_is_transfer_counts_count_for_count():
+    from diffutron_core import transfer_plan
+
+    for steps in range(1, 40):
+        for n in range(0, 130):
+            assert transfer_plan(n, steps) == transfer_counts(n, steps).tolist(), (n, steps)
+    assert transfer_plan(5, 2) == [2, 3]  # 2.5 rounds to even, the rest comes last
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        transfer_plan(4, 0)

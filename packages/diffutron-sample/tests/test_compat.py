@@ -159,7 +159,7 @@ def test_an_adapter_with_its_own_relative_base_and_sampler_settings(tmp_path, mo
     [
         (
             {"base_model_name_or_path": "/nowhere/base"},
-            "base model of the adapter .* '/nowhere/base'",
+            "the base model folder /nowhere/base of the adapter .* is not found",
         ),
         ({"use_dora": True}, "DoRA adapter"),
         ({"peft_type": "IA3"}, "is a IA3 adapter; only LoRA"),

@@ -183,28 +183,16 @@ def chat(system, **kwargs):
 @friendly_errors
 def infill(text, **kwargs):
     """Fill the mask tokens placed anywhere in a text."""
-    import torch
+    from contextlib import nullcontext
 
     from diffutron_common import check_text
-    from diffutron_sample import infill as fill
+    from diffutron_sample import infill_text
 
     check_text(text, "--text")
     model, tokenizer, config, generator = load_for_sampling(kwargs)
     if tokenizer.mask_token not in text:
         raise click.UsageError(f"--text holds no {tokenizer.mask_token}: mark what to fill with it")
-    ids = torch.tensor([tokenizer(text)["input_ids"]])
-    from contextlib import nullcontext
-
     live = LiveCanvas(tokenizer) if kwargs["show_steps"] else None
     with live if live is not None else nullcontext():
-        canvas = fill(
-            model,
-            ids,
-            config,
-            mask_token_id=tokenizer.mask_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            generator=generator,
-            callback=live,
-        )
-    click.echo(tokenizer.decode(canvas[0], skip_special_tokens=True))
+        filled, _ = infill_text(model, tokenizer, text, config, generator=generator, callback=live)
+    click.echo(filled)

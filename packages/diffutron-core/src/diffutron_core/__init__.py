@@ -13,9 +13,11 @@ from diffutron_core.batching import pad_rows
 from diffutron_core.likelihood import mc_loglikelihood, mc_mask_draws, stratified_mask_counts
 from diffutron_core.loss import mdlm_loss
 from diffutron_core.noise import mask_tokens, sample_t
-from diffutron_core.sampling import PAPER_SAMPLER, gumbel_argmax, transfer_counts
+from diffutron_core.sampling import PAPER_SAMPLER, gumbel_argmax, transfer_counts, transfer_plan
 from diffutron_core.schedules import CosineSchedule, LinearSchedule, Schedule
 from diffutron_core.seeds import (
+    MAX_SEED,
+    check_seed,
     dropout_seed,
     generator,
     mask_seed,
@@ -27,11 +29,13 @@ from diffutron_core.seeds import (
 __version__ = version("diffutron-core")
 
 __all__ = [
+    "MAX_SEED",
     "PAPER_SAMPLER",
     "CosineSchedule",
     "LinearSchedule",
     "Schedule",
     "__version__",
+    "check_seed",
     "dropout_seed",
     "generator",
     "gumbel_argmax",
@@ -46,5 +50,6 @@ __all__ = [
     "shuffle_seed",
     "stratified_mask_counts",
     "transfer_counts",
+    "transfer_plan",
     "window_seed",
 ]

@@ -54,6 +54,21 @@ def transfer_counts(n_masked: torch.Tensor | int, steps: int) -> torch.Tensor:
     return counts
 
 
+def transfer_plan(n_masked: int, steps: int) -> list[int]:
+    """:func:`transfer_counts` of one block as Python integers, computed on the host (no tensor):
+    the same float64 rule, round-half-to-even, so the two agree count for count."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if n_masked < 0:
+        raise ValueError("n_masked must be a non-negative integer")
+    remaining, counts = float(n_masked), []
+    for j in range(steps):
+        k = round(remaining / (steps - j))  # Python's round is half-to-even, like torch.round
+        counts.append(k)
+        remaining -= k
+    return counts
+
+
 def gumbel_argmax(
     logits: torch.Tensor,
     temperature: float,

@@ -16,8 +16,10 @@ import torch
 
 __all__ = [
     "DROPOUT_OFFSET",
+    "MAX_SEED",
     "SEED_STRIDE",
     "WINDOW_STRIDE",
+    "check_seed",
     "dropout_seed",
     "generator",
     "mask_seed",
@@ -34,9 +36,26 @@ DROPOUT_OFFSET = 1 << 40
 """Moves a training draw's dropout seed far from every masking seed."""
 
 
-def generator(seed: int, device: str | torch.device | None = None) -> torch.Generator:
-    """A :class:`torch.Generator` on ``device`` (CPU by default) seeded with ``seed``."""
-    return torch.Generator(device=device).manual_seed(seed)
+MAX_SEED = 2**64 - 1
+"""The largest seed a :class:`torch.Generator` takes (an unsigned 64-bit integer)."""
+
+
+def check_seed(seed: object, *, name: str = "seed") -> int:
+    """``seed`` if it is a whole number in ``[0, MAX_SEED]``, else a ``ValueError`` naming the
+    range: the one rule every door (CLI, server, library) checks a user's seed by."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be a whole number in [0, 2**64 - 1], got {seed!r}")
+    return seed
+
+
+def generator(seed: int | None, device: str | torch.device | None = None) -> torch.Generator:
+    """A :class:`torch.Generator` on ``device`` (CPU by default) seeded with ``seed`` (checked by
+    :func:`check_seed`), or with a fresh non-deterministic seed when ``seed`` is None."""
+    made = torch.Generator(device=device)
+    if seed is None:
+        made.seed()
+        return made
+    return made.manual_seed(check_seed(seed))
 
 
 def window_seed(seed: int, window: int, sample: int, samples: int) -> int:

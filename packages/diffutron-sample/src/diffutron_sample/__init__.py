@@ -18,9 +18,9 @@ from importlib.metadata import version
 
 from diffutron_sample.chat import ChatSession
 from diffutron_sample.config import SAMPLER_CONFIG_NAME, SamplerConfig
-from diffutron_sample.engine import Engine, Request, StepEvent
+from diffutron_sample.engine import Engine, Request, StepEvent, check_fits
 from diffutron_sample.errors import SampleError
-from diffutron_sample.generation import generate_texts
+from diffutron_sample.generation import generate_texts, infill_text
 from diffutron_sample.model import MaskedLM, available_devices, load_model, resolve_device
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
 from diffutron_sample.proposals import apply_repetition_penalty
@@ -54,10 +54,12 @@ __all__ = [
     "apply_repetition_penalty",
     "available_devices",
     "batch_prompt_ids",
+    "check_fits",
     "decode_new",
     "generate",
     "generate_texts",
     "infill",
+    "infill_text",
     "left_pad",
     "load_model",
     "prompt_ids",

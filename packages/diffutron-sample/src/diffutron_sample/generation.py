@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import torch
 
 from diffutron_sample.config import SamplerConfig
-from diffutron_sample.sampler import Callback, generate
-from diffutron_sample.text import Prompt, batch_prompt_ids, decode_new
+from diffutron_sample.sampler import Callback, generate, infill
+from diffutron_sample.text import Prompt, batch_prompt_ids, decode_new, infill_ids
 
 
 def generate_texts(
@@ -52,3 +52,29 @@ def generate_texts(
         callback=callback,
     )
     return decode_new(tokenizer, canvas, config.max_new_tokens)
+
+
+def infill_text(
+    model,
+    tokenizer,
+    text: str,
+    config: SamplerConfig,
+    *,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> tuple[str, list[int]]:
+    """``(filled text, canvas ids)``: ``text`` with every mask token filled, its canvas built
+    by :func:`~diffutron_sample.text.infill_ids` (the same for every door) and decoded without
+    special tokens."""
+    ids = torch.tensor([infill_ids(tokenizer, text)])
+    canvas = infill(
+        model,
+        ids,
+        config,
+        mask_token_id=tokenizer.mask_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        generator=generator,
+        callback=callback,
+    )
+    return tokenizer.decode(canvas[0], skip_special_tokens=True), canvas[0].tolist()

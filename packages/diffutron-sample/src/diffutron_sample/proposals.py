@@ -4,7 +4,7 @@ The backbone runs over the whole canvas (twice the batch with classifier-free gu
 output layer only at the candidate positions (docs/sampling.md#logits-only-where-they-are-read).
 The logits then get guidance and dLLM's repetition penalty, a token is drawn by Gumbel-max, and
 its confidence is read from the full softmax (docs/sampling.md#one-step). Which proposals are
-committed is :mod:`diffutron_sample.schedule`'s business.
+committed is the runner's business (:mod:`diffutron_sample.runner`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import torch
 from diffutron_core import gumbel_argmax
 from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
-from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
 
 
@@ -74,12 +73,15 @@ class Batch:
     given: torch.Tensor
     candidates: torch.Tensor
     configs: list[SamplerConfig]
-    never: list[torch.Tensor]
+    never: list[tuple[int, ...]]
     generators: list[torch.Generator | None]
     spans: list[Span] | None = None
     """With the block cache: what each row computes (docs/sampling.md#block-cache)."""
     uncond_spans: list[Span | None] | None = None
     """With the cache and guidance: each guided row's span of its unconditional copy."""
+    entries: list[int] | None = None
+    """How many candidates each row has, when the caller knows (the scheduler does): the
+    draws then find each row's entries without reading the device."""
     positions: torch.Tensor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -92,14 +94,15 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
     scales = torch.tensor(
         [c.cfg_scale for c in batch.configs], dtype=torch.float64, device=batch.canvas.device
     )
-    guided = (scales > 0).nonzero(as_tuple=True)[0]
-    if len(guided) == 0:
+    rows = [row for row, c in enumerate(batch.configs) if c.cfg_scale > 0]  # host: no read
+    guided = torch.tensor(rows, dtype=torch.long, device=batch.canvas.device)
+    if not rows:
         states = lm.hidden(batch.canvas, batch.attention, batch.positions, batch.spans)
         return lm.logits_at(states, where)
     uncond = batch.canvas[guided].masked_fill(batch.given[guided], mask_token_id)
     spans = None
     if batch.spans is not None and batch.uncond_spans is not None:
-        spans = batch.spans + [batch.uncond_spans[row] for row in guided.tolist()]
+        spans = batch.spans + [batch.uncond_spans[row] for row in rows]
     states = lm.hidden(
         torch.cat([batch.canvas, uncond]),
         torch.cat([batch.attention, batch.attention[guided]]),
@@ -110,8 +113,8 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
     slot = torch.full_like(scales, -1, dtype=torch.long)
     slot[guided] = torch.arange(len(guided), device=slot.device)
     picked = (slot[where[0]] >= 0).nonzero(as_tuple=True)[0]  # entries of guided rows
-    rows = slot[where[0][picked]]
-    un = lm.logits_at(states[len(batch.canvas) :], (rows, where[1][picked]))
+    copies = slot[where[0][picked]]
+    un = lm.logits_at(states[len(batch.canvas) :], (copies, where[1][picked]))
     scale = (scales[where[0][picked]] + 1)[:, None].to(logits.dtype)
     logits[picked] = un + scale * (logits[picked] - un)
     return logits
@@ -119,14 +122,13 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
 
 def batch_logits(
     lm: MaskedLM, batch: Batch, where, *, mask_token_id: int, eos_token_id: int | None
-) -> torch.Tensor:
-    """``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with each row's guidance and
-    repetition penalty; a :class:`SampleError` when they are not finite."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, finite)``: ``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with
+    each row's guidance and repetition penalty, and ``(M,)`` whether each entry's are finite
+    (the caller fails the rows that are not; nothing is read back here)."""
     logits = _guided(lm, batch, where, mask_token_id)
-    penalties = torch.tensor(
-        [c.repetition_penalty for c in batch.configs], device=logits.device, dtype=logits.dtype
-    )
-    if bool((penalties != 1.0).any()):
+    penalties = [c.repetition_penalty for c in batch.configs]
+    if any(p != 1.0 for p in penalties):
         present = _present_ids(
             batch.canvas,
             batch.attention,
@@ -134,14 +136,10 @@ def batch_logits(
             mask_token_id=mask_token_id,
             eos_token_id=eos_token_id,
         )
+        values = torch.tensor(penalties, device=logits.device, dtype=logits.dtype)
         # a row whose penalty is 1.0 is unchanged (x / 1 and x * 1 are exact)
-        logits = apply_repetition_penalty(logits, where[0], present, penalties[where[0]][:, None])
-    if not bool(torch.isfinite(torch.logsumexp(logits, dim=1)).all()):
-        raise SampleError(
-            "the model's logits are not finite (NaN or inf); run it in float32 (--dtype "
-            "float32) or with milder cfg_scale / repetition_penalty"
-        )
-    return logits
+        logits = apply_repetition_penalty(logits, where[0], present, values[where[0]][:, None])
+    return logits, torch.isfinite(torch.logsumexp(logits, dim=1))
 
 
 def _draw_groups(batch: Batch) -> list[list[int]]:
@@ -153,20 +151,35 @@ def _draw_groups(batch: Batch) -> list[list[int]]:
     for row, (config, never, generator) in enumerate(
         zip(batch.configs, batch.never, batch.generators, strict=True)
     ):
-        key = (id(generator), config.temperature, config.remasking, tuple(never.tolist()))
+        key = (id(generator), config.temperature, config.remasking, never)
         groups.setdefault(key, []).append(row)
     return list(groups.values())
 
 
+def _entries_of(batch: Batch, rows: torch.Tensor, group: list[int]) -> torch.Tensor | slice:
+    """The candidate entries (in ``rows`` order) of the rows of ``group``: a slice, from the
+    host's counts, when the group's rows are consecutive; else found on the device."""
+    if batch.entries is not None:
+        starts = [0]
+        for count in batch.entries:
+            starts.append(starts[-1] + count)
+        if group == list(range(group[0], group[-1] + 1)):
+            return slice(starts[group[0]], starts[group[-1] + 1])
+        spans = [torch.arange(starts[r], starts[r + 1]) for r in group]
+        return torch.cat(spans).to(rows.device)
+    return torch.isin(rows, torch.tensor(group, device=rows.device)).nonzero(as_tuple=True)[0]
+
+
 def propose(
     lm: MaskedLM, batch: Batch, *, mask_token_id: int, eos_token_id: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward pass: ``(scores, tokens)``, each ``(B, W)`` like ``batch.candidates``: each
-    candidate's proposed token ``x0`` (after guidance and the repetition penalty, drawn with its
-    row's temperature and generator; never one of the row's ``never`` ids) and its confidence
-    under the full softmax; ``-inf`` where nothing may be chosen."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward pass: ``(scores, tokens, finite)``, the first two ``(B, W)`` like
+    ``batch.candidates``: each candidate's proposed token ``x0`` (after guidance and the
+    repetition penalty, drawn with its row's temperature and generator; never one of the row's
+    ``never`` ids) and its confidence under the full softmax, ``-inf`` where nothing may be
+    chosen; ``finite`` ``(B,)`` is False for a row whose logits are not finite."""
     rows, cols = batch.candidates.nonzero(as_tuple=True)
-    logits = batch_logits(
+    logits, finite = batch_logits(
         lm, batch, (rows, cols), mask_token_id=mask_token_id, eos_token_id=eos_token_id
     )
     scores = torch.full(
@@ -174,16 +187,19 @@ def propose(
     )
     chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
     for group in _draw_groups(batch):
-        mine = torch.isin(rows, torch.tensor(group, device=rows.device)).nonzero(as_tuple=True)[0]
-        if len(mine) == 0:
+        mine = _entries_of(batch, rows, group)
+        own = logits[mine]
+        if len(own) == 0:
             continue
         config, never = batch.configs[group[0]], batch.never[group[0]]
         generator = batch.generators[group[0]]
-        own = logits[mine]
         # The confidence stays that of the full softmax, so whenever the reference would not
         # choose a forbidden id, the choice and the ranking are exactly the reference's.
-        allowed = own.index_fill(1, never, float("-inf"))
+        banned = torch.tensor(never, dtype=torch.long, device=own.device)
+        allowed = own.index_fill(1, banned, float("-inf"))
         x0 = gumbel_argmax(allowed, config.temperature, generator=generator)
         scores[rows[mine], cols[mine]] = _confidence(own, x0, config, generator)
         chosen[rows[mine], cols[mine]] = x0
-    return scores, chosen
+    bad = torch.zeros(len(batch.canvas), dtype=torch.long, device=logits.device)
+    bad.index_add_(0, rows, (~finite).long())
+    return scores, chosen, bad == 0

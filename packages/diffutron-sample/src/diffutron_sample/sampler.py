@@ -7,8 +7,8 @@ whole canvas (twice the batch with guidance) and the output layer only at the st
 positions of the active block, the only logits the algorithm reads (docs/sampling.md#one-step).
 :func:`generate` and :func:`infill` are loops over :class:`~diffutron_sample.engine.Engine`,
 which holds each row as a request of its own; the proposals come from
-:mod:`diffutron_sample.proposals`, and which of them a step commits from
-:mod:`diffutron_sample.schedule`.
+:mod:`diffutron_sample.proposals`, and which of them a step commits from the scheduler's plan
+(:mod:`diffutron_sample.scheduler`) and the runner (:mod:`diffutron_sample.runner`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from diffutron_core import pad_rows
 from diffutron_sample.config import SamplerConfig
-from diffutron_sample.engine import Engine
+from diffutron_sample.engine import Engine, check_fits
 from diffutron_sample.errors import SampleError
 from diffutron_sample.model import MaskedLM
 
@@ -52,13 +52,8 @@ def _prepare(model, input_ids, attention_mask, pad_token_id):
 
 
 def _check_fits(lm: MaskedLM, attention: torch.Tensor, extra: int) -> None:
-    limit = lm.max_positions
     longest = int(attention.sum(1).max()) + extra if attention.numel() else extra
-    if limit is not None and longest > limit:
-        raise SampleError(
-            f"prompt and generation need {longest} positions but the model has {limit}; "
-            "shorten the prompt or lower max_new_tokens"
-        )
+    check_fits(longest, lm.max_positions)
 
 
 def _run(engine: Engine, width: int, callback: Callback | None) -> torch.Tensor:
@@ -72,7 +67,9 @@ def _run(engine: Engine, width: int, callback: Callback | None) -> torch.Tensor:
 
     while engine.busy:
         before = engine.passes
-        engine.step()
+        for event in engine.step():
+            if event.error is not None:
+                raise SampleError(event.error)
         if callback is not None and engine.passes > before:
             callback(engine.passes, canvas())
     return canvas()

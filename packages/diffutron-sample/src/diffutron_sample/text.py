@@ -49,6 +49,18 @@ def prompt_ids(tokenizer, prompt: Prompt, *, chat: bool = True) -> list[int]:
     return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + ids
 
 
+def infill_ids(tokenizer, text: str) -> list[int]:
+    """The one infilling canvas: ``text`` with the tokenizer's mask token (e.g. ``<mask>``) at
+    each position to fill, tokenised as the tokenizer tokenises a text (its special tokens
+    included). The CLI's ``infill``, :func:`~diffutron_sample.generation.infill_text` and the
+    server's ``suffix`` (``prompt + mask * max_tokens + suffix``) all build it here."""
+    check_text(text, "the text", error=SampleError)
+    mask = tokenizer.mask_token
+    if mask is None or mask not in text:
+        raise SampleError(f"the text holds no {mask}: mark what to fill with it")
+    return list(tokenizer(text)["input_ids"])
+
+
 def batch_prompt_ids(
     tokenizer, prompts: Sequence[Prompt], *, chat: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -238,6 +238,7 @@ def _routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/v1/models")
     async def models():
+        server.worker.check_alive()  # a balancer must not send traffic to a dead engine
         card = {
             "id": server.name,
             "object": "model",

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diffutron_common import check_text
+from diffutron_core import check_seed
 from diffutron_sample import SampleError, SamplerConfig
-from diffutron_sample.text import prompt_ids
+from diffutron_sample import check_fits as fits
+from diffutron_sample.text import infill_ids, prompt_ids
 from diffutron_serve.errors import APIError, bad_request
 
 EXTRA_FIELDS = {
@@ -149,6 +151,11 @@ def _common(data: dict, defaults: SamplerConfig, served: str) -> dict[str, Any]:
         raise bad_request("only n=1 is supported", param="n")
     max_tokens = _max_tokens(data, defaults.max_new_tokens)
     seed = _typed(data, "seed", int)
+    if seed is not None:
+        try:
+            check_seed(seed)
+        except ValueError as exc:
+            raise bad_request(str(exc), param="seed") from None
     return {
         "config": sampler_config(data, defaults, max_tokens),
         "seed": seed,
@@ -202,29 +209,44 @@ def completion_job(data: dict, tokenizer, defaults: SamplerConfig, served: str) 
     if not isinstance(prompt, str):
         raise bad_request("'prompt' must be a string", param="prompt")
     suffix = _typed(data, "suffix", str)
+    if suffix is not None:
+        ids, suffix_ids = _infill_parts(tokenizer, prompt, suffix, common["config"])
+        return Job(ids=ids, chat=False, suffix_ids=suffix_ids, **common)
     try:
         ids = prompt_ids(tokenizer, prompt, chat=False)
     except SampleError as exc:
         raise bad_request(str(exc), param="prompt") from None
     suffix_ids = None
-    if suffix is not None:
-        try:
-            check_text(suffix, "the suffix", error=SampleError)
-        except SampleError as exc:
-            raise bad_request(str(exc), param="suffix") from None
-        suffix_ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]
     return Job(ids=ids, chat=False, suffix_ids=suffix_ids, **common)
 
 
-def check_fits(job: Job, limit: int | None) -> None:
-    """A prompt that does not fit the model's positions with its answer is refused, naming the
-    limit."""
-    need = len(job.ids) + job.config.max_new_tokens + len(job.suffix_ids or [])
-    if limit is not None and need > limit:
+def _infill_parts(tokenizer, prompt: str, suffix: str, config: SamplerConfig):
+    """``(ids before the gap, ids after it)`` of ``prompt + mask * max_new_tokens + suffix``,
+    built by the one infilling canvas rule (:func:`diffutron_sample.text.infill_ids`), so the
+    server fills exactly what ``diffutron-sample infill`` fills for the same text."""
+    masks = config.max_new_tokens
+    try:
+        check_text(prompt, "the prompt", error=SampleError)
+        check_text(suffix, "the suffix", error=SampleError)
+        canvas = infill_ids(tokenizer, prompt + tokenizer.mask_token * masks + suffix)
+    except SampleError as exc:
+        param = "prompt" if "prompt" in str(exc) else "suffix"
+        raise bad_request(str(exc), param=param) from None
+    mask = tokenizer.mask_token_id
+    first = canvas.index(mask)
+    if canvas.count(mask) != masks or canvas[first : first + masks] != [mask] * masks:
         raise bad_request(
-            f"the prompt ({len(job.ids)} tokens) and max_tokens ({job.config.max_new_tokens}) "
-            f"need {need} positions but the model has {limit}; shorten the prompt or lower "
-            "max_tokens",
-            param="max_tokens",
-            code="context_length_exceeded",
+            f"the prompt or the suffix holds the mask token {tokenizer.mask_token}; remove it",
+            param="suffix",
         )
+    return canvas[:first], canvas[first + masks :]
+
+
+def check_fits(job: Job, limit: int | None) -> None:
+    """A prompt that does not fit the model's positions with its answer is refused (400) by
+    the engine's one context-fit rule."""
+    need = len(job.ids) + job.config.max_new_tokens + len(job.suffix_ids or [])
+    try:
+        fits(need, limit)
+    except SampleError as exc:
+        raise bad_request(str(exc), param="max_tokens", code="context_length_exceeded") from None

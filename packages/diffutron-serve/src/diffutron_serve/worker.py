@@ -11,8 +11,8 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-import torch
-
+from diffutron_common import reason
+from diffutron_core import generator as generator_for
 from diffutron_sample import Engine
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
@@ -38,18 +38,24 @@ class Ticket:
 
 
 class Worker:
-    """The engine thread. ``max_batch`` requests are denoised together; at most ``max_queue``
-    more wait for a slot, and the next one is refused (429)."""
+    """The engine thread: the bridge between the HTTP connections and the engine's scheduler,
+    which denoises ``max_batch`` requests together and keeps the rest waiting in order. At most
+    ``max_queue`` requests wait; the next one is refused (429). A request that cannot be admitted
+    or whose step fails ends with an error and the engine goes on; should the thread itself die,
+    every request in flight is failed and :attr:`failure` says why (the server answers 503)."""
 
     def __init__(self, model, tokenizer, *, max_batch: int = 8, max_queue: int = 64):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.engine = Engine(model, tokenizer.mask_token_id, tokenizer.eos_token_id, pad)
+        self.engine = Engine(
+            model, tokenizer.mask_token_id, tokenizer.eos_token_id, pad, max_batch=max_batch
+        )
         self.tokenizer, self.max_batch, self.max_queue = tokenizer, max_batch, max_queue
-        self.pending: collections.deque[Ticket] = collections.deque()
+        self.inbox: collections.deque[Ticket] = collections.deque()
         self.active: dict[int, Ticket] = {}
         self.wake = threading.Condition()
         self.ids = itertools.count()
         self.stopping = False
+        self.failure: str | None = None
         self.thread = threading.Thread(target=self._run, name="diffutron-engine", daemon=True)
 
     def start(self) -> None:
@@ -61,19 +67,30 @@ class Worker:
             self.wake.notify_all()
         self.thread.join(timeout=10)
 
+    def check_alive(self) -> None:
+        """An :class:`APIError` (503) once the engine thread has died."""
+        if self.failure is not None:
+            raise APIError(
+                f"the engine has stopped ({self.failure}); restart the server",
+                503,
+                type="server_error",
+                code="engine_dead",
+            )
+
     def submit(self, job: Job, loop: asyncio.AbstractEventLoop) -> Ticket:
+        self.check_alive()
         ticket = Ticket(job, loop, id=next(self.ids))
         with self.wake:
-            self.pending = collections.deque(t for t in self.pending if not t.cancelled.is_set())
-            free = max(0, self.max_batch - len(self.active))  # join at the next step
-            if len(self.pending) - free >= self.max_queue:
+            waiting = sum(not t.cancelled.is_set() for t in self.inbox) + self.engine.waiting
+            free = max(0, self.max_batch - (len(self.active) - self.engine.waiting))
+            if waiting - free >= self.max_queue:
                 raise APIError(
                     f"the server is busy ({self.max_queue} requests waiting); retry shortly",
                     429,
                     type="rate_limit_error",
                     code="queue_full",
                 )
-            self.pending.append(ticket)
+            self.inbox.append(ticket)
             self.wake.notify_all()
         return ticket
 
@@ -83,32 +100,42 @@ class Worker:
         with self.wake:
             self.wake.notify_all()
 
-    def _admit(self) -> None:
+    def _take(self) -> list[Ticket]:
+        """The tickets that arrived since the last step (waiting for one when idle)."""
         with self.wake:
-            while not self.stopping and not self.pending and not self.active:
+            while not self.stopping and not self.inbox and not self.engine.busy:
                 self.wake.wait()
-            while self.pending and len(self.active) < self.max_batch:
-                ticket = self.pending.popleft()
-                if ticket.cancelled.is_set():
-                    continue
-                self._add(ticket)
+            taken = list(self.inbox)
+            self.inbox.clear()
+        return taken
 
     def _add(self, ticket: Ticket) -> None:
+        """Hand ``ticket``'s job to the engine; a job it refuses fails alone."""
+        if ticket.cancelled.is_set():
+            return
         job, engine = ticket.job, self.engine
-        generator = None
-        if job.seed is not None:
-            generator = torch.Generator(device=engine.lm.device).manual_seed(job.seed)
-        elif job.config.temperature > 0 or job.config.remasking == "random":
-            generator = torch.Generator(device=engine.lm.device)
-            generator.seed()
-        if job.suffix_ids is None:
-            engine.add(ticket.id, job.ids, job.config, generator=generator)
-        else:
-            masks = [engine.mask_token_id] * job.config.max_new_tokens
-            text = [*job.ids, *masks, *job.suffix_ids]
-            engine.add_infill(
-                ticket.id, text, job.config, generator=generator, pad_token_id=engine.pad_token_id
+        try:
+            seed = job.seed
+            random = job.config.temperature > 0 or job.config.remasking == "random"
+            generator = (
+                generator_for(seed, engine.lm.device) if seed is not None or random else None
             )
+            if job.suffix_ids is None:
+                engine.add(ticket.id, job.ids, job.config, generator=generator)
+            else:
+                masks = [engine.mask_token_id] * job.config.max_new_tokens
+                text = [*job.ids, *masks, *job.suffix_ids]
+                engine.add_infill(
+                    ticket.id,
+                    text,
+                    job.config,
+                    generator=generator,
+                    pad_token_id=engine.pad_token_id,
+                )
+        except Exception as exc:
+            logger.warning("request %d could not be admitted: %s", ticket.id, exc)
+            ticket.send("error", str(exc))
+            return
         ticket.start = len(job.ids)
         self.active[ticket.id] = ticket
 
@@ -119,30 +146,39 @@ class Worker:
                 del self.active[key]
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # the engine itself broke: say so to everyone
+            logger.exception("the engine thread died")
+            self.failure = reason(exc) if isinstance(exc, Exception) else type(exc).__name__
+            for ticket in [*self.active.values(), *self.inbox]:
+                ticket.send("error", f"the engine has stopped ({self.failure})")
+            self.active.clear()
+
+    def _loop(self) -> None:
         while True:
-            self._admit()
+            for ticket in self._take():
+                self._add(ticket)
             if self.stopping:
                 return
             self._drop_cancelled()
-            if not self.active:
+            if not self.engine.busy:
                 continue
-            try:
-                events = self.engine.step()
-            except Exception as exc:  # a failed step fails its requests, never the server
-                logger.exception("a denoising step failed")
-                for key, ticket in list(self.active.items()):
-                    self.engine.cancel(key)
-                    ticket.send("error", str(exc))
-                self.active.clear()
-                continue
-            for event in events:
-                ticket = self.active.get(event.id)
-                if ticket is None:
-                    continue
-                ticket.steps += 1
-                if event.done:
-                    canvas = self.engine.pop(event.id).canvas.tolist()
-                    del self.active[event.id]
-                    ticket.send("done", canvas)
-                elif ticket.job.stream:  # only a stream shows progress
-                    ticket.send("step", self.engine.requests[event.id].canvas.tolist())
+            for event in self.engine.step():
+                self._deliver(event)
+
+    def _deliver(self, event) -> None:
+        ticket = self.active.get(event.id)
+        if ticket is None:
+            return
+        ticket.steps += 1
+        if event.error is not None:
+            self.engine.pop(event.id)
+            del self.active[event.id]
+            ticket.send("error", event.error)
+        elif event.done:
+            canvas = self.engine.pop(event.id).canvas.tolist()
+            del self.active[event.id]
+            ticket.send("done", canvas)
+        elif ticket.job.stream:  # only a stream shows progress
+            ticket.send("step", self.engine.requests[event.id].canvas.tolist())

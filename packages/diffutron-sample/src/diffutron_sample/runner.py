@@ -1,0 +1,146 @@
+"""The engine's runner: executes a :class:`~diffutron_sample.scheduler.StepPlan` as one forward
+pass, then proposes, selects commits and applies early stop for every row at once on the device
+(docs/sampling.md#step-level-engine). It reads back once per step: the committed positions, the
+rows early stop ended and the rows whose logits were not finite, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from diffutron_sample.model import MaskedLM
+from diffutron_sample.proposals import Batch, propose
+from diffutron_sample.scheduler import NOT_FINITE, StepOutput, StepPlan
+from diffutron_sample.slots import CanvasSlots
+
+
+def select_commits(
+    scores: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor
+) -> torch.Tensor:
+    """(B, W) bool: each row's ``counts[b]`` best scores, or for a row whose ``thresholds[b]`` is
+    not NaN every score at or above it plus the row's best. ``-inf`` marks positions that cannot
+    be chosen. One sort over the padded batch, no loop over rows."""
+    valid = scores > float("-inf")
+    order = scores.argsort(dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
+    by_count = ranks < counts[:, None]
+    by_threshold = (scores >= thresholds[:, None]) | (ranks == 0)
+    use_threshold = ~torch.isnan(thresholds)[:, None]
+    return valid & torch.where(use_threshold, by_threshold, by_count)
+
+
+def end_early(
+    canvas: torch.Tensor,
+    answer: torch.Tensor,
+    stops: torch.Tensor,
+    ends: torch.Tensor,
+    *,
+    mask_token_id: int,
+    pad_token_id: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Early stop for the rows ``stops`` (B,): once a row's ``answer`` columns (B, W) hold a
+    committed end token (an id of ``ends``) with no mask before it, its remaining masks become
+    pad. ``(canvas, ended)``."""
+    masks = (canvas == mask_token_id) & answer
+    is_end = torch.isin(canvas, ends) & answer
+    width = canvas.shape[1]
+    columns = torch.arange(width, device=canvas.device)
+    first_end = torch.where(is_end, columns, width).amin(dim=1)
+    first_mask = torch.where(masks, columns, width).amin(dim=1)
+    ended = stops & (first_end < width) & (first_mask > first_end) & masks.any(dim=1)
+    return canvas.masked_fill(ended[:, None] & masks, pad_token_id), ended
+
+
+class Runner:
+    """Runs plans on ``lm`` over the canvases in ``slots``."""
+
+    def __init__(
+        self,
+        lm: MaskedLM,
+        slots: CanvasSlots,
+        *,
+        mask_token_id: int,
+        eos_token_id: int | None,
+        pad_token_id: int,
+    ):
+        self.lm, self.slots = lm, slots
+        self.mask_token_id, self.eos_token_id, self.pad_token_id = (
+            mask_token_id,
+            eos_token_id,
+            pad_token_id,
+        )
+        ends = [i for i in (eos_token_id, pad_token_id) if i is not None]
+        self.ends = torch.tensor(ends, device=slots.device)
+
+    def _tensor(self, values, dtype) -> torch.Tensor:
+        return torch.tensor(values, dtype=dtype, device=self.slots.device)
+
+    def _batch(self, plan: StepPlan) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+        """The pass's :class:`Batch`, its slots and each row's first answer column."""
+        requests = plan.requests
+        width = max(r.length for r in requests)
+        slots = self._tensor([r.slot for r in requests], torch.long)
+        canvas, given = self.slots.gather(slots, width)
+        offset = width - self._tensor([r.length for r in requests], torch.long)  # (B,)
+        columns = torch.arange(width, device=canvas.device)
+        starts = self._tensor([r.blocks[r.block][0] for r in requests], torch.long) + offset
+        ends = self._tensor([r.blocks[r.block][1] for r in requests], torch.long) + offset
+        inside = (columns >= starts[:, None]) & (columns < ends[:, None])
+        batch = Batch(
+            canvas,
+            columns >= offset[:, None],
+            given,
+            (canvas == self.mask_token_id) & inside,
+            [r.config for r in requests],
+            [r.never for r in requests],
+            [r.generator for r in requests],
+            plan.spans,
+            plan.uncond_spans,
+            entries=[r.remaining[r.block] for r in requests],
+        )
+        answer = offset + self._tensor([r.start for r in requests], torch.long)
+        return batch, slots, answer
+
+    def execute(self, plan: StepPlan) -> StepOutput:
+        """One forward pass over the plan's rows; their canvases are updated in place."""
+        batch, slots, answer = self._batch(plan)
+        requests = plan.requests
+        scores, chosen, finite = propose(
+            self.lm, batch, mask_token_id=self.mask_token_id, eos_token_id=self.eos_token_id
+        )
+        counts = self._tensor([r.drawn or 0 for r in requests], torch.long)
+        thresholds = self._tensor(
+            [float("nan") if r.threshold is None else r.threshold for r in requests],
+            torch.float64,
+        )
+        commit = select_commits(scores, counts, thresholds) & finite[:, None]
+        canvas = torch.where(commit, chosen, batch.canvas)
+        columns = torch.arange(canvas.shape[1], device=canvas.device)
+        canvas, ended = end_early(
+            canvas,
+            columns >= answer[:, None],
+            self._tensor([r.stops for r in requests], torch.bool),
+            self.ends,
+            mask_token_id=self.mask_token_id,
+            pad_token_id=self.pad_token_id,
+        )
+        pairs = commit.nonzero()  # (K, 2) row, column: the step's one read of positions
+        offset = canvas.shape[1] - self._tensor([r.length for r in requests], torch.long)
+        pairs[:, 1] -= offset[pairs[:, 0]]
+        flags = torch.stack([ended, ~finite]).long()
+        back = torch.cat([pairs.reshape(-1), flags.reshape(-1)]).tolist()
+        self.slots.write(slots, canvas)
+        return _unpack(back, len(requests))
+
+
+def _unpack(values: list[int], rows: int) -> StepOutput:
+    """The read-back vector (row, column pairs, then each row's ended and failed flags) as a
+    :class:`StepOutput`."""
+    pairs, flags = values[: -2 * rows], values[-2 * rows :]
+    committed: list[list[int]] = [[] for _ in range(rows)]
+    for row, column in zip(pairs[0::2], pairs[1::2], strict=True):
+        committed[row].append(column)
+    ended = [bool(v) for v in flags[:rows]]
+    failed = [NOT_FINITE if v else None for v in flags[rows:]]
+    return StepOutput(committed, ended, failed)

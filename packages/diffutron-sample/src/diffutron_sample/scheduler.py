@@ -1,0 +1,258 @@
+"""The engine's scheduler (vLLM v1's shape): it owns the requests, their admission and where each
+one's schedule stands, all on the host. :meth:`Scheduler.schedule` returns a :class:`StepPlan`
+(the rows, each one's active block, commit count or threshold, and cache span) without reading
+the device; :meth:`Scheduler.update` turns the runner's :class:`StepOutput` into events.
+
+Every request walks its own blocks left to right, whatever else shares its batch: LLaDA's per-block
+transfer counts (docs/sampling.md#transfer-counts) or confidence thresholds
+(docs/sampling.md#threshold-decoding), skipping steps that would commit nothing, so a request alone
+takes exactly the passes it takes in any batch.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import torch
+
+from diffutron_core import transfer_plan
+from diffutron_sample.cache import BlockCache, Span, next_span
+from diffutron_sample.config import SamplerConfig
+from diffutron_sample.errors import SampleError
+from diffutron_sample.slots import CanvasSlots
+
+
+@dataclass
+class Request:
+    """One request. Host state only: its blocks (column ranges of its own canvas, filled left to
+    right) and the masks left in each, the block and step it stands at, its settings and
+    generator. Its canvas lives in the scheduler's :class:`CanvasSlots` (``canvas``)."""
+
+    id: Hashable
+    config: SamplerConfig
+    length: int
+    start: int
+    """The first column of the answer (the prompt's length; 0 for infilling)."""
+    blocks: list[tuple[int, int]]
+    remaining: list[int]
+    """Masks left in each block, kept from the committed columns every step reports."""
+    never: tuple[int, ...]
+    """Ids it may never propose (the mask, and pad in infilling)."""
+    generator: torch.Generator | None = None
+    stops: bool = False
+    """Early stop applies (a generation request with ``early_stop``)."""
+    block: int = 0
+    step: int = 0
+    planned: list[int] | None = field(default=None, repr=False)
+    drawn: int | None = None
+    """The commit count chosen for the next pass (kept should the pass be retried)."""
+    passes: int = 0
+    done: bool = False
+    error: str | None = None
+    caches: dict[str, BlockCache] = field(default_factory=dict, repr=False)
+    """With the block cache: its stored keys and values (``cond``, and ``uncond`` with
+    guidance)."""
+    slot: int = -1
+    pending: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    """Its canvas and given flags until it is admitted to a slot."""
+    slots: CanvasSlots | None = field(default=None, repr=False)
+
+    @property
+    def canvas(self) -> torch.Tensor:
+        """Its canvas (1-D, on the model's device): the prompt, then the answer as it stands."""
+        if self.slot < 0:
+            assert self.pending is not None
+            return self.pending[0]
+        assert self.slots is not None
+        return self.slots.view(self.slot, self.length)
+
+    @property
+    def threshold(self) -> float | None:
+        return self.config.threshold
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What one step did to one request: the columns of its canvas it committed (prompt included
+    in the count of columns), whether it is now finished, and why it failed if it did."""
+
+    id: Hashable
+    committed: tuple[int, ...]
+    done: bool
+    error: str | None = None
+
+
+@dataclass
+class StepPlan:
+    """One forward pass's rows, in order, and what each needs (all host values)."""
+
+    requests: list[Request]
+    spans: list[Span] | None = None
+    uncond_spans: list[Span | None] | None = None
+
+    def only(self, row: int) -> StepPlan:
+        """The plan of row ``row`` alone (a retry after a failed pass)."""
+        pick = self.requests[row : row + 1]
+        spans = None if self.spans is None else self.spans[row : row + 1]
+        uncond = None if self.uncond_spans is None else self.uncond_spans[row : row + 1]
+        return StepPlan(pick, spans, uncond)
+
+
+@dataclass
+class StepOutput:
+    """What the runner read back from one pass: each row's committed columns (of its own
+    canvas), whether early stop ended it, and a reason where its logits were not finite."""
+
+    committed: list[list[int]]
+    ended: list[bool]
+    failed: list[str | None]
+
+
+NOT_FINITE = (
+    "the model's logits are not finite (NaN or inf); run it in float32 (--dtype float32) or "
+    "with milder cfg_scale / repetition_penalty"
+)
+
+
+class Scheduler:
+    """Owns the requests: admits up to ``max_batch`` of them (the rest wait, in order), plans
+    each step and applies its outcome."""
+
+    def __init__(self, slots: CanvasSlots, *, max_batch: int | None = None, cacheable=False):
+        self.slots, self.max_batch, self.cacheable = slots, max_batch, cacheable
+        self.requests: dict[Hashable, Request] = {}
+        self.waiting: collections.deque[Hashable] = collections.deque()
+
+    def add(self, request: Request, canvas: torch.Tensor, given: torch.Tensor) -> Request:
+        if request.id in self.requests:
+            raise SampleError(f"a request {request.id!r} is already in flight")
+        request.pending, request.slots = (canvas, given), self.slots
+        self.requests[request.id] = request
+        self.waiting.append(request.id)
+        self._admit()
+        return request
+
+    def _admit(self) -> None:
+        running = sum(1 for r in self.requests.values() if r.slot >= 0 and not r.done)
+        while self.waiting and (self.max_batch is None or running < self.max_batch):
+            request = self.requests.get(self.waiting.popleft())
+            if request is None or request.pending is None:
+                continue  # cancelled while it waited
+            request.slot = self.slots.place(*request.pending)
+            request.pending = None
+            running += 1
+
+    def cancel(self, request_id: Hashable) -> Request | None:
+        """Drop a request (e.g. its client went away); its slot is free for the next step."""
+        request = self.requests.pop(request_id, None)
+        if request is not None and request.slot >= 0:
+            request.pending = (request.canvas.clone(), torch.zeros(0, dtype=torch.bool))
+            self.slots.release(request.slot)
+            request.slot = -1
+        return request
+
+    def schedule(self) -> tuple[StepPlan | None, list[StepEvent]]:
+        """The next pass's plan (None when no request has anything to commit) and the events of
+        requests found finished without one."""
+        self._admit()
+        rows, events = [], []
+        for request in self.requests.values():
+            if request.done or request.slot < 0:
+                continue
+            if self._ready(request):
+                rows.append(request)
+            else:
+                request.done = True
+                events.append(StepEvent(request.id, (), True))
+        if not rows:
+            return None, events
+        return StepPlan(rows, *self._spans(rows)), events
+
+    def _ready(self, request: Request) -> bool:
+        """Move ``request``'s cursor to its next pass that commits something; False when every
+        block is filled."""
+        config = request.config
+        if config.threshold is not None:  # the first block that still has masks
+            while request.block < len(request.blocks) and not request.remaining[request.block]:
+                request.block += 1
+            return request.block < len(request.blocks)
+        per_block = config.steps // config.num_blocks
+        while request.block < len(request.blocks):
+            if request.planned is None:
+                request.planned = transfer_plan(request.remaining[request.block], per_block)
+            if request.step >= per_block or not request.remaining[request.block]:
+                request.block, request.step, request.planned = request.block + 1, 0, None
+                continue
+            if request.drawn is None:
+                request.drawn = _commit_count(request, per_block)
+            if request.drawn > 0:
+                return True
+            request.step, request.drawn = request.step + 1, None  # a step that commits nothing
+        return False
+
+    def _spans(self, rows: list[Request]) -> tuple[list | None, list | None]:
+        """Each row's :class:`Span` (and its unconditional copy's, for a guided row) when some
+        row asks for the block cache and the model can use it."""
+        if not self.cacheable or not any(r.config.cache for r in rows):
+            return None, None
+        spans, uncond = [], []
+        for request in rows:
+            config = request.config
+            where = (request.blocks[request.block], request.block, request.length)
+            mode, every = config.cache, config.cache_interval
+            spans.append(
+                next_span(request.caches.setdefault("cond", BlockCache()), mode, every, *where)
+            )
+            guided = config.cfg_scale > 0
+            store = request.caches.setdefault("uncond", BlockCache()) if guided else None
+            uncond.append(next_span(store, mode, every, *where) if guided else None)
+        return spans, uncond
+
+    def update(self, plan: StepPlan, output: StepOutput) -> list[StepEvent]:
+        """Apply one pass's outcome to its requests; an event for each."""
+        events = []
+        for row, request in enumerate(plan.requests):
+            if output.failed[row] is not None:
+                events.append(self.fail(request, output.failed[row]))
+                continue
+            committed = output.committed[row]
+            request.passes += 1
+            request.remaining[request.block] -= len(committed)
+            if request.config.threshold is None:
+                request.step, request.drawn = request.step + 1, None
+            if output.ended[row]:
+                request.remaining = [0] * len(request.remaining)
+            request.done = not any(request.remaining)
+            events.append(StepEvent(request.id, tuple(committed), request.done))
+        return events
+
+    def fail(self, request: Request, why: str) -> StepEvent:
+        """End ``request`` with an error; the others go on."""
+        request.done, request.error = True, why
+        return StepEvent(request.id, (), True, why)
+
+    def pop(self, request_id: Hashable) -> Request:
+        """Take a finished (or any) request out; its canvas is kept, its slot freed."""
+        request = self.requests[request_id]
+        self.cancel(request_id)
+        return request
+
+
+def _commit_count(request: Request, per_block: int) -> int:
+    """How many masks ``request`` commits this step: the schedule's planned count, or with
+    ``stochastic_transfer`` a binomial draw of what is left (all of it at the last step)."""
+    assert request.planned is not None
+    planned = request.planned[request.step]
+    if not request.config.stochastic_transfer:
+        return planned
+    remaining, steps_left = request.remaining[request.block], per_block - request.step
+    if steps_left == 1:
+        return remaining
+    draw = torch.binomial(
+        torch.tensor([float(remaining)], dtype=torch.float64),
+        torch.tensor([1 / steps_left], dtype=torch.float64),
+        generator=request.generator,
+    )
+    return int(draw.item())
