@@ -1,12 +1,8 @@
 import subprocess
 import sys
-from importlib.metadata import requires, version
+from importlib.metadata import requires
 
 import diffutron_common
-
-
-def test_version_is_the_distribution_version():
-    assert diffutron_common.__version__ == version("diffutron-common")
 
 
 def test_public_api_is_exported():
