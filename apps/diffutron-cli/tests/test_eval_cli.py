@@ -171,3 +171,10 @@ def test_the_documented_two_process_launch_prints_and_writes_once(tmp_path, mode
         "processes": 2,
     }
     assert [two[k] for k in figures] == pytest.approx([one[k] for k in figures], rel=1e-12)
+
+
+def test_the_task_list_is_diffutron_evals():
+    from diffutron_cli.eval_commands import TASK_NAMES
+    from diffutron_eval.tasks import TASKS
+
+    assert TASK_NAMES == TASKS and len(TASKS) == 7 and TASKS[0] == "belebele_tr"

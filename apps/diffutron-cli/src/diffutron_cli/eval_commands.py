@@ -16,7 +16,23 @@ from diffutron_cli.options import (
     trust_remote_code_option,
 )
 
-TASK_NAMES = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
+
+def _task_names() -> tuple[str, ...]:
+    """The CETVEL tasks as diffutron-eval lists them (its lm-eval group file), read without
+    importing it, so ``--help`` stays fast."""
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    spec = importlib.util.find_spec("diffutron_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    group = Path(spec.submodule_search_locations[0]) / "lm_tasks" / "_diffutron_cetvel.yaml"
+    return tuple(yaml.safe_load(group.read_text(encoding="utf-8"))["task"])
+
+
+TASK_NAMES = _task_names()
 
 
 def launch_epilog(command: str) -> str:

@@ -35,9 +35,11 @@ CACHE_OPTIONS = [
 
 def cache_settings(kwargs) -> dict:
     """The sampler changes ``--cache`` and ``--cache-interval`` ask for ('none' is no cache)."""
+    from diffutron_sample import SamplerConfig
+
     found = {}
     if kwargs.get("cache") is not None:
-        found["cache"] = None if kwargs["cache"] == "none" else kwargs["cache"]
+        found["cache"] = SamplerConfig.parse("cache", kwargs["cache"])
     if kwargs.get("cache_interval") is not None:
         found["cache_interval"] = kwargs["cache_interval"]
     return found

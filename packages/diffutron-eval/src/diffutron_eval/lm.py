@@ -74,9 +74,9 @@ class DiffutronLM(LM):
         super().__init__()
         if unused:
             logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
-        self.cache = None if str(cache).lower() in ("none", "", "false") else str(cache)
-        """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual`` in model_args)."""
         try:  # checked before the (slow) model load
+            self.cache = SamplerConfig.parse("cache", cache)
+            """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual``)."""
             SamplerConfig(cache=self.cache)
         except SampleError as exc:
             raise EvalError(f"diffutron: {exc}") from None

@@ -11,13 +11,25 @@ import math
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from diffutron_common import reason
 from diffutron_eval.errors import EvalError
 from diffutron_eval.lm_tasks.utils import NEWS_CATEGORIES
 from diffutron_eval.texts import csv_rows, jsonl_objects
 
-TASKS = ("belebele_tr", "exams_tr", "ironytr", "news_cat", "mnli_tr", "sts_tr", "xcopa_tr")
 GROUP = "diffutron_cetvel"
+GROUP_FILE = Path(__file__).parent / "lm_tasks" / f"_{GROUP}.yaml"
+"""The group's lm-eval file: the one list of the CETVEL tasks, in the paper's order (the CLI reads
+it too, without importing this package)."""
+
+
+def group_tasks(path: Path = GROUP_FILE) -> tuple[str, ...]:
+    """The task names of an lm-eval group file, in its order."""
+    return tuple(yaml.safe_load(path.read_text(encoding="utf-8"))["task"])
+
+
+TASKS = group_tasks()
 
 _BELEBELE_TEXT = (
     "flores_passage",

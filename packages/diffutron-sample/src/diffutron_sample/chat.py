@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from diffutron_sample.config import SamplerConfig
@@ -12,34 +11,6 @@ from diffutron_sample.sampler import Callback
 from diffutron_sample.text import prompt_ids
 
 logger = logging.getLogger(__name__)
-
-
-BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
-
-
-OPTIONAL = ("threshold", "cache", "cache_interval")
-"""Settings that may be none (``/set threshold=off``)."""
-
-
-def parse_setting(key: str, value: str):
-    """The value of sampler setting ``key`` written as text, typed as the setting is."""
-    fields = {f.name for f in dataclasses.fields(SamplerConfig)}
-    if key not in fields:
-        raise SampleError(f"unknown setting {key!r}; settings: {', '.join(sorted(fields))}")
-    current = getattr(SamplerConfig(), key)
-    text = str(value).strip()
-    try:
-        if key in OPTIONAL and text.lower() in ("none", "off", ""):
-            return None
-        if isinstance(current, bool):
-            return BOOLEANS[text.lower()]
-        if key == "threshold" or isinstance(current, float):
-            return float(text)
-        if key == "cache_interval" or isinstance(current, int):
-            return int(text)
-    except (KeyError, ValueError, OverflowError):
-        raise SampleError(f"{key} cannot be {text!r}") from None
-    return text
 
 
 class ChatSession:
@@ -63,7 +34,7 @@ class ChatSession:
     def set(self, key: str, value: str) -> SamplerConfig:
         """Change one sampler setting from text (``/set temperature=0.2``); anything that is not
         a valid value of a known setting is a :class:`SampleError` and changes nothing."""
-        self.config = self.config.replace(**{key: parse_setting(key, value)})
+        self.config = self.config.with_text(**{key: value})
         return self.config
 
     def set_text(self, text: str) -> tuple[str, SamplerConfig]:

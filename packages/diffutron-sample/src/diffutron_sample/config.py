@@ -14,6 +14,7 @@ from diffutron_core import PAPER_SAMPLER
 from diffutron_sample.adapters import adapter_base, is_adapter_folder
 from diffutron_sample.cache import CACHE_MODES
 from diffutron_sample.errors import SampleError
+from diffutron_sample.settings import parse_setting, parse_settings
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,17 @@ class SamplerConfig:
 
     def replace(self, **changes: Any) -> SamplerConfig:
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def parse(cls, name: str, text: Any) -> Any:
+        """Setting ``name`` written as text, typed: the one reading of every door's text
+        (``none``, ``null``, ``off``, ``false`` and empty unset ``threshold``, ``cache`` and
+        ``cache_interval``); :mod:`diffutron_sample.settings`."""
+        return parse_setting(cls, name, text)
+
+    def with_text(self, **texts: Any) -> SamplerConfig:
+        """These settings with ``texts`` (``name="text"``) parsed and applied."""
+        return self.replace(**parse_settings(type(self), texts))
 
     @classmethod
     def paper(

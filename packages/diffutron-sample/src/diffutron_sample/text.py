@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -81,6 +82,86 @@ def marker_ids(tokenizer, markers: Sequence[str] = END_MARKERS) -> set[int]:
     return {added[m] for m in markers if m in added}
 
 
+REPLACEMENT = "\ufffd"
+"""What decoding gives for half a character: a growing answer never shows it."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer read off its tokens: its text, whether nothing after can change it, why it
+    ended (``"stop"``, ``"length"``, or None while it grows) and how many tokens it is made of."""
+
+    text: str
+    complete: bool
+    finish_reason: str | None
+    tokens: int
+
+
+class AnswerReader:
+    """The one answer trimmer, incremental: reads an answer's tokens as they are committed (a
+    mask ends what is final so far) and cuts it at the first eos / pad id, end marker, stop
+    string or ``max_tokens``. :func:`trim` is its reading of a finished answer; the server
+    streams through it."""
+
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        stop: Sequence[str] = (),
+        max_tokens: int | None = None,
+        end_markers: Sequence[str] = END_MARKERS,
+    ):
+        self.tokenizer, self.stop, self.max_tokens = tokenizer, list(stop), max_tokens
+        self.end_markers = tuple(end_markers)
+        self.stops = stop_ids(tokenizer) | marker_ids(tokenizer, self.end_markers)
+        self.mask = getattr(tokenizer, "mask_token_id", None)
+
+    def read(self, tokens: Sequence[int] | torch.Tensor, *, done: bool = True) -> Answer:
+        """The answer as far as it is final; ``complete`` once nothing after can change it."""
+        tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
+        final = next((i for i, t in enumerate(tokens) if t == self.mask), len(tokens))
+        prefix = tokens[:final]
+        allowed = prefix if self.max_tokens is None else prefix[: self.max_tokens]
+        cut = next((i for i, t in enumerate(allowed) if t in self.stops), len(allowed))
+        ended = cut < len(allowed)
+        kept = allowed[:cut]
+        full = len(prefix) == len(tokens) or done
+        limit = self.max_tokens is not None and len(kept) >= self.max_tokens
+        complete = ended or full or limit
+        # a growing answer shows all but its last token: decoding may still join it to the next
+        shown = kept if complete else kept[:-1]
+        text = decoded = self.tokenizer.decode(shown, skip_special_tokens=True)
+        for marker in (*self.end_markers, *self.stop):
+            if marker in text:
+                text, ended = text.split(marker, 1)[0], True
+        if not (complete or ended):
+            return Answer(self._stable(text).lstrip(), False, None, len(shown))
+        whole = text == decoded  # nothing cut from the text: every kept token is in it
+        text = text.strip()
+        count = len(kept) if whole else self._count(kept, text)
+        return Answer(text, True, "stop" if ended else "length", count)
+
+    def _count(self, tokens: list[int], text: str) -> int:
+        """How many of ``tokens`` the answer ``text`` is made of (an end marker written as text,
+        or what follows a stop string, does not count)."""
+        for size in range(len(tokens) + 1):
+            decoded = self.tokenizer.decode(tokens[:size], skip_special_tokens=True)
+            if decoded.strip().startswith(text):
+                return size
+        return len(tokens)
+
+    def _stable(self, text: str) -> str:
+        """What of a growing text cannot change any more: no half character at its end, no start
+        of a stop string, no trailing space (it is stripped at the end)."""
+        text = text.rstrip(REPLACEMENT)
+        for stop in self.stop:
+            for size in range(len(stop) - 1, 0, -1):
+                if text.endswith(stop[:size]):
+                    text = text[:-size]
+                    break
+        return text.rstrip()
+
+
 def trim(
     tokenizer,
     tokens: Sequence[int] | torch.Tensor,
@@ -88,14 +169,9 @@ def trim(
     end_markers: Sequence[str] = END_MARKERS,
 ) -> str:
     """Text of generated ``tokens`` up to the first eos / pad token or end marker; special tokens
-    skipped, surrounding white space removed."""
-    tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
-    stops = stop_ids(tokenizer) | marker_ids(tokenizer, end_markers)
-    cut = next((i for i, t in enumerate(tokens) if t in stops), len(tokens))
-    text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
-    for marker in end_markers:
-        text = text.split(marker, 1)[0]
-    return text.strip()
+    skipped, surrounding white space removed (:class:`AnswerReader`'s reading of a finished
+    answer)."""
+    return AnswerReader(tokenizer, end_markers=end_markers).read(tokens, done=True).text
 
 
 def decode_new(tokenizer, canvas: torch.Tensor, max_new_tokens: int, **kwargs) -> list[str]:

@@ -103,7 +103,14 @@ def _stop(data: dict) -> list[str]:
 def sampler_config(data: dict, defaults: SamplerConfig, max_tokens: int) -> SamplerConfig:
     """The model's settings with the request's: ``max_tokens`` new tokens in whole blocks, and
     as many steps per token as the model's own settings take (unless ``steps`` is given)."""
-    changes = {n: _typed(data, n, k) for n, k in EXTRA_FIELDS.items() if data.get(n) is not None}
+    try:  # text is read as every door reads it ("none" is no cache, as null is)
+        changes = {
+            n: SamplerConfig.parse(n, _typed(data, n, k))
+            for n, k in EXTRA_FIELDS.items()
+            if data.get(n) is not None
+        }
+    except SampleError as exc:
+        raise bad_request(str(exc)) from None
     for name in ("threshold", "cache"):
         if name in data and data[name] is None:
             changes[name] = None  # explicitly the reference sampler, or no cache
