@@ -18,15 +18,17 @@ import time
 import torch
 from common import ud_sentences
 
-from diffutron_sample import MaskedLM, SamplerConfig, generate
+from diffutron_sample import Execution, MaskedLM, SamplerConfig, generate
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 """Dense bf16 tensor-core peaks (TFLOP/s) of the cards the estimate knows, by name fragment."""
 
 
-def _timed(model, prompts, config, *, mask_token_id, eos_token_id, attention_mask=None):
+def _timed(
+    model, prompts, config, *, mask_token_id, eos_token_id, attention_mask=None, execution=None
+):
     """``(canvas, lm, seconds)`` of one generation."""
-    lm = MaskedLM(model)
+    lm = MaskedLM(model, execution=execution)
     if prompts.is_cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -111,8 +113,6 @@ def _estimate_ms(model, positions: int, passes: int, peak_tflops: float | None) 
 
 def mmbert_modes(model, batches, steps: int, compiled_too: bool, peak_tflops=None) -> None:
     """Part 2: ms per step and s per answer of each cache mode on the mmBERT-base shape."""
-    from diffutron_sample.compiled import ATTRIBUTE, compile_model
-
     device = next(model.parameters()).device
     config = SamplerConfig(steps=steps, max_new_tokens=256, block_length=32)
     dtype = str(next(model.parameters()).dtype).split(".")[-1]
@@ -130,16 +130,13 @@ def mmbert_modes(model, batches, steps: int, compiled_too: bool, peak_tflops=Non
         variants = [False, True] if compiled_too else [False]
         base = None
         for compiled in variants:
-            if compiled:
-                compile_model(model)
-            elif hasattr(model, ATTRIBUTE):
-                delattr(model, ATTRIBUTE)
+            ids = {"mask_token_id": 4, "eos_token_id": 1, "execution": Execution(compile=compiled)}
             for cache in (None, "prefix", "dual"):
                 mode = (cache or "uncached") + (" compiled" if compiled else "")
                 cfg = config.replace(cache=cache)
                 if compiled:  # warm-up: compile every shape this run will meet
-                    _timed(model, prompts, cfg, mask_token_id=4, eos_token_id=1)
-                _, lm, seconds = _timed(model, prompts, cfg, mask_token_id=4, eos_token_id=1)
+                    _timed(model, prompts, cfg, **ids)
+                _, lm, seconds = _timed(model, prompts, cfg, **ids)
                 per_step = seconds / lm.forward_passes * 1e3
                 base = base or seconds
                 line = (
@@ -150,8 +147,6 @@ def mmbert_modes(model, batches, steps: int, compiled_too: bool, peak_tflops=Non
                 if bound is not None:
                     line += f" | {batch * 256 / seconds:>8.0f} | {bound:>13.2f}"
                 print(line, flush=True)
-    if hasattr(model, ATTRIBUTE):
-        delattr(model, ATTRIBUTE)
 
 
 def peak_for(device_name: str) -> float | None:

@@ -150,7 +150,7 @@ def test_missing_model_and_conflicting_inputs(tmp_path):
     ],
 )
 def test_cache_option_reaches_the_sampler(model_dir, monkeypatch, args, cached):
-    import diffutron_sample.model as model_module
+    import diffutron_sample.masked_lm as model_module
 
     calls = []
     real = model_module.cached_states

@@ -99,7 +99,7 @@ def test_batch_size_does_not_change_the_scores(model_dir):
 
 
 def test_generate_until_takes_the_block_cache_from_model_args(model_dir, monkeypatch):
-    import diffutron_sample.model as sample_model
+    import diffutron_sample.masked_lm as sample_model
     from diffutron_eval import EvalError
 
     calls = []

@@ -8,9 +8,8 @@ import shutil
 import pytest
 import torch
 
-from diffutron_sample import SamplerConfig, compiled, generate, load_model
+from diffutron_sample import Execution, MaskedLM, SamplerConfig, compiled, generate
 from diffutron_sample.cache import BlockCache, Buckets, Span, cached_states, run_layers
-from diffutron_sample.compiled import compile_model
 
 from .conftest import EOS, MASK, PAD, VOCAB, tiny_model
 
@@ -31,6 +30,11 @@ def _prompts(lengths=(20, 9, 14)):
     for row, prompt in enumerate(rows):
         ids[row, width - len(prompt) :], mask[row, width - len(prompt) :] = prompt, True
     return ids, mask
+
+
+def _compiled(model, compiler=None) -> MaskedLM:
+    """``model`` run with the compiled step (``compiler`` in place of torch.compile's)."""
+    return MaskedLM(model, execution=Execution(compile=True, compiler=compiler))
 
 
 def _generate(model, config):
@@ -65,9 +69,10 @@ def test_the_compiled_step_sees_only_bucketed_shapes_and_changes_no_token(fresh_
         kept[cache] = kept.get(cache, False) or keep
         return run_layers(model, ids, keys, positions, columns, kv, keep)
 
-    assert compile_model(fresh_model, recording)
+    lm = _compiled(fresh_model, recording)
+    assert lm.layers is not None
     for cache, tokens in expected.items():
-        assert torch.equal(_generate(fresh_model, CONFIG.replace(cache=cache)), tokens)
+        assert torch.equal(_generate(lm, CONFIG.replace(cache=cache)), tokens)
     assert shapes and all(
         ids[0] & (ids[0] - 1) == 0 and ids[1] % 64 == 0 and columns[1] % 16 == 0
         for ids, columns in shapes
@@ -87,32 +92,38 @@ def test_a_failing_compiled_step_falls_back_for_good_and_says_so_once(
         calls.append(1)
         raise RuntimeError("no triton here\nsecond line")
 
-    compile_model(fresh_model, broken)
+    lm = _compiled(fresh_model, broken)
     with caplog.at_level(logging.WARNING, logger="diffutron_sample.compiled"):
-        assert torch.equal(_generate(fresh_model, CONFIG), expected)
-        assert torch.equal(_generate(fresh_model, CONFIG), expected)
+        assert torch.equal(_generate(lm, CONFIG), expected)
+        assert torch.equal(_generate(lm, CONFIG), expected)
     said = [r.getMessage() for r in caplog.records]
     assert len(calls) == 1 and len(said) == 1 and "no triton here" in said[0]
-    assert getattr(fresh_model, compiled.ATTRIBUTE).buckets == Buckets()  # eager: no padding
+    assert lm.layers.buckets == Buckets()  # eager: no padding
     assert "second line" not in said[0]
 
 
 def test_compile_off_cuda_is_said_once_and_changes_nothing(fresh_model, caplog, monkeypatch):
     monkeypatch.setattr(compiled, "_SAID", set())
+    before = dict(vars(fresh_model))
     with caplog.at_level(logging.WARNING, logger="diffutron_sample.compiled"):
-        assert not compile_model(fresh_model)
-        assert not compile_model(fresh_model)
-    assert not hasattr(fresh_model, compiled.ATTRIBUTE)
+        assert _compiled(fresh_model).layers is None
+        assert _compiled(fresh_model).layers is None
+    assert dict(vars(fresh_model)) == before  # nothing attached to the Hugging Face module
     said = [r.getMessage() for r in caplog.records]
     assert said == ["the compiled step runs on CUDA only, not cpu: running the step eagerly"]
 
 
-def test_load_model_takes_the_compile_flag(model_dir, caplog, monkeypatch):
-    monkeypatch.setattr(compiled, "_SAID", set())
-    with caplog.at_level(logging.WARNING, logger="diffutron_sample.compiled"):
-        model, _ = load_model(model_dir, compile=True)
-    assert not hasattr(model, compiled.ATTRIBUTE)
-    assert any("CUDA only" in r.getMessage() for r in caplog.records)
+def test_a_compiled_call_raises_the_recompile_limit_only_while_it_runs(fresh_model):
+    limits = {}
+    before = torch._dynamo.config.cache_size_limit
+
+    def recording(*args):
+        limits["inside"] = torch._dynamo.config.cache_size_limit
+        return run_layers(*args)
+
+    _generate(_compiled(fresh_model, recording), CONFIG)
+    assert limits["inside"] >= compiled.GRAPHS
+    assert torch._dynamo.config.cache_size_limit == before  # the process's setting is back
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="torch.compile on the CPU needs g++")
@@ -121,6 +132,6 @@ def test_the_layers_compile_as_one_graph(fresh_model):
     backend) the compiled step gives the eager tokens."""
     config = CONFIG.replace(cache="dual")
     expected = _generate(fresh_model, config)
-    compile_model(fresh_model, torch.compile(run_layers, dynamic=False, fullgraph=True))
-    assert torch.equal(_generate(fresh_model, config), expected)
-    assert getattr(fresh_model, compiled.ATTRIBUTE).failed is None
+    lm = _compiled(fresh_model, torch.compile(run_layers, dynamic=False, fullgraph=True))
+    assert torch.equal(_generate(lm, config), expected)
+    assert lm.layers.failed is None

@@ -107,10 +107,11 @@ def sampler_options(function):
 
 
 def load_for_sampling(kwargs):
-    """(model, tokenizer, config, generator) from the shared options."""
+    """(model, tokenizer, config, generator) from the shared options; the model wrapped with how
+    it runs (``--compile``)."""
     from diffutron_common import check_model_source
     from diffutron_core import generator
-    from diffutron_sample import SamplerConfig, load_model
+    from diffutron_sample import Execution, MaskedLM, SamplerConfig, load_model
 
     check_model_source(kwargs["model_path"])  # a missing folder is named before anything else
     names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
@@ -131,10 +132,10 @@ def load_for_sampling(kwargs):
         dtype=kwargs["dtype"],
         trust_remote_code=kwargs["trust_remote_code"],
         chat_template=template,
-        compile=kwargs.get("compile_step", False),
     )
     seeded = generator(kwargs["seed"], model.device)
-    return model, tokenizer, config, seeded
+    execution = Execution(compile=kwargs.get("compile_step", False))
+    return MaskedLM(model, execution=execution), tokenizer, config, seeded
 
 
 def model_inputs(name_or_path: str) -> list[str]:

@@ -143,6 +143,5 @@ def _masked_logits(lm, chunk, *, pad_token_id: int) -> torch.Tensor:
     masked = pad_rows([row_masked for _, _, row_masked, _, _ in chunk], 0)[0].bool()
     device = lm.device
     with torch.inference_mode():
-        states = lm.hidden(ids.to(device), attention.to(device), None)
-        where = masked.nonzero(as_tuple=True)
-        return lm.logits_at(states, tuple(w.to(device) for w in where)).cpu()
+        rows, columns = (w.to(device) for w in masked.nonzero(as_tuple=True))
+        return lm.logits_at(ids.to(device), attention.to(device), None, (rows, columns)).cpu()

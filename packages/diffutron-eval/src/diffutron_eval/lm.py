@@ -35,8 +35,14 @@ from diffutron_eval.distributed import all_gather, barrier, gather_object, start
 from diffutron_eval.errors import EvalError
 from diffutron_eval.likelihood import score_continuations
 from diffutron_eval.perplexity import special_affixes
-from diffutron_sample import MaskedLM, SampleError, SamplerConfig, generate_texts, load_model
-from diffutron_sample.compiled import compile_model
+from diffutron_sample import (
+    Execution,
+    MaskedLM,
+    SampleError,
+    SamplerConfig,
+    generate_texts,
+    load_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,12 +90,10 @@ class DiffutronLM(LM):
         self._rank, self._world_size = processes.rank, processes.world_size
         if model is None:
             model, tokenizer = _load(pretrained, processes.device, dtype, trust_remote_code)
-            if _flag(compile):
-                compile_model(model)
         if tokenizer is None or tokenizer.mask_token_id is None:
             raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.lm = MaskedLM(model)
+        self.lm = MaskedLM(model, execution=Execution(compile=_flag(compile)))
         self._device = self.lm.device
         self.shard: dict[str, set[int]] = {}
         """The documents this process scored, by task (its share under a multi-process launch)."""

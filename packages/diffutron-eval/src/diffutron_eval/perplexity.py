@@ -218,8 +218,8 @@ def _masked_nll(
     (float64, CPU, row-major order) and the batch row it belongs to."""
     targets = ids[masked]
     noisy = ids.masked_fill(masked, mask_token_id).to(lm.device)
-    states = lm.hidden(noisy, attention.to(lm.device), None)
     rows = masked.nonzero(as_tuple=True)
-    logits = lm.logits_at(states, tuple(r.to(lm.device) for r in rows))
+    where = (rows[0].to(lm.device), rows[1].to(lm.device))
+    logits = lm.logits_at(noisy, attention.to(lm.device), None, where)
     nll = F.cross_entropy(logits, targets.to(lm.device), reduction="none").cpu().double()
     return nll, rows[0]

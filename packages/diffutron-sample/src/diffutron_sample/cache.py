@@ -48,18 +48,19 @@ class Span:
 
 
 def cache_support(model: torch.nn.Module) -> str | None:
-    """None when the block cache can run ``model`` (a Hugging Face ModernBERT masked LM as
-    transformers 5 defines it), else why not."""
+    """None when the block cache (and the compiled step, which runs the same layer loop) can run
+    ``model`` (a Hugging Face ModernBERT masked LM as transformers 5 defines it), else the reason,
+    for the caller to word."""
     backbone = getattr(model, "model", None)
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) != "modernbert" or backbone is None:
         kind = getattr(config, "model_type", type(model).__name__)
-        return f"the block cache needs a ModernBERT model, not {kind}"
+        return f"it needs a ModernBERT model, not {kind}"
     needed = ("embeddings", "layers", "final_norm", "rotary_emb")
     if not all(hasattr(backbone, n) for n in needed) or not getattr(config, "layer_types", None):
         return "this transformers version's ModernBERT has no per-layer attention types"
     if config._attn_implementation not in ("sdpa", "eager"):
-        return f"the block cache runs sdpa attention, not {config._attn_implementation}"
+        return f"it runs sdpa attention, not {config._attn_implementation}"
     return None
 
 
@@ -69,7 +70,7 @@ def usable(model: torch.nn.Module) -> bool:
     why = cache_support(model)
     if why is not None and why not in _WARNED:
         _WARNED.add(why)
-        logger.warning("%s: generating without the block cache", why)
+        logger.warning("the block cache cannot run this model (%s): generating without it", why)
     return why is None
 
 
@@ -244,7 +245,7 @@ def cached_states(
     return out
 
 
-def next_span(
+def advance_span(
     store: BlockCache | None,
     mode: str | None,
     interval: int | None,
@@ -252,11 +253,12 @@ def next_span(
     index: int,
     length: int,
 ) -> Span:
-    """The span of a row's next pass: columns ``block`` ``(start, end)`` (its ``index``-th block)
-    in ``dual`` mode, from ``start`` to the end of its ``length`` columns in ``prefix`` mode;
-    a full pass that stores its keys and values when the row has no cache for this block yet or
-    has run ``interval`` cached steps from it. With ``mode`` None (or no ``store``) a full pass
-    that keeps nothing."""
+    """Advance the row's cache ``store`` by one step and return the span of its next pass (the
+    store's block and count of cached steps change: call it once per pass). The span is columns
+    ``block`` ``(start, end)`` (its ``index``-th block) in ``dual`` mode, from ``start`` to the
+    end of its ``length`` columns in ``prefix`` mode; a full pass that stores its keys and values
+    when the row has no cache for this block yet or has run ``interval`` cached steps from it.
+    With ``mode`` None (or no ``store``) a full pass that keeps nothing."""
     if mode is None or store is None:
         return Span(None, 0, length, True)
     stale = store.kv is None or store.block != index

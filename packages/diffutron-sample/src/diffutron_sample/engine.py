@@ -21,7 +21,7 @@ import torch
 from diffutron_common import reason
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
-from diffutron_sample.model import MaskedLM
+from diffutron_sample.masked_lm import Execution, MaskedLM
 from diffutron_sample.runner import Runner
 from diffutron_sample.scheduler import Request, Scheduler, StepEvent, StepPlan
 from diffutron_sample.slots import CanvasSlots
@@ -43,7 +43,9 @@ def check_fits(length: int, limit: int | None) -> None:
 
 class Engine:
     """Holds the model and the requests in flight; :meth:`step` advances all of them. At most
-    ``max_batch`` requests share a pass (None: all); the others wait their turn in order."""
+    ``max_batch`` requests share a pass (None: all); the others wait their turn in order.
+    ``execution`` says how a plain Hugging Face ``model`` runs (the compiled step); a
+    :class:`MaskedLM` brings its own."""
 
     def __init__(
         self,
@@ -53,8 +55,9 @@ class Engine:
         pad_token_id: int = 0,
         *,
         max_batch: int | None = None,
+        execution: Execution | None = None,
     ):
-        self.lm = model if isinstance(model, MaskedLM) else MaskedLM(model)
+        self.lm = model if isinstance(model, MaskedLM) else MaskedLM(model, execution=execution)
         self.mask_token_id, self.eos_token_id, self.pad_token_id = (
             mask_token_id,
             eos_token_id,

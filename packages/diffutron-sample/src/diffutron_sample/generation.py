@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from diffutron_sample.config import SamplerConfig
+from diffutron_sample.masked_lm import Execution
 from diffutron_sample.sampler import Callback, generate, infill
 from diffutron_sample.text import Prompt, batch_prompt_ids, decode_new, infill_ids
 
@@ -26,6 +27,7 @@ def generate_texts(
     chat: bool = True,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    execution: Execution | None = None,
 ) -> list[str]:
     """The reply to each of ``prompts``, generated as one batch with ``config`` and trimmed at
     the first end token or marker (:func:`diffutron_sample.text.trim`).
@@ -38,6 +40,7 @@ def generate_texts(
         chat: render text prompts with the chat template (else continue them as raw text).
         generator: seeds the sampler's randomness (on the model's device).
         callback: ``callback(step, canvas)`` after every denoising step (a live view).
+        execution: how it runs (``Execution(compile=True)``: the compiled step on CUDA).
     """
     input_ids, attention_mask = batch_prompt_ids(tokenizer, prompts, chat=chat)
     canvas = generate(
@@ -50,6 +53,7 @@ def generate_texts(
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
         generator=generator,
         callback=callback,
+        execution=execution,
     )
     return decode_new(tokenizer, canvas, config.max_new_tokens)
 
@@ -62,6 +66,7 @@ def infill_text(
     *,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    execution: Execution | None = None,
 ) -> tuple[str, list[int]]:
     """``(filled text, canvas ids)``: ``text`` with every mask token filled, its canvas built
     by :func:`~diffutron_sample.text.infill_ids` (the same for every door) and decoded without
@@ -76,5 +81,6 @@ def infill_text(
         pad_token_id=tokenizer.pad_token_id,
         generator=generator,
         callback=callback,
+        execution=execution,
     )
     return tokenizer.decode(canvas[0], skip_special_tokens=True), canvas[0].tolist()

@@ -1,9 +1,6 @@
-"""A masked LM seen as *backbone* (hidden states of every position) and *head* (logits of the rows
-asked for), so a sampler can run the vocabulary projection only where it needs logits.
-
-For mmBERT the 256k-vocabulary output layer is about 63% of a forward pass; a denoising step needs
-logits only at the still-masked positions of the active block.
-"""
+"""Loading a masked LM to sample from (a model folder, a Hub id or a LoRA adapter folder) and the
+device and dtype it runs on. The wrapper the sampler runs it through is
+:class:`~diffutron_sample.masked_lm.MaskedLM`."""
 
 from __future__ import annotations
 
@@ -22,94 +19,10 @@ from diffutron_sample.adapters import (
     merge_adapter,
     read_adapter_config,
 )
-from diffutron_sample.cache import Span, cached_states, usable
-from diffutron_sample.compiled import compile_model, compiled_layers
 from diffutron_sample.errors import SampleError
 
 logger = logging.getLogger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-class MaskedLM:
-    """Wraps a Hugging Face masked LM.
-
-    ModernBERT-style models (``model.model`` backbone, ``model.head`` and ``model.decoder``) get a
-    restricted head; any other masked LM falls back to full logits, gathered afterwards.
-    """
-
-    def __init__(self, model: torch.nn.Module, *, restrict_head: bool = True):
-        self.model = model
-        parts = ("model", "head", "decoder")
-        self.splittable = all(hasattr(model, p) for p in parts)
-        self.restrict_head = restrict_head and self.splittable
-        self.forward_passes = 0
-        self._cacheable: bool | None = None
-        self.positions_run = 0
-        """Canvas positions run through the backbone so far (a full pass runs every one; a
-        cached pass only those it recomputes)."""
-        self.positions_full = 0
-        """What those passes would have run without the cache: their whole canvases."""
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def max_positions(self) -> int | None:
-        return getattr(self.model.config, "max_position_embeddings", None)
-
-    @property
-    def cacheable(self) -> bool:
-        """Whether the block cache can run this model (said once in the log when it cannot)."""
-        if self._cacheable is None:
-            self._cacheable = usable(self.model) and self.restrict_head
-        return self._cacheable
-
-    def hidden(self, input_ids, attention_mask, position_ids, spans=None) -> torch.Tensor:
-        """``(B, L, H)`` backbone states, or ``(B, L, V)`` logits when the head cannot be split.
-        With ``spans`` (one :class:`~diffutron_sample.cache.Span` per row) the block cache
-        computes each row's span only: states elsewhere are zeros. A model given the compiled
-        step (:func:`~diffutron_sample.compiled.compile_model`) runs every pass through it."""
-        self.forward_passes += 1
-        lengths = attention_mask.sum(1).tolist()
-        self.positions_full += sum(lengths)
-        layers = compiled_layers(self.model) if self.restrict_head else None
-        if spans is None and layers is not None:
-            spans = [Span(None, 0, length, True) for length in lengths]
-        if spans is not None:
-            self.positions_run += sum(
-                length if s.refresh else s.end - s.start
-                for length, s in zip(lengths, spans, strict=True)
-            )
-            if layers is None:
-                return cached_states(self.model, input_ids, attention_mask, position_ids, spans)
-            return cached_states(
-                self.model,
-                input_ids,
-                attention_mask,
-                position_ids,
-                spans,
-                layers=layers,
-                buckets=layers.buckets,
-            )
-        self.positions_run += sum(lengths)
-        kwargs = {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
-            "position_ids": position_ids,
-        }
-        if self.restrict_head:
-            return self.model.model(**kwargs).last_hidden_state
-        return self.model(**kwargs).logits
-
-    def logits_at(
-        self, states: torch.Tensor, rows: tuple[torch.Tensor, torch.Tensor]
-    ) -> torch.Tensor:
-        """``(M, V)`` float32 logits at the ``(batch, position)`` index pairs ``rows``."""
-        picked = states[rows]  # (M, H) or (M, V)
-        if self.restrict_head:
-            picked = self.model.decoder(self.model.head(picked))
-        return picked.float()
 
 
 def available_devices() -> list[str]:
@@ -179,7 +92,6 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
     chat_template: str | None = None,
-    compile: bool = False,
 ):
     """``(model, tokenizer)`` from a model directory, a Hub id or a LoRA adapter folder, in eval
     mode.
@@ -193,8 +105,8 @@ def load_model(
       ``chat_template`` (a Jinja template's text) replaces whatever the tokenizer has.
     * ``device`` defaults to CUDA when present, else CPU (an unknown one is a
       :class:`SampleError`); ``dtype`` to bfloat16 on CUDA and float32 on CPU.
-    * ``compile`` gives a ModernBERT model on CUDA the compiled step
-      (:mod:`diffutron_sample.compiled`); elsewhere it is said once in the log and ignored.
+    * How it runs (the compiled step) is the caller's choice, given to what runs it:
+      ``Execution(compile=True)`` (:class:`~diffutron_sample.masked_lm.Execution`).
     """
 
     quiet_transformers()
@@ -220,10 +132,7 @@ def load_model(
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
     _set_chat_template(tokenizer, chat_template, name_or_path)
-    model = model.to(device).eval()
-    if compile:
-        compile_model(model)
-    return model, tokenizer
+    return model.to(device).eval(), tokenizer
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

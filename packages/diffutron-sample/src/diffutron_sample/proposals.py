@@ -16,7 +16,7 @@ import torch
 from diffutron_core import gumbel_argmax
 from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
-from diffutron_sample.model import MaskedLM
+from diffutron_sample.masked_lm import MaskedLM
 
 
 def apply_repetition_penalty(
@@ -91,30 +91,31 @@ class Batch:
 def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tensor:
     """``(M, V)`` logits at ``where``; rows with ``cfg_scale > 0`` get classifier-free guidance
     ``un + (w + 1)(cond - un)``, their unconditional copy (given tokens masked) in the same pass."""
-    scales = torch.tensor(
-        [c.cfg_scale for c in batch.configs], dtype=torch.float64, device=batch.canvas.device
-    )
+    device = batch.canvas.device
     rows = [row for row, c in enumerate(batch.configs) if c.cfg_scale > 0]  # host: no read
-    guided = torch.tensor(rows, dtype=torch.long, device=batch.canvas.device)
     if not rows:
-        states = lm.hidden(batch.canvas, batch.attention, batch.positions, batch.spans)
-        return lm.logits_at(states, where)
+        return lm.logits_at(batch.canvas, batch.attention, batch.positions, where, batch.spans)
+    guided = torch.tensor(rows, dtype=torch.long, device=device)
     uncond = batch.canvas[guided].masked_fill(batch.given[guided], mask_token_id)
     spans = None
     if batch.spans is not None and batch.uncond_spans is not None:
         spans = batch.spans + [batch.uncond_spans[row] for row in rows]
-    states = lm.hidden(
-        torch.cat([batch.canvas, uncond]),
-        torch.cat([batch.attention, batch.attention[guided]]),
-        torch.cat([batch.positions, batch.positions[guided]]),
-        spans,
-    )
-    logits = lm.logits_at(states[: len(batch.canvas)], where)
+    scales = torch.tensor([c.cfg_scale for c in batch.configs], dtype=torch.float64, device=device)
     slot = torch.full_like(scales, -1, dtype=torch.long)
-    slot[guided] = torch.arange(len(guided), device=slot.device)
+    slot[guided] = torch.arange(len(rows), device=device)
     picked = (slot[where[0]] >= 0).nonzero(as_tuple=True)[0]  # entries of guided rows
-    copies = slot[where[0][picked]]
-    un = lm.logits_at(states[len(batch.canvas) :], (copies, where[1][picked]))
+    copies = (slot[where[0][picked]], where[1][picked])  # their places in the copies
+    ids = torch.cat([batch.canvas, uncond])
+    attention = torch.cat([batch.attention, batch.attention[guided]])
+    positions = torch.cat([batch.positions, batch.positions[guided]])
+    rows = len(batch.canvas)
+    if lm.restrict_head:  # one backbone pass, the output layer at each half's positions
+        states = lm.hidden_states(ids, attention, positions, spans)
+        logits, un = lm.head_logits(states[:rows], where), lm.head_logits(states[rows:], copies)
+    else:
+        both = (torch.cat([where[0], rows + copies[0]]), torch.cat([where[1], copies[1]]))
+        full = lm.logits_at(ids, attention, positions, both, spans)
+        logits, un = full[: len(where[0])], full[len(where[0]) :]
     scale = (scales[where[0][picked]] + 1)[:, None].to(logits.dtype)
     logits[picked] = un + scale * (logits[picked] - un)
     return logits

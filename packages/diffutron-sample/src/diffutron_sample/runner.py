@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from diffutron_sample.model import MaskedLM
+from diffutron_sample.masked_lm import MaskedLM
 from diffutron_sample.proposals import Batch, propose
 from diffutron_sample.scheduler import NOT_FINITE, StepOutput, StepPlan
 from diffutron_sample.slots import CanvasSlots

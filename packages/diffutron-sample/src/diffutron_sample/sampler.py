@@ -21,7 +21,7 @@ from diffutron_core import pad_rows
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.engine import Engine, check_fits
 from diffutron_sample.errors import SampleError
-from diffutron_sample.model import MaskedLM
+from diffutron_sample.masked_lm import Execution, MaskedLM
 
 __all__ = ["Callback", "generate", "infill", "left_pad"]
 
@@ -43,9 +43,9 @@ def left_pad(
     return ids.to(input_ids.device, input_ids.dtype), mask.bool().to(input_ids.device)
 
 
-def _prepare(model, input_ids, attention_mask, pad_token_id):
+def _prepare(model, input_ids, attention_mask, pad_token_id, execution=None):
     """``(MaskedLM, ids, mask)``: the model wrapped, the batch on its device, left-padded."""
-    lm = model if isinstance(model, MaskedLM) else MaskedLM(model)
+    lm = model if isinstance(model, MaskedLM) else MaskedLM(model, execution=execution)
     mask = None if attention_mask is None else attention_mask.to(lm.device)
     ids, mask = left_pad(input_ids.to(lm.device), mask, pad_token_id=pad_token_id)
     return lm, ids, mask
@@ -87,6 +87,7 @@ def generate(
     pad_token_id: int = 0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    execution: Execution | None = None,
 ) -> torch.Tensor:
     """Generate ``config.max_new_tokens`` tokens after each prompt by iterative unmasking.
 
@@ -99,11 +100,13 @@ def generate(
             penalty; ``pad_token_id`` fills the left padding of the returned canvas.
         generator: for Gumbel noise and random remasking, on the model's device.
         callback: ``callback(step, canvas)`` after every step (the canvas is live: copy to keep).
+        execution: how a Hugging Face ``model`` runs (``Execution(compile=True)``: the compiled
+            step on CUDA); a :class:`MaskedLM` brings its own.
 
     Returns:
         ``(B, P' + max_new_tokens)`` canvas, untrimmed: left-padded prompt, then the new tokens.
     """
-    lm, prompt, prompt_mask = _prepare(model, input_ids, attention_mask, pad_token_id)
+    lm, prompt, prompt_mask = _prepare(model, input_ids, attention_mask, pad_token_id, execution)
     _check_fits(lm, prompt_mask, config.max_new_tokens)
     engine = Engine(lm, mask_token_id, eos_token_id, pad_token_id)
     for row in range(len(prompt)):
@@ -123,6 +126,7 @@ def infill(
     pad_token_id: int | None = 0,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    execution: Execution | None = None,
 ) -> torch.Tensor:
     """Fill mask tokens placed anywhere in ``input_ids``; every other token stays as it is.
 
@@ -133,7 +137,7 @@ def infill(
     tokenizer has none; it must differ from ``eos_token_id``). Returns the left-padded canvas.
     """
     pad_value = pad_token_id if pad_token_id is not None else 0
-    lm, canvas, attention = _prepare(model, input_ids, attention_mask, pad_value)
+    lm, canvas, attention = _prepare(model, input_ids, attention_mask, pad_value, execution)
     _check_fits(lm, attention, 0)
     engine = Engine(lm, mask_token_id, eos_token_id, pad_value)
     for row in range(len(canvas)):

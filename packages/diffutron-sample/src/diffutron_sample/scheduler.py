@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffutron_core import transfer_plan
-from diffutron_sample.cache import BlockCache, Span, next_span
+from diffutron_sample.cache import BlockCache, Span, advance_span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.slots import CanvasSlots
@@ -203,11 +203,11 @@ class Scheduler:
             where = (request.blocks[request.block], request.block, request.length)
             mode, every = config.cache, config.cache_interval
             spans.append(
-                next_span(request.caches.setdefault("cond", BlockCache()), mode, every, *where)
+                advance_span(request.caches.setdefault("cond", BlockCache()), mode, every, *where)
             )
             guided = config.cfg_scale > 0
             store = request.caches.setdefault("uncond", BlockCache()) if guided else None
-            uncond.append(next_span(store, mode, every, *where) if guided else None)
+            uncond.append(advance_span(store, mode, every, *where) if guided else None)
         return spans, uncond
 
     def update(self, plan: StepPlan, output: StepOutput) -> list[StepEvent]:

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from diffutron_sample import SampleError, SamplerConfig, load_model
+from diffutron_sample import Execution, SampleError, SamplerConfig, load_model
 from diffutron_serve.answers import Reader
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job, chat_job, check_fits, completion_job, parse_json
@@ -166,17 +166,25 @@ def create_app(
     """The server for the model in ``model_dir`` (or a Hub id), its engine loop started with
     the app and stopped with it. ``sampler`` changes the model's sampler defaults (e.g.
     ``{"cache": "dual"}``); a request's extra fields change them again. ``compile`` runs the
-    steps compiled on CUDA (:func:`diffutron_sample.load_model`)."""
+    steps compiled on CUDA (:class:`diffutron_sample.Execution`)."""
     defaults = SamplerConfig.from_pretrained(model_dir, **(sampler or {}))
     model, tokenizer = load_model(
         model_dir,
         device=device,
         dtype=dtype,
         trust_remote_code=trust_remote_code,
-        compile=compile,
     )
     name = model_name or Path(model_dir.rstrip("/")).name or model_dir
-    server = Server(model, tokenizer, defaults, name, max_batch=max_batch, max_queue=max_queue)
+    execution = Execution(compile=compile)
+    server = Server(
+        model,
+        tokenizer,
+        defaults,
+        name,
+        max_batch=max_batch,
+        max_queue=max_queue,
+        execution=execution,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from diffutron_common import reason
 from diffutron_core import generator as generator_for
-from diffutron_sample import Engine
+from diffutron_sample import Engine, Execution
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
 
@@ -44,10 +44,23 @@ class Worker:
     or whose step fails ends with an error and the engine goes on; should the thread itself die,
     every request in flight is failed and :attr:`failure` says why (the server answers 503)."""
 
-    def __init__(self, model, tokenizer, *, max_batch: int = 8, max_queue: int = 64):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        execution: Execution | None = None,
+    ):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.engine = Engine(
-            model, tokenizer.mask_token_id, tokenizer.eos_token_id, pad, max_batch=max_batch
+            model,
+            tokenizer.mask_token_id,
+            tokenizer.eos_token_id,
+            pad,
+            max_batch=max_batch,
+            execution=execution,
         )
         self.tokenizer, self.max_batch, self.max_queue = tokenizer, max_batch, max_queue
         self.inbox: collections.deque[Ticket] = collections.deque()
