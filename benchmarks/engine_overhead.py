@@ -8,8 +8,8 @@ bookkeeping) is the engine's. Greedy, repetition penalty 1.2.
 
     uv run python benchmarks/engine_overhead.py [--model runs/demo/sft/model] [--skip-mmbert]
 
-1. The demo's SFT model: chat prompts on the embedded held-out sentences, 64 new tokens in blocks
-   of 32, at batch 1, 16 and 64, with the reference schedule (64 steps) and threshold 0.9.
+1. The demo's SFT model: its four tasks' chat prompts on the embedded held-out sentences, 64 new
+   tokens in blocks of 32, at batch 1, 16 and 64: the reference schedule (64 steps), threshold 0.9.
 2. An mmBERT-base-shaped model (random weights, float32 on the CPU): 64-token prompts, 64 new
    tokens in blocks of 32, 16 steps, at batch 1 and 8, uncached and with the dual cache.
 """
@@ -98,12 +98,14 @@ HEADER = (
 
 
 def demo_model(model_dir: Path, batches) -> None:
-    from diffutron_data import corpus_sentences
+    from diffutron_data import corpus_sentences, make_task_rows
     from diffutron_sample import load_model, prompt_ids
 
     model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
-    sentences = corpus_sentences(heldout=True)
-    ids = [prompt_ids(tokenizer, f"Bu bir soru mu?\n\n{s}") for s in sentences]
+    held_out = corpus_sentences(heldout=True)
+    tasks = ("is_question", "first_word", "repeat", "last_word")
+    rows = [r for task in tasks for r in make_task_rows(task, held_out, n=16, seed=1)]
+    ids = [prompt_ids(tokenizer, f"{r['instruction']}\n\n{r['input']}") for r in rows]
     special = {
         "mask": tokenizer.mask_token_id,
         "eos": tokenizer.eos_token_id,

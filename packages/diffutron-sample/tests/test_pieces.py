@@ -1,7 +1,7 @@
 import torch
 
 from diffutron_sample import SamplerConfig, apply_repetition_penalty, generate, left_pad
-from diffutron_sample.proposals import _present_ids
+from diffutron_sample.penalty import present_ids as _present_ids
 
 from .conftest import EOS, MASK, PAD
 
@@ -53,3 +53,20 @@ def test_batch_equals_alone_for_absolute_position_models_too():
     batch = generate(model, ids, sampler, mask_token_id=MASK, attention_mask=mask)
     assert batch[0].tolist() == alone[0].tolist()
     assert batch[1, -10:].tolist() == alone[1].tolist()
+
+
+def test_the_penalty_over_canvas_ids_is_the_penalty_over_the_present_table():
+    from diffutron_sample.penalty import penalize_canvas_ids
+
+    g = torch.Generator().manual_seed(3)
+    for _ in range(20):
+        canvas = torch.randint(0, 12, (3, 9), generator=g)
+        attention = torch.rand(3, 9, generator=g) > 0.2
+        rows = torch.randint(0, 3, (7,), generator=g)
+        logits = torch.randn(7, 12, generator=g) * 3
+        penalty = 1 + torch.rand(7, 1, generator=g)
+        present = _present_ids(canvas, attention, 12, mask_token_id=MASK, eos_token_id=EOS)
+        expected = apply_repetition_penalty(logits, rows, present, penalty)
+        use = attention & (canvas != MASK) & (canvas != EOS)
+        got = penalize_canvas_ids(logits.clone(), rows, canvas, use, penalty, spare_id=MASK)
+        assert torch.equal(got, expected)

@@ -23,8 +23,8 @@ from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import generate_texts, infill_text
 from diffutron_sample.masked_lm import Execution, MaskedLM
 from diffutron_sample.model import available_devices, load_model, resolve_device
+from diffutron_sample.penalty import apply_repetition_penalty
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
-from diffutron_sample.proposals import apply_repetition_penalty
 from diffutron_sample.sampler import generate, infill, left_pad
 from diffutron_sample.text import (
     END_MARKERS,

@@ -17,48 +17,30 @@ from diffutron_core import gumbel_argmax
 from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.masked_lm import MaskedLM
-
-
-def apply_repetition_penalty(
-    logits: torch.Tensor, rows: torch.Tensor, present: torch.Tensor, penalty: float | torch.Tensor
-) -> torch.Tensor:
-    """HF-style penalty: for every id ``present`` in the row's canvas, divide a positive logit by
-    ``penalty`` and multiply a negative one.
-
-    ``logits`` (M, V) of rows ``rows`` (M,) of the batch; ``present`` (B, V); ``penalty`` a number
-    or an (M, 1) tensor (each entry's row's penalty).
-    """
-    entry, token = present[rows].nonzero(as_tuple=True)  # the few (entry, id) pairs it touches
-    if isinstance(penalty, torch.Tensor):
-        penalty = penalty.reshape(-1)[entry]
-    values = logits[entry, token]
-    out = logits.clone()
-    out[entry, token] = torch.where(values > 0, values / penalty, values * penalty)
-    return out
-
-
-def _present_ids(canvas, attention, vocab_size, *, mask_token_id, eos_token_id) -> torch.Tensor:
-    """(B, V) bool: ids on each row's canvas, except padding, the mask and the eos id."""
-    use = attention & (canvas != mask_token_id)
-    if eos_token_id is not None:
-        use &= canvas != eos_token_id
-    present = torch.zeros(canvas.shape[0], vocab_size, dtype=torch.bool, device=canvas.device)
-    rows = torch.arange(canvas.shape[0], device=canvas.device)[:, None].expand_as(canvas)
-    present[rows[use], canvas[use]] = True
-    return present
+from diffutron_sample.penalty import penalize_canvas_ids
 
 
 def _confidence(
-    logits: torch.Tensor, x0: torch.Tensor, config: SamplerConfig, generator
+    logits: torch.Tensor, x0: torch.Tensor, lse: torch.Tensor, config: SamplerConfig, generator
 ) -> torch.Tensor:
-    """Softmax probability of the chosen token, ``exp(logit[x0] - logsumexp(logits))``, in float32
-    on the given rows only (never a (B, L, V) float64 softmax), or uniform random scores for
-    ``remasking="random"``; docs/sampling.md#confidence-and-remasking. Returned as float64 scores
-    for ranking."""
+    """Softmax probability of the chosen token, ``exp(logit[x0] - lse)`` with ``lse`` the rows'
+    ``logsumexp`` (computed once per step), in float32 on the given rows only (never a (B, L, V)
+    float64 softmax), or uniform random scores for ``remasking="random"``;
+    docs/sampling.md#confidence-and-remasking. Returned as float64 scores for ranking."""
     if config.remasking == "random":
         return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
     chosen = logits.gather(1, x0[:, None])[:, 0]
-    return (chosen - torch.logsumexp(logits, dim=1)).exp().double()
+    return (chosen - lse).exp().double()
+
+
+def _draw(logits: torch.Tensor, banned: torch.Tensor, config: SamplerConfig, generator):
+    """``x0`` of each row of ``logits`` drawn with the row's temperature, never a ``banned`` id:
+    those columns are set to ``-inf`` for the draw and put back after (no copy of the logits)."""
+    saved = logits[:, banned]
+    logits[:, banned] = float("-inf")
+    x0 = gumbel_argmax(logits, config.temperature, generator=generator)
+    logits[:, banned] = saved
+    return x0
 
 
 @dataclass
@@ -123,24 +105,26 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
 
 def batch_logits(
     lm: MaskedLM, batch: Batch, where, *, mask_token_id: int, eos_token_id: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(logits, finite)``: ``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with
-    each row's guidance and repetition penalty, and ``(M,)`` whether each entry's are finite
-    (the caller fails the rows that are not; nothing is read back here)."""
+) -> torch.Tensor:
+    """``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with each row's guidance and
+    repetition penalty."""
     logits = _guided(lm, batch, where, mask_token_id)
     penalties = [c.repetition_penalty for c in batch.configs]
     if any(p != 1.0 for p in penalties):
-        present = _present_ids(
-            batch.canvas,
-            batch.attention,
-            logits.shape[1],
-            mask_token_id=mask_token_id,
-            eos_token_id=eos_token_id,
-        )
+        use = batch.attention & (batch.canvas != mask_token_id)
+        if eos_token_id is not None:
+            use &= batch.canvas != eos_token_id
         values = torch.tensor(penalties, device=logits.device, dtype=logits.dtype)
         # a row whose penalty is 1.0 is unchanged (x / 1 and x * 1 are exact)
-        logits = apply_repetition_penalty(logits, where[0], present, values[where[0]][:, None])
-    return logits, torch.isfinite(torch.logsumexp(logits, dim=1))
+        penalize_canvas_ids(
+            logits,
+            where[0],
+            batch.canvas,
+            use,
+            values[where[0]][:, None],
+            spare_id=mask_token_id,
+        )
+    return logits
 
 
 def _draw_groups(batch: Batch) -> list[list[int]]:
@@ -180,9 +164,10 @@ def propose(
     ``never`` ids) and its confidence under the full softmax, ``-inf`` where nothing may be
     chosen; ``finite`` ``(B,)`` is False for a row whose logits are not finite."""
     rows, cols = batch.candidates.nonzero(as_tuple=True)
-    logits, finite = batch_logits(
+    logits = batch_logits(
         lm, batch, (rows, cols), mask_token_id=mask_token_id, eos_token_id=eos_token_id
     )
+    lse = torch.logsumexp(logits, dim=1)  # once: every confidence, and whether it is finite
     scores = torch.full(
         batch.candidates.shape, float("-inf"), dtype=torch.float64, device=logits.device
     )
@@ -197,10 +182,10 @@ def propose(
         # The confidence stays that of the full softmax, so whenever the reference would not
         # choose a forbidden id, the choice and the ranking are exactly the reference's.
         banned = torch.tensor(never, dtype=torch.long, device=own.device)
-        allowed = own.index_fill(1, banned, float("-inf"))
-        x0 = gumbel_argmax(allowed, config.temperature, generator=generator)
-        scores[rows[mine], cols[mine]] = _confidence(own, x0, config, generator)
+        x0 = _draw(own, banned, config, generator)
+        scores[rows[mine], cols[mine]] = _confidence(own, x0, lse[mine], config, generator)
         chosen[rows[mine], cols[mine]] = x0
+    finite = torch.isfinite(lse)
     bad = torch.zeros(len(batch.canvas), dtype=torch.long, device=logits.device)
     bad.index_add_(0, rows, (~finite).long())
     return scores, chosen, bad == 0

@@ -116,15 +116,18 @@ class Runner:
         )
         commit = select_commits(scores, counts, thresholds) & finite[:, None]
         canvas = torch.where(commit, chosen, batch.canvas)
-        columns = torch.arange(canvas.shape[1], device=canvas.device)
-        canvas, ended = end_early(
-            canvas,
-            columns >= answer[:, None],
-            self._tensor([r.stops for r in requests], torch.bool),
-            self.ends,
-            mask_token_id=self.mask_token_id,
-            pad_token_id=self.pad_token_id,
-        )
+        if any(r.stops for r in requests):  # the host knows: no work for rows without it
+            columns = torch.arange(canvas.shape[1], device=canvas.device)
+            canvas, ended = end_early(
+                canvas,
+                columns >= answer[:, None],
+                self._tensor([r.stops for r in requests], torch.bool),
+                self.ends,
+                mask_token_id=self.mask_token_id,
+                pad_token_id=self.pad_token_id,
+            )
+        else:
+            ended = torch.zeros(len(requests), dtype=torch.bool, device=canvas.device)
         pairs = commit.nonzero()  # (K, 2) row, column: the step's one read of positions
         offset = canvas.shape[1] - self._tensor([r.length for r in requests], torch.long)
         pairs[:, 1] -= offset[pairs[:, 0]]
