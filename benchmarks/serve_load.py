@@ -13,6 +13,10 @@ sending its M requests one after the other. Request i asks prompt i: the demo's 
 --rounds such pairs back to back, so that both halves of a comparison see the same load on a
 shared machine; its figures pool the rounds.
 
+Then, with the server stopped, the requests of each level run as one offline batch through the
+engine on the same model and settings, with no HTTP, and a second table sets the server's
+tokens/s beside that figure (#20: at 16 clients the server should reach 90% of it).
+
 Prints a Markdown table, two rows per level (the requests one at a time, then concurrently):
 requests, errors, generated tokens/s (`usage.completion_tokens` over wall time), p50/p95/p99
 latency per request and the concurrent speed-up over the same requests one at a time; and
@@ -85,19 +89,54 @@ def run_level(url, model, texts, clients: int, per_client: int, max_tokens, time
     """``clients`` threads, client k sending requests k*per_client … (k+1)*per_client-1 in order;
     ``(results by index, wall seconds)``."""
     results: list[Result | None] = [None] * (clients * per_client)
+    apis = [client(url, timeout) for _ in range(clients)]  # made before the clock starts
+    ready = threading.Barrier(clients + 1)
 
     def work(k: int) -> None:
-        api = client(url, timeout)
+        ready.wait()  # every client starts sending at once
         for i in range(k * per_client, (k + 1) * per_client):
-            results[i] = ask(api, model, texts[i], i, max_tokens)
+            results[i] = ask(apis[k], model, texts[i], i, max_tokens)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(clients)]
-    start = time.perf_counter()
     for thread in threads:
         thread.start()
+    ready.wait()
+    start = time.perf_counter()
     for thread in threads:
         thread.join()
     return results, time.perf_counter() - start
+
+
+def offline(server, texts: list[str], max_tokens: int, max_batch: int):
+    """The same requests as one offline batch through the engine, on the server's model and
+    settings, with no HTTP: ``(generated tokens, seconds, answers)``, tokens counted as the
+    server's usage counts them."""
+    from diffutron_sample import Engine
+    from diffutron_sample.text import AnswerReader
+    from diffutron_serve.requests import chat_job
+
+    tokenizer, lm = server.tokenizer, server.worker.engine.lm
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    engine = Engine(lm, tokenizer.mask_token_id, tokenizer.eos_token_id, pad, max_batch=max_batch)
+    jobs = []
+    for text in texts:
+        body = {"model": server.name, "messages": [{"role": "user", "content": text}]}
+        body.update(max_tokens=max_tokens, temperature=0)
+        jobs.append(chat_job(body, tokenizer, server.defaults, server.name))
+    start = time.perf_counter()
+    for i, job in enumerate(jobs):
+        engine.add(i, job.ids, job.config)
+    answers: dict[int, object] = {}
+    while engine.busy:
+        for event in engine.step():
+            if event.done:
+                job = jobs[event.id]
+                region = engine.pop(event.id).canvas.tolist()[len(job.ids) :]
+                reader = AnswerReader(tokenizer, stop=job.stop, max_tokens=job.max_tokens)
+                answers[event.id] = reader.read(region, done=True)
+    seconds = time.perf_counter() - start
+    ordered = [answers[i] for i in range(len(jobs))]
+    return sum(a.tokens for a in ordered), seconds, [a.text for a in ordered]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -223,6 +262,11 @@ def main() -> None:
             )
     finally:
         running.stop(timeout=30)
+    with torch.no_grad():  # the server's engine thread has stopped: its model is free
+        batches = [
+            offline(app.state.server, texts[: c * m], args.max_tokens, max_batch)
+            for c, *_ in measured
+        ]
 
     print()
     print(f"| {' | '.join(HEADER)} |")
@@ -239,6 +283,20 @@ def main() -> None:
                 compared += 1
                 same += got.text == ref.text
     print(f"\nconcurrent answers equal to the same request one at a time: {same}/{compared}")
+    print("\nthe same requests as one offline batch through the engine (no HTTP), max_batch")
+    print(f"{max_batch}, against the concurrent clients:\n")
+    print("| clients | requests | offline tokens/s | server tokens/s | server / offline |")
+    print("|---|---:|---:|---:|---:|")
+    for (clients, _, _, concurrent, seconds), (tokens, offline_s, texts_) in zip(
+        measured, batches, strict=True
+    ):
+        rate = sum(r.tokens for r in concurrent if r.error is None) / seconds
+        alone = tokens / offline_s
+        matches = sum(a == r.text for a, r in zip(texts_, concurrent, strict=False))
+        print(
+            f"| {clients} | {len(texts_)} | {alone:.1f} | {rate:.1f} | {rate / alone:.0%} |"
+            f" <!-- {matches}/{len(texts_)} offline answers equal the server's -->"
+        )
     if failed:
         print(f"{len(failed)} errors; the first: {failed[0]}")
     print(f"wall time {time.perf_counter() - begin:.0f} s, load average {os.getloadavg()[0]:.1f}")
