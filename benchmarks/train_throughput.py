@@ -28,6 +28,8 @@ from diffutron_data import load_tokenizer, pack_lengths
 from diffutron_train import apply_lora, build_model, masked_lm_loss, model_config
 
 MASK = 4
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
+"""Dense bf16 peaks (TFLOP/s) of the cards the estimate knows, by name fragment."""
 
 
 class FullHead(torch.nn.Module):
@@ -121,36 +123,49 @@ def cpu(args):
             print(f"{rows:>8} | {head:>12} | {rate:>11,.0f} ({rate / base:.2f}x) | {pad:>5.1%}")
 
 
-def gpu(args):
+def paper_shape(args, *, device: str, preset: str, rows: int, length: int) -> None:
+    """CPT steps at the paper's shape (``preset="paper"``: mmBERT-base, LoRA r 256 on Wqkv/Wo/Wi,
+    bf16 autocast on CUDA) on random packed tokens: tokens/s and peak memory, with the output
+    layer on masked rows and in full, beside the compute-bound estimate (6 FLOPs per frozen
+    parameter and token would be full fine-tuning; LoRA's frozen base needs about 4)."""
+    cuda = device == "cuda"
+    name = torch.cuda.get_device_name() if cuda else "CPU (dry run)"
     print(
-        f"\nGPU {torch.cuda.get_device_name()}: mmBERT-base shape, LoRA r 256 (Wqkv, Wo, Wi), "
-        f"bf16 autocast, batch 64 x 512 packed random tokens, {args.steps} steps, torch AdamW"
+        f"\n{name}: {preset} shape, LoRA (Wqkv, Wo, Wi), {'bf16 autocast, ' if cuda else ''}"
+        f"batch {rows} x {length} packed random tokens, {args.steps} steps, torch AdamW"
     )
-    print(f"{'output layer':>12} | {'tokens/s':>10} | {'peak GiB':>8}")
+    print(f"{'output layer':>12} | {'tokens/s':>10} | {'peak GiB':>8} | {'bound tokens/s':>14}")
     g = torch.Generator().manual_seed(0)
+    sizes = {} if preset == "paper" else {"vocab_size": 4096}
+    vocab = model_config(preset, **sizes).vocab_size
     batch_list = [
-        [torch.randint(5, 256_000, (512,), generator=g).tolist() for _ in range(64)]
+        [torch.randint(5, vocab, (length,), generator=g).tolist() for _ in range(rows)]
         for _ in range(4)
     ]
+    peak_tflops = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
     for restricted in (True, False):
-        model = apply_lora(build_model(model_config("paper"), device="cuda", seed=0))
-        torch.cuda.reset_peak_memory_stats()
+        model = apply_lora(build_model(model_config(preset, **sizes), device=device, seed=0))
+        params = sum(p.numel() for p in model.parameters())
+        bound = f"{peak_tflops * 1e12 / (4 * params):,.0f}" if peak_tflops else "-"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         name = "masked rows" if restricted else "full"
         try:
             rate = measure(
                 model if restricted else FullHead(model),
                 batch_list,
                 args.steps,
-                "cuda",
-                autocast=True,
+                device,
+                autocast=cuda,
             )
         except torch.cuda.OutOfMemoryError:
             print(f"{name:>12} | {'out of memory':>10} |")
         else:
-            peak = torch.cuda.max_memory_allocated() / 2**30
-            print(f"{name:>12} | {rate:>10,.0f} | {peak:>8.1f}")
+            peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+            print(f"{name:>12} | {rate:>10,.0f} | {peak:>8.1f} | {bound:>14}")
         del model
-        torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
 
 
 def main() -> None:
@@ -158,11 +173,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--ud-dir", type=Path, default=UD_TURKISH)
     parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="the GPU part's code on the CPU, tiny shape"
+    )
     args = parser.parse_args()
+    if args.dry_run:
+        args.steps = min(args.steps, 2)
+        paper_shape(args, device="cpu", preset="tiny", rows=4, length=64)
+        return
     if not args.skip_cpu:
         cpu(args)
     if torch.cuda.is_available():
-        gpu(args)
+        paper_shape(args, device="cuda", preset="paper", rows=64, length=512)
 
 
 if __name__ == "__main__":
