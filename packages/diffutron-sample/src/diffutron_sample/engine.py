@@ -64,7 +64,9 @@ class Engine:
             pad_token_id,
         )
         self.slots = CanvasSlots(self.lm.device, pad_token_id)
-        self.scheduler = Scheduler(self.slots, max_batch=max_batch, cacheable=self.lm.cacheable)
+        self.scheduler = Scheduler(
+            self.slots, max_batch=max_batch, cacheable=lambda: self.lm.cacheable
+        )
         self.runner = Runner(
             self.lm,
             self.slots,

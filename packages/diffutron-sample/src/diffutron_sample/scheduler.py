@@ -12,7 +12,7 @@ takes exactly the passes it takes in any batch.
 from __future__ import annotations
 
 import collections
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 import torch
@@ -120,8 +120,16 @@ class Scheduler:
     """Owns the requests: admits up to ``max_batch`` of them (the rest wait, in order), plans
     each step and applies its outcome."""
 
-    def __init__(self, slots: CanvasSlots, *, max_batch: int | None = None, cacheable=False):
+    def __init__(
+        self,
+        slots: CanvasSlots,
+        *,
+        max_batch: int | None = None,
+        cacheable: Callable[[], bool] = lambda: False,
+    ):
         self.slots, self.max_batch, self.cacheable = slots, max_batch, cacheable
+        """``cacheable()``: whether the model can run the block cache (asked only when a row
+        wants it, so a model that cannot is said so only then)."""
         self.requests: dict[Hashable, Request] = {}
         self.waiting: collections.deque[Hashable] = collections.deque()
 
@@ -195,7 +203,7 @@ class Scheduler:
     def _spans(self, rows: list[Request]) -> tuple[list | None, list | None]:
         """Each row's :class:`Span` (and its unconditional copy's, for a guided row) when some
         row asks for the block cache and the model can use it."""
-        if not self.cacheable or not any(r.config.cache for r in rows):
+        if not any(r.config.cache for r in rows) or not self.cacheable():
             return None, None
         spans, uncond = [], []
         for request in rows:
