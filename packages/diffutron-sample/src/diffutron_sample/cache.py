@@ -19,21 +19,12 @@ from dataclasses import dataclass
 import torch
 from torch.nn.functional import scaled_dot_product_attention
 
+from diffutron_sample.kvslots import BlockCache, KVSlots
+
 logger = logging.getLogger(__name__)
 
 CACHE_MODES = ("prefix", "dual")
 _WARNED: set[str] = set()
-
-
-@dataclass
-class BlockCache:
-    """One request's stored keys and values: ``kv`` is ``(layers, 2, heads, L, head_dim)`` for
-    its canvas of ``L`` columns (None before the first full pass); ``block`` is the block it was
-    stored for and ``since`` the cached steps run from it."""
-
-    kv: torch.Tensor | None = None
-    block: int = -1
-    since: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,14 +87,15 @@ def _rotary(backbone, states, positions) -> dict[str, tuple[torch.Tensor, torch.
 
 
 def run_layers(
-    model, ids, keys, positions, columns, kv: torch.Tensor, keep: bool
+    model, ids, keys, positions, columns, kv: torch.Tensor, keep: bool, inplace: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(states, kv)``: the ``(B, A, H)`` final states of ``columns`` ``(B, A)`` (an entry may
     repeat another's column: it computes the same) of canvases ``ids`` ``(B, W)`` whose real
     columns are ``keys`` (None: all of them). ``kv`` ``(layers, 2, B, heads, W, d)`` holds the
     other columns' keys and values; each layer puts the fresh ones of ``columns`` in their place
-    before attending, and with ``keep`` they all come back, stacked like ``kv``. Shapes in,
-    shapes out: nothing depends on the values, so ``torch.compile`` can take it whole."""
+    before attending (into ``kv`` itself with ``inplace``: a view of the cache buffer), and with
+    ``keep`` they all come back, stacked like ``kv``. Shapes in, shapes out: nothing depends on
+    the values, so ``torch.compile`` can take it whole."""
     from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
 
     backbone = model.model
@@ -112,13 +104,13 @@ def run_layers(
     masks = _masks(model, columns, keys, ids.shape[1])
     batch, width, heads = states.shape[0], states.shape[1], kv.shape[3]
     where = columns[:, None, :, None].expand(-1, heads, -1, kv.shape[-1])  # (B, heads, A, d)
-    kept = []
+    kept, scatter = [], torch.Tensor.scatter_ if inplace else torch.Tensor.scatter
     for index, layer in enumerate(backbone.layers):
         qkv = layer.attn.Wqkv(layer.attn_norm(states)).view(batch, width, 3, heads, -1)
         query, key, value = qkv.transpose(1, 3).unbind(dim=2)  # each (B, heads, A, d)
         cos, sin = rotary[layer.attention_type]
         query, key = apply_rotary_pos_emb(query, key, cos, sin, unsqueeze_dim=1)
-        keys_, values = kv[index, 0].scatter(2, where, key), kv[index, 1].scatter(2, where, value)
+        keys_, values = scatter(kv[index, 0], 2, where, key), scatter(kv[index, 1], 2, where, value)
         mixed = scaled_dot_product_attention(
             query, keys_, values, attn_mask=masks[layer.attention_type]
         )  # (B, heads, A, d)
@@ -197,11 +189,47 @@ def _padded(tensors, rows: int, width: int):
     return out
 
 
+def _buffer_view(model, spans, lengths, width: int, buckets: Buckets) -> torch.Tensor | None:
+    """The group's keys and values as a view of its rows of the cache buffer, when it can be:
+    shapes not bucketed, every row's store in one :class:`KVSlots`, in consecutive rows. Rows
+    that refresh take their buffer row now; a refresh then writes it in place."""
+    stores = [span.store for span in spans]
+    if buckets != Buckets() or any(s is None or s.slots is None for s in stores):
+        return None
+    buffer_rows: KVSlots = stores[0].slots
+    if any(s.slots is not buffer_rows for s in stores):
+        return None
+    for store, span, length in zip(stores, spans, lengths, strict=True):
+        if span.refresh and store.slot < 0:
+            store.slot = buffer_rows.acquire()
+        elif not span.refresh and (store.slot < 0 or store.length != length):
+            return None
+    first = stores[0].slot
+    if [s.slot for s in stores] != list(range(first, first + len(stores))):
+        return None
+    config = model.config
+    heads = config.num_attention_heads
+    weight = model.model.layers[0].attn.Wqkv.weight
+    like = weight.new_empty(len(config.layer_types), 2, heads, config.hidden_size // heads)
+    buffer = buffer_rows.ensure(like, first + len(stores), width)
+    for store, span, length in zip(stores, spans, lengths, strict=True):
+        if span.refresh:
+            store.length = length
+    return buffer[:, :, first : first + len(stores), :, buffer.shape[4] - width :]
+
+
 def _group_pass(model, ids, keys, positions, spans, lengths, layers, buckets: Buckets):
     """One group of rows (all refreshing, or all reading their cache; ``lengths`` their real
     columns): ``(states, kv, columns, valid)`` at the group's own width, bucketed on the way in
-    and cut back on the way out."""
+    and cut back on the way out. Rows in consecutive rows of the cache buffer run on it in place
+    (no copy; a refresh stores as it goes, and ``kv`` comes back None)."""
     original = ids.shape[1]
+    view = _buffer_view(model, spans, lengths, original, buckets)
+    if view is not None:
+        columns, valid = _columns(spans, lengths, original, ids.device, 1)
+        mask = None if bool(keys.all()) else keys
+        states, _ = layers(model, ids, mask, positions, columns, view, False, True)
+        return states, None, columns, valid
     width = _bucket(original, buckets.width)
     rows = 1 << (len(spans) - 1).bit_length() if buckets.batch else len(spans)
     columns, valid = _columns(spans, lengths, width, ids.device, buckets.columns)
@@ -241,7 +269,7 @@ def cached_states(
         width = fresh.shape[-2] if fresh is not None else 0
         for slot, (span, length) in enumerate(zip(mine, sizes, strict=True)):
             if fresh is not None and span.store is not None:
-                span.store.kv = fresh[:, :, slot, :, width - length :].detach().clone()
+                span.store.save(fresh[:, :, slot, :, width - length :])
     return out
 
 

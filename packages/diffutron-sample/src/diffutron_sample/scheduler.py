@@ -21,6 +21,7 @@ from diffutron_core import transfer_plan
 from diffutron_sample.cache import BlockCache, Span, advance_span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
+from diffutron_sample.kvslots import KVSlots
 from diffutron_sample.slots import CanvasSlots
 
 
@@ -132,6 +133,9 @@ class Scheduler:
         wants it, so a model that cannot is said so only then)."""
         self.requests: dict[Hashable, Request] = {}
         self.waiting: collections.deque[Hashable] = collections.deque()
+        self.stored = {"cond": KVSlots(), "uncond": KVSlots()}
+        """The block cache's buffers: each request's keys and values in a row of one tensor (its
+        unconditional copy's, under guidance, in the other)."""
 
     def add(self, request: Request, canvas: torch.Tensor, given: torch.Tensor) -> Request:
         if request.id in self.requests:
@@ -155,6 +159,8 @@ class Scheduler:
     def cancel(self, request_id: Hashable) -> Request | None:
         """Drop a request (e.g. its client went away); its slot is free for the next step."""
         request = self.requests.pop(request_id, None)
+        for store in [] if request is None else request.caches.values():
+            store.release()
         if request is not None and request.slot >= 0:
             request.pending = (request.canvas.clone(), torch.zeros(0, dtype=torch.bool))
             self.slots.release(request.slot)
@@ -210,13 +216,17 @@ class Scheduler:
             config = request.config
             where = (request.blocks[request.block], request.block, request.length)
             mode, every = config.cache, config.cache_interval
-            spans.append(
-                advance_span(request.caches.setdefault("cond", BlockCache()), mode, every, *where)
-            )
+            spans.append(advance_span(self._store(request, "cond"), mode, every, *where))
             guided = config.cfg_scale > 0
-            store = request.caches.setdefault("uncond", BlockCache()) if guided else None
+            store = self._store(request, "uncond") if guided else None
             uncond.append(advance_span(store, mode, every, *where) if guided else None)
         return spans, uncond
+
+    def _store(self, request: Request, kind: str) -> BlockCache:
+        """``request``'s block cache ``kind`` (``cond`` or ``uncond``), bound to its buffer."""
+        if kind not in request.caches:
+            request.caches[kind] = BlockCache(slots=self.stored[kind])
+        return request.caches[kind]
 
     def update(self, plan: StepPlan, output: StepOutput) -> list[StepEvent]:
         """Apply one pass's outcome to its requests; an event for each."""
