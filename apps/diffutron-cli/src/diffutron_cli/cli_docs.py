@@ -5,6 +5,8 @@ uv run python -m diffutron_cli.cli_docs > docs/cli.md
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 APPS = ("diffutron-train", "diffutron-sample", "diffutron-eval", "diffutron")
@@ -55,8 +57,10 @@ def render() -> str:
         if app == "diffutron":  # its train/sample/eval are the apps above
             ctx = _context(command, app, None)
             entries = [(app, command.get_help(ctx))]
+            group = cast(click.Group, command)  # the app of apps is a group
             for name in ("info", "demo"):
-                entries += list(_walk(command.get_command(ctx, name), [app, name], ctx))
+                sub = cast(click.Command, group.get_command(ctx, name))  # both are its commands
+                entries += list(_walk(sub, [app, name], ctx))
         else:
             entries = list(_walk(command, [app], None))
         for title, text in entries:

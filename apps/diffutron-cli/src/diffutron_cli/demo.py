@@ -69,9 +69,8 @@ def _perplexity(out: Path) -> dict:
     tokenizer = load_tokenizer("tiny")
     before = build_model(model_config("tiny", vocab_size=len(tokenizer)), seed=0)  # CPT's start
     after, _ = load_model(str(out / "cpt" / "model"), device="cpu", dtype=torch.float32)
-    kwargs = {"max_length": 256, "mask_prob": 0.15, "seed": 0}
-    first = perplexity(before.eval(), tokenizer, texts, **kwargs)
-    second = perplexity(after, tokenizer, texts, **kwargs)
+    first = perplexity(before.eval(), tokenizer, texts, max_length=256, mask_prob=0.15, seed=0)
+    second = perplexity(after, tokenizer, texts, max_length=256, mask_prob=0.15, seed=0)
     return {
         "texts": len(texts),
         "masked_tokens": first.scored_tokens,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import cast
 
 import click
 
@@ -39,7 +40,7 @@ def _prompt_rows(prompts: tuple[str, ...], prompts_file: str | None):
     from diffutron_sample import PromptRow, SampleError, read_prompts
 
     if not prompts:
-        found = read_prompts(prompts_file)
+        found = read_prompts(cast(str, prompts_file))  # given when no --prompt is
         for problem in found.problems:
             click.echo(problem, err=True)
         return found.rows, found.problems

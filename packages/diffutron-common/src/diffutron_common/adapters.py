@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from diffutron_common.errors import DiffutronError
 from diffutron_common.paths import looks_like_path
@@ -21,7 +21,7 @@ class AdapterError(DiffutronError):
     """An adapter folder that cannot be used, in one line."""
 
 
-def is_adapter_folder(path: str | Path | None) -> bool:
+def is_adapter_folder(path: str | Path | None) -> TypeGuard[str | Path]:
     return path is not None and (Path(path) / ADAPTER_CONFIG).is_file()
 
 
@@ -45,7 +45,7 @@ def adapter_config(folder: str | Path) -> dict[str, Any]:
 def adapter_base(folder: str | Path) -> str:
     """The adapter's base model: a folder as written, or beside the adapter when the path is
     relative and not found from here; otherwise a Hub id."""
-    base = adapter_config(folder)["base_model_name_or_path"]
+    base: str = adapter_config(folder)["base_model_name_or_path"]  # checked to be a str
     beside = Path(folder) / base
     if Path(base).exists() or Path(base).is_absolute():
         found = base

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, cast
 
 from diffutron_common.errors import DiffutronError
 
@@ -17,7 +17,9 @@ def _bound(value: float, limit: float | None, *, low: bool, open_: bool) -> bool
     return value < limit if open_ else value <= limit
 
 
-def _describe(minimum, maximum, min_open, max_open, integer) -> str:
+def _describe(
+    minimum: float | None, maximum: float | None, min_open: bool, max_open: bool, integer: bool
+) -> str:
     kind = "a whole number" if integer else "a number"
     if minimum is not None and maximum is not None:
         left, right = "(" if min_open else "[", ")" if max_open else "]"
@@ -56,9 +58,10 @@ def check_number(
             value if isinstance(value, float) else f"{str(value)[:12]}… ({len(str(value))} digits)"
         )
         raise error(f"{name} must be a finite number{extra}, got {shown}")
+    number = cast(float, value)  # a real number here; typeshed's Real lacks float's comparisons
     if not (
-        _bound(value, minimum, low=True, open_=min_open)
-        and _bound(value, maximum, low=False, open_=max_open)
+        _bound(number, minimum, low=True, open_=min_open)
+        and _bound(number, maximum, low=False, open_=max_open)
     ):
         raise error(f"{name} must be {expected}{extra}, got {value}")
     return value

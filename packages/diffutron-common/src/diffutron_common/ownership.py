@@ -116,7 +116,9 @@ def _refuse_working_folder(path: Path, option: str) -> None:
         )
 
 
-def replace_path(tmp: str | Path, final: str | Path, kind: str | Iterable[str], *, option: str):
+def replace_path(
+    tmp: str | Path, final: str | Path, kind: str | Iterable[str], *, option: str
+) -> Path:
     """Move the finished folder ``tmp`` to ``final``. An existing ``final`` must be Diffutron's
     (``kind``); it is moved aside first and removed only once ``tmp`` is in place."""
     tmp, final = Path(tmp), Path(os.path.abspath(final))

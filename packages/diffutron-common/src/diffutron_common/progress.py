@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 OFF = ("1", "true", "yes", "on")
 
@@ -18,4 +19,6 @@ def quiet_transformers() -> None:
         return
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    # transformers leaves this helper unannotated; it takes nothing and returns None.
+    disable: Callable[[], None] = hf_logging.disable_progress_bar
+    disable()

@@ -82,7 +82,7 @@ def histogram(lengths: Iterable[int], max_length: int) -> list[dict[str, int | s
     while edges[-1] < max_length:
         edges.append(min(max(1, edges[-1] * 2), max_length))
     counts = np.histogram(values, bins=[e + 0.5 for e in edges] + [np.inf])[0]  # (lo, hi]
-    bins = [
+    bins: list[dict[str, int | str]] = [
         {"from": lo + 1, "to": hi, "count": int(n)}
         for lo, hi, n in zip(edges, edges[1:], counts, strict=False)
     ]

@@ -222,6 +222,7 @@ def iter_texts(source: Source, report: ReadReport) -> Iterator[tuple[str, str]]:
     if source.embedded or (
         not source.hub and Path(source.location).suffix.lower() in TEXT_SUFFIXES
     ):
+        texts: Iterator[tuple[str, str]]
         if source.embedded:
             texts = (
                 (t, f"{source.location}:{i + 1}")

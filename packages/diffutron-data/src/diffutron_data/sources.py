@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from diffutron_data.errors import DataError
@@ -75,7 +75,8 @@ class Source:
         limit = options.pop("limit", None)
         if limit is not None and not (limit.isdigit() and int(limit) > 0):
             raise DataError(f"source {spec!r}: limit must be a positive whole number")
-        return cls(location, hub=hub, limit=int(limit) if limit else None, **options)
+        checked: dict[str, Any] = options  # names and mode checked above; the rest are text
+        return cls(location, hub=hub, limit=int(limit) if limit else None, **checked)
 
     @property
     def embedded(self) -> bool:

@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from diffutron_common import (
     DiffutronError,
@@ -162,7 +163,7 @@ def run_bench(
     result.accuracy[name or _column_name(model)] = accuracies(ours["results"])
     if theirs is not None:
         texts["results-baseline.json"] = _json_text(theirs)
-        result.accuracy[hub_id] = accuracies(theirs["results"])
+        result.accuracy[cast(str, hub_id)] = accuracies(theirs["results"])  # set when theirs is
     texts["table.md"] = markdown_table(result.accuracy, limit=limit)
     # Every figure is ready: only now is the output folder claimed and its files replaced.
     result.files.update(_publish(result.output_dir, texts, result.accuracy))

@@ -99,7 +99,7 @@ def _init_group(processes: Processes, device: str | None) -> None:
     backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
     try:
         if cuda:
-            torch.cuda.set_device(torch.device(device))
+            torch.cuda.set_device(torch.device(str(device)))  # a "cuda…" name here
         dist.init_process_group(
             backend=backend, rank=processes.rank, world_size=processes.world_size
         )

@@ -183,7 +183,7 @@ class DiffutronLM(LM):
                 self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
             bar.update(len(indices))
         bar.close()
-        return results  # type: ignore[return-value]
+        return results  # type: ignore[return-value]  # every entry was set in the loop above
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
         self._note(requests)

@@ -120,11 +120,12 @@ def perplexity(
     nll = torch.zeros(len(jobs), dtype=torch.float64)  # each job's (weighted) masked CE
     counts = torch.zeros(len(jobs), dtype=torch.int64)  # each job's masked tokens
     bar = _progress_bar(len(mine), progress if processes.main else False)
-    settings = {"seed": seed, "samples": samples, "mask_prob": rate}
     with torch.inference_mode():
         for start in starts:
             batch = jobs[start : start + batch_size]
-            sums, masked = _batch_sums(lm, tokenizer, items, batch, **settings)
+            sums, masked = _batch_sums(
+                lm, tokenizer, items, batch, seed=seed, samples=samples, mask_prob=rate
+            )
             nll[start : start + len(batch)], counts[start : start + len(batch)] = sums, masked
             bar.update(len(batch))
     bar.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -55,7 +55,7 @@ def adapter_base(folder: str | Path) -> str:
         raise SampleError(str(exc)) from None
 
 
-def _pattern(patterns: dict[str, Any], module: str, default: Any) -> Any:
+def _pattern(patterns: dict[str, Any] | None, module: str, default: Any) -> Any:
     for key, value in (patterns or {}).items():
         if re.match(rf"(.*\.)?({key})$", module):
             return value
@@ -150,7 +150,7 @@ def _merge_pair(
     embedding = "lora_embedding_A" in pair or isinstance(module, torch.nn.Embedding)
     if embedding or config.get("fan_in_fan_out"):  # stored as (in, out)
         delta = delta.T
-    weight = module.weight
+    weight = cast(torch.Tensor, module.weight)  # a parameter (checked above)
     if delta.shape != weight.shape:
         raise SampleError(
             f"{folder}: the LoRA of {module_name} gives shape {tuple(delta.shape)}, the base's "

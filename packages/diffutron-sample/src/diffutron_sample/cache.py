@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
-from torch.nn.functional import scaled_dot_product_attention
+from torch import Tensor
 
 from diffutron_sample.kvslots import BlockCache, KVSlots
+from diffutron_sample.layers import Layers, run_layers
 
 logger = logging.getLogger(__name__)
 
 CACHE_MODES = ("prefix", "dual")
+
 _WARNED: set[str] = set()
 
 
@@ -43,7 +46,7 @@ def cache_support(model: torch.nn.Module) -> str | None:
     ``model`` (a Hugging Face ModernBERT masked LM as transformers 5 defines it), else the reason,
     for the caller to word."""
     backbone = getattr(model, "model", None)
-    config = getattr(model, "config", None)
+    config: Any = getattr(model, "config", None)
     if getattr(config, "model_type", None) != "modernbert" or backbone is None:
         kind = getattr(config, "model_type", type(model).__name__)
         return f"it needs a ModernBERT model, not {kind}"
@@ -65,67 +68,13 @@ def usable(model: torch.nn.Module) -> bool:
     return why is None
 
 
-def _masks(model, columns: torch.Tensor, keys: torch.Tensor | None, width: int) -> dict:
-    """``(B, 1, A, W)`` attention masks per layer type: every real key (``keys``; None when all
-    are real: no mask, sdpa's fast path) for the global layers, those within ``sliding_window``
-    columns for the local ones (as transformers masks them)."""
-    full = None if keys is None else keys[:, None, None, :].expand(-1, 1, columns.shape[1], -1)
-    masks = {"full_attention": full}
-    window = getattr(model.config, "sliding_window", None)
-    if window is not None:
-        where = torch.arange(width, device=columns.device)
-        near = ((columns[:, :, None] - where).abs() <= window)[:, None]  # (B, 1, A, W)
-        masks["sliding_attention"] = near if full is None else full & near
-    return masks
-
-
-def _rotary(backbone, states, positions) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    return {
-        kind: backbone.rotary_emb(states, positions, kind)
-        for kind in set(backbone.config.layer_types)
-    }
-
-
-def run_layers(
-    model, ids, keys, positions, columns, kv: torch.Tensor, keep: bool, inplace: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(states, kv)``: the ``(B, A, H)`` final states of ``columns`` ``(B, A)`` (an entry may
-    repeat another's column: it computes the same) of canvases ``ids`` ``(B, W)`` whose real
-    columns are ``keys`` (None: all of them). ``kv`` ``(layers, 2, B, heads, W, d)`` holds the
-    other columns' keys and values; each layer puts the fresh ones of ``columns`` in their place
-    before attending (into ``kv`` itself with ``inplace``: a view of the cache buffer), and with
-    ``keep`` they all come back, stacked like ``kv``. Shapes in, shapes out: nothing depends on
-    the values, so ``torch.compile`` can take it whole."""
-    from transformers.models.modernbert.modeling_modernbert import apply_rotary_pos_emb
-
-    backbone = model.model
-    states = backbone.embeddings(input_ids=ids.gather(1, columns))  # (B, A, H)
-    rotary = _rotary(backbone, states, positions.gather(1, columns))
-    masks = _masks(model, columns, keys, ids.shape[1])
-    batch, width, heads = states.shape[0], states.shape[1], kv.shape[3]
-    where = columns[:, None, :, None].expand(-1, heads, -1, kv.shape[-1])  # (B, heads, A, d)
-    kept, scatter = [], torch.Tensor.scatter_ if inplace else torch.Tensor.scatter
-    for index, layer in enumerate(backbone.layers):
-        qkv = layer.attn.Wqkv(layer.attn_norm(states)).view(batch, width, 3, heads, -1)
-        query, key, value = qkv.transpose(1, 3).unbind(dim=2)  # each (B, heads, A, d)
-        cos, sin = rotary[layer.attention_type]
-        query, key = apply_rotary_pos_emb(query, key, cos, sin, unsqueeze_dim=1)
-        keys_, values = scatter(kv[index, 0], 2, where, key), scatter(kv[index, 1], 2, where, value)
-        mixed = scaled_dot_product_attention(
-            query, keys_, values, attn_mask=masks[layer.attention_type]
-        )  # (B, heads, A, d)
-        states = states + layer.attn.Wo(mixed.transpose(1, 2).reshape(batch, width, -1))
-        states = states + layer.mlp(layer.mlp_norm(states))
-        if keep:
-            kept.append(torch.stack([keys_, values]))
-    return backbone.final_norm(states), torch.stack(kept) if keep else None
-
-
 def _bucket(size: int, step: int) -> int:
     return -(-size // step) * step
 
 
-def _columns(spans, lengths, width: int, device, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _columns(
+    spans: list[Span], lengths: list[int], width: int, device: torch.device, step: int
+) -> tuple[Tensor, Tensor]:
     """``(columns, valid)`` ``(B, A)``: each row's columns to compute in the padded batch (all
     its real ones when it refreshes), padded by repeating its first column to the longest (a
     multiple of ``step``)."""
@@ -143,7 +92,7 @@ def _columns(spans, lengths, width: int, device, step: int) -> tuple[torch.Tenso
     return columns, valid
 
 
-def _stored(model, spans, lengths, width: int, rows: int) -> torch.Tensor:
+def _stored(model: Any, spans: list[Span], lengths: list[int], width: int, rows: int) -> Tensor:
     """``(layers, 2, rows, heads, W, d)``: the spans' stored keys and values, right-aligned like
     their left-padded canvases (zeros where a row refreshes or has padding), the first row's
     repeated over the ``rows`` beyond the spans."""
@@ -155,8 +104,9 @@ def _stored(model, spans, lengths, width: int, rows: int) -> torch.Tensor:
         len(config.layer_types), 2, rows, heads, width, dim, dtype=dtype, device=model.device
     )
     for row, (span, length) in enumerate(zip(spans, lengths, strict=True)):
-        if not span.refresh:
-            kv[:, :, row, :, width - length :] = span.store.kv
+        stored = None if span.store is None else span.store.kv
+        if not span.refresh and stored is not None:
+            kv[:, :, row, :, width - length :] = stored
     if rows > len(spans) and not spans[0].refresh:
         kv[:, :, len(spans) :] = kv[:, :, :1]
     return kv
@@ -173,7 +123,7 @@ class Buckets:
     batch: bool = False
 
 
-def _padded(tensors, rows: int, width: int):
+def _padded(tensors: tuple[Tensor, ...], rows: int, width: int) -> list[Tensor]:
     """Each ``(B, W, ...)`` tensor left-padded to ``width`` columns (zeros), then its first row
     repeated up to ``rows`` rows."""
     out = []
@@ -189,14 +139,17 @@ def _padded(tensors, rows: int, width: int):
     return out
 
 
-def _buffer_view(model, spans, lengths, width: int, buckets: Buckets) -> torch.Tensor | None:
+def _buffer_view(
+    model: Any, spans: list[Span], lengths: list[int], width: int, buckets: Buckets
+) -> Tensor | None:
     """The group's keys and values as a view of its rows of the cache buffer, when it can be:
     shapes not bucketed, every row's store in one :class:`KVSlots`, in consecutive rows. Rows
     that refresh take their buffer row now; a refresh then writes it in place."""
-    stores = [span.store for span in spans]
-    if buckets != Buckets() or any(s is None or s.slots is None for s in stores):
+    found = [span.store for span in spans]
+    stores = [s for s in found if s is not None and s.slots is not None]
+    if buckets != Buckets() or len(stores) != len(found):
         return None
-    buffer_rows: KVSlots = stores[0].slots
+    buffer_rows = cast(KVSlots, stores[0].slots)  # every store is bound (checked above)
     if any(s.slots is not buffer_rows for s in stores):
         return None
     for store, span, length in zip(stores, spans, lengths, strict=True):
@@ -218,7 +171,16 @@ def _buffer_view(model, spans, lengths, width: int, buckets: Buckets) -> torch.T
     return buffer[:, :, first : first + len(stores), :, buffer.shape[4] - width :]
 
 
-def _group_pass(model, ids, keys, positions, spans, lengths, layers, buckets: Buckets):
+def _group_pass(
+    model: Any,
+    ids: Tensor,
+    keys: Tensor,
+    positions: Tensor,
+    spans: list[Span],
+    lengths: list[int],
+    layers: Layers,
+    buckets: Buckets,
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
     """One group of rows (all refreshing, or all reading their cache; ``lengths`` their real
     columns): ``(states, kv, columns, valid)`` at the group's own width, bucketed on the way in
     and cut back on the way out. Rows in consecutive rows of the cache buffer run on it in place
@@ -246,8 +208,15 @@ def _group_pass(model, ids, keys, positions, spans, lengths, layers, buckets: Bu
 
 
 def cached_states(
-    model, ids, keys, positions, spans: list[Span], *, layers=run_layers, buckets=Buckets()
-) -> torch.Tensor:
+    model: Any,
+    ids: Tensor,
+    keys: Tensor,
+    positions: Tensor,
+    spans: list[Span],
+    *,
+    layers: Layers = run_layers,
+    buckets: Buckets = Buckets(),
+) -> Tensor:
     """``(B, W, H)`` final states of one pass over left-padded canvases ``ids`` ``(B, W)``
     (``keys`` marks the real columns), each row computed as its :class:`Span` says (zeros at the
     columns it does not compute); refreshing rows store their keys and values. ``layers`` runs
@@ -270,6 +239,7 @@ def cached_states(
         for slot, (span, length) in enumerate(zip(mine, sizes, strict=True)):
             if fresh is not None and span.store is not None:
                 span.store.save(fresh[:, :, slot, :, width - length :])
+    assert out is not None
     return out
 
 
@@ -277,7 +247,7 @@ def advance_span(
     store: BlockCache | None,
     mode: str | None,
     interval: int | None,
-    block: tuple,
+    block: tuple[int, int],
     index: int,
     length: int,
 ) -> Span:

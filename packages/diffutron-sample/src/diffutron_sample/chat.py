@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+import torch
 
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import generate_texts
+from diffutron_sample.masked_lm import MaskedLM
 from diffutron_sample.sampler import Callback
-from diffutron_sample.text import prompt_ids
+from diffutron_sample.text import Messages, prompt_ids
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +28,14 @@ class ChatSession:
     """
 
     def __init__(
-        self, model, tokenizer, config: SamplerConfig, *, system: str | None = None, generator=None
-    ):
+        self,
+        model: torch.nn.Module | MaskedLM,
+        tokenizer: PreTrainedTokenizerBase,
+        config: SamplerConfig,
+        *,
+        system: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.system = system
         self.generator = generator
@@ -44,7 +57,7 @@ class ChatSession:
             raise SampleError("write /set key=value, e.g. /set temperature=0.2")
         return key, self.set(key, value)
 
-    def _messages(self, history):
+    def _messages(self, history: Messages) -> Messages:
         system = [{"role": "system", "content": self.system}] if self.system else []
         return system + history
 

@@ -10,10 +10,12 @@ says why once (docs/sampling.md#compiled-step).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 
-from diffutron_sample.cache import Buckets, cache_support, run_layers
+from diffutron_sample.cache import Buckets, cache_support
+from diffutron_sample.layers import Layers, run_layers
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +59,12 @@ class CompiledLayers:
     """Runs the layers compiled, with the shapes :attr:`buckets` gives; falls back to the eager
     :func:`run_layers` for good (said once) if compilation or a compiled call fails."""
 
-    def __init__(self, compiled=None) -> None:
+    def __init__(self, compiled: Layers | None = None) -> None:
         self.function = compiled or torch.compile(run_layers, dynamic=False)
         self.buckets = Buckets(WIDTH_BUCKET, COLUMN_BUCKET, batch=True)
         self.failed: str | None = None
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.failed is None:
             try:
                 with torch._dynamo.config.patch(_limits()):

@@ -7,7 +7,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from diffutron_common import DiffutronError, check_number, read_text, write_text
 from diffutron_core import PAPER_SAMPLER
@@ -198,7 +198,9 @@ class SamplerConfig:
 
     @classmethod
     def paper(
-        cls, max_new_tokens: int = PAPER_SAMPLER["max_new_tokens"], **changes: Any
+        cls,
+        max_new_tokens: int = cast(int, PAPER_SAMPLER["max_new_tokens"]),  # an int (128)
+        **changes: Any,
     ) -> SamplerConfig:
         """The paper's settings (:data:`diffutron_core.PAPER_SAMPLER`) for ``max_new_tokens``
         new tokens in as many steps, then ``changes``."""

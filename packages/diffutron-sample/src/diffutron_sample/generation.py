@@ -9,18 +9,22 @@ each reply at its end marker.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import torch
 
 from diffutron_sample.config import SamplerConfig
-from diffutron_sample.masked_lm import Execution
+from diffutron_sample.masked_lm import Execution, MaskedLM
 from diffutron_sample.sampler import Callback, generate, infill
 from diffutron_sample.text import Prompt, batch_prompt_ids, decode_new, infill_ids
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 
 def generate_texts(
-    model,
-    tokenizer,
+    model: torch.nn.Module | MaskedLM,
+    tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Prompt],
     config: SamplerConfig,
     *,
@@ -59,8 +63,8 @@ def generate_texts(
 
 
 def infill_text(
-    model,
-    tokenizer,
+    model: torch.nn.Module | MaskedLM,
+    tokenizer: PreTrainedTokenizerBase,
     text: str,
     config: SamplerConfig,
     *,
@@ -83,4 +87,5 @@ def infill_text(
         callback=callback,
         execution=execution,
     )
-    return tokenizer.decode(canvas[0], skip_special_tokens=True), canvas[0].tolist()
+    text = cast(str, tokenizer.decode(canvas[0], skip_special_tokens=True))  # one row: one str
+    return text, canvas[0].tolist()

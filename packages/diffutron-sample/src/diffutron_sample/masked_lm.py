@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -112,13 +112,18 @@ class MaskedLM:
             spans = [Span(None, 0, length, True) for length in lengths]
         if spans is None:
             self.positions_run += sum(lengths)
-            return self.model.model(
+            backbone = cast(torch.nn.Module, self.model.model)  # checked by `splittable`
+            states: torch.Tensor = backbone(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
             ).last_hidden_state
+            return states
         self.positions_run += sum(
             length if s.refresh else s.end - s.start
             for length, s in zip(lengths, spans, strict=True)
         )
+        if position_ids is None:  # as the Hugging Face model counts them when not given
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)
+            position_ids = position_ids.expand_as(input_ids)
         if self.layers is None:
             return cached_states(self.model, input_ids, attention_mask, position_ids, spans)
         return cached_states(
@@ -133,7 +138,10 @@ class MaskedLM:
 
     def head_logits(self, states: torch.Tensor, where: Where) -> torch.Tensor:
         """``(M, V)`` float32 logits of the output layer at the pairs ``where`` of ``states``."""
-        return self.model.decoder(self.model.head(states[where])).float()
+        head = cast(torch.nn.Module, self.model.head)  # both checked by `splittable`
+        decoder = cast(torch.nn.Module, self.model.decoder)
+        logits: torch.Tensor = decoder(head(states[where]))
+        return logits.float()
 
     def logits_at(
         self,
@@ -153,7 +161,7 @@ class MaskedLM:
         lengths = int(attention_mask.sum())
         self.positions_full += lengths
         self.positions_run += lengths
-        logits = self.model(
+        logits: torch.Tensor = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
         ).logits
         return logits[where].float()

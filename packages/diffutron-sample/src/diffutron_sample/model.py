@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -20,6 +21,9 @@ from diffutron_sample.adapters import (
     read_adapter_config,
 )
 from diffutron_sample.errors import SampleError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 DTYPES = ("float32", "bfloat16", "float16")
@@ -60,8 +64,13 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def _load_pretrained(
-    name_or_path: str, *, what: str, dtype, trust_remote_code: bool, tokenizer_from
-):
+    name_or_path: str,
+    *,
+    what: str,
+    dtype: torch.dtype,
+    trust_remote_code: bool,
+    tokenizer_from: str,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """``(model, tokenizer)`` as transformers loads them, each failure one :class:`SampleError`."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -92,7 +101,7 @@ def load_model(
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
     chat_template: str | None = None,
-):
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """``(model, tokenizer)`` from a model directory, a Hub id or a LoRA adapter folder, in eval
     mode.
 
@@ -111,8 +120,8 @@ def load_model(
 
     quiet_transformers()
 
-    device = resolve_device(device)
-    dtype = _resolve_dtype(dtype, device)
+    target = resolve_device(device)
+    dtype = _resolve_dtype(dtype, target)
     try:
         check_model_source(name_or_path)
     except DiffutronError as exc:
@@ -132,7 +141,9 @@ def load_model(
     if tokenizer.mask_token_id is None:
         raise SampleError(f"tokenizer of {name_or_path!r} has no mask token; it cannot be sampled")
     _set_chat_template(tokenizer, chat_template, name_or_path)
-    return model.to(device).eval(), tokenizer
+    module: torch.nn.Module = model  # transformers wraps `to` in a way mypy cannot bind
+    moved = module.to(target).eval()  # the model itself, moved and in eval mode
+    return cast("PreTrainedModel", moved), tokenizer
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -143,11 +154,14 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> tor
     if isinstance(dtype, str):
         if dtype not in DTYPES:
             raise SampleError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-        return getattr(torch, dtype)
+        named: torch.dtype = getattr(torch, dtype)  # one of DTYPES
+        return named
     return dtype
 
 
-def _load_adapter(folder: Path, *, dtype, trust_remote_code: bool):
+def _load_adapter(
+    folder: Path, *, dtype: torch.dtype, trust_remote_code: bool
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """``(model, tokenizer)``: the adapter's base model with the adapter merged in, and the
     adapter's own tokenizer when it has one (else the base's)."""
 
@@ -166,7 +180,9 @@ def _load_adapter(folder: Path, *, dtype, trust_remote_code: bool):
     return model, tokenizer
 
 
-def _set_chat_template(tokenizer, chat_template: str | None, name_or_path: str) -> None:
+def _set_chat_template(
+    tokenizer: PreTrainedTokenizerBase, chat_template: str | None, name_or_path: str
+) -> None:
     """Give ``tokenizer`` the ``chat_template`` asked for, or dLLM's BERT chat format when it has
     none (said once in the log)."""
 

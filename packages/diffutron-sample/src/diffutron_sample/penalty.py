@@ -24,7 +24,14 @@ def apply_repetition_penalty(
     return out
 
 
-def present_ids(canvas, attention, vocab_size, *, mask_token_id, eos_token_id) -> torch.Tensor:
+def present_ids(
+    canvas: torch.Tensor,
+    attention: torch.Tensor,
+    vocab_size: int,
+    *,
+    mask_token_id: int,
+    eos_token_id: int | None,
+) -> torch.Tensor:
     """(B, V) bool: ids on each row's canvas, except padding, the mask and the eos id."""
     use = attention & (canvas != mask_token_id)
     if eos_token_id is not None:

@@ -10,18 +10,23 @@ committed is the runner's business (:mod:`diffutron_sample.runner`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
 from diffutron_core import gumbel_argmax
 from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
-from diffutron_sample.masked_lm import MaskedLM
+from diffutron_sample.masked_lm import MaskedLM, Where
 from diffutron_sample.penalty import penalize_canvas_ids
 
 
 def _confidence(
-    logits: torch.Tensor, x0: torch.Tensor, lse: torch.Tensor, config: SamplerConfig, generator
+    logits: torch.Tensor,
+    x0: torch.Tensor,
+    lse: torch.Tensor,
+    config: SamplerConfig,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Softmax probability of the chosen token, ``exp(logit[x0] - lse)`` with ``lse`` the rows'
     ``logsumexp`` (computed once per step), in float32 on the given rows only (never a (B, L, V)
@@ -33,7 +38,12 @@ def _confidence(
     return (chosen - lse).exp().double()
 
 
-def _draw(logits: torch.Tensor, banned: torch.Tensor, config: SamplerConfig, generator):
+def _draw(
+    logits: torch.Tensor,
+    banned: torch.Tensor,
+    config: SamplerConfig,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     """``x0`` of each row of ``logits`` drawn with the row's temperature, never a ``banned`` id:
     those columns are set to ``-inf`` for the draw and put back after (no copy of the logits)."""
     saved = logits[:, banned]
@@ -70,7 +80,7 @@ class Batch:
         self.positions = (self.attention.long().cumsum(1) - 1).clamp(min=0)
 
 
-def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tensor:
+def _guided(lm: MaskedLM, batch: Batch, where: Where, mask_token_id: int) -> torch.Tensor:
     """``(M, V)`` logits at ``where``; rows with ``cfg_scale > 0`` get classifier-free guidance
     ``un + (w + 1)(cond - un)``, their unconditional copy (given tokens masked) in the same pass."""
     device = batch.canvas.device
@@ -79,9 +89,10 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
         return lm.logits_at(batch.canvas, batch.attention, batch.positions, where, batch.spans)
     guided = torch.tensor(rows, dtype=torch.long, device=device)
     uncond = batch.canvas[guided].masked_fill(batch.given[guided], mask_token_id)
-    spans = None
+    spans: list[Span] | None = None
     if batch.spans is not None and batch.uncond_spans is not None:
-        spans = batch.spans + [batch.uncond_spans[row] for row in rows]
+        copied = [batch.uncond_spans[row] for row in rows]  # every guided row has its copy's
+        spans = batch.spans + cast(list[Span], copied)
     scales = torch.tensor([c.cfg_scale for c in batch.configs], dtype=torch.float64, device=device)
     slot = torch.full_like(scales, -1, dtype=torch.long)
     slot[guided] = torch.arange(len(rows), device=device)
@@ -90,12 +101,12 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
     ids = torch.cat([batch.canvas, uncond])
     attention = torch.cat([batch.attention, batch.attention[guided]])
     positions = torch.cat([batch.positions, batch.positions[guided]])
-    rows = len(batch.canvas)
+    half = len(batch.canvas)
     if lm.restrict_head:  # one backbone pass, the output layer at each half's positions
         states = lm.hidden_states(ids, attention, positions, spans)
-        logits, un = lm.head_logits(states[:rows], where), lm.head_logits(states[rows:], copies)
+        logits, un = lm.head_logits(states[:half], where), lm.head_logits(states[half:], copies)
     else:
-        both = (torch.cat([where[0], rows + copies[0]]), torch.cat([where[1], copies[1]]))
+        both = (torch.cat([where[0], half + copies[0]]), torch.cat([where[1], copies[1]]))
         full = lm.logits_at(ids, attention, positions, both, spans)
         logits, un = full[: len(where[0])], full[len(where[0]) :]
     scale = (scales[where[0][picked]] + 1)[:, None].to(logits.dtype)
@@ -104,7 +115,7 @@ def _guided(lm: MaskedLM, batch: Batch, where, mask_token_id: int) -> torch.Tens
 
 
 def batch_logits(
-    lm: MaskedLM, batch: Batch, where, *, mask_token_id: int, eos_token_id: int | None
+    lm: MaskedLM, batch: Batch, where: Where, *, mask_token_id: int, eos_token_id: int | None
 ) -> torch.Tensor:
     """``(M, V)`` logits at the ``(row, position)`` pairs ``where``, with each row's guidance and
     repetition penalty."""
@@ -132,7 +143,7 @@ def _draw_groups(batch: Batch) -> list[list[int]]:
     temperature, remasking and forbidden ids draw in one call, in row order (a whole
     :func:`~diffutron_sample.generate` batch, as before the engine); a row with a generator of
     its own draws alone, exactly as it would alone."""
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[tuple[int, float, str, tuple[int, ...]], list[int]] = {}
     for row, (config, never, generator) in enumerate(
         zip(batch.configs, batch.never, batch.generators, strict=True)
     ):

@@ -6,6 +6,8 @@ rows early stop ended and the rows whose logits were not finite, whatever the ba
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from diffutron_sample.masked_lm import MaskedLM
@@ -73,7 +75,7 @@ class Runner:
         ends = [i for i in (eos_token_id, pad_token_id) if i is not None]
         self.ends = torch.tensor(ends, device=slots.device)
 
-    def _tensor(self, values, dtype) -> torch.Tensor:
+    def _tensor(self, values: list[Any], dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(values, dtype=dtype, device=self.slots.device)
 
     def _batch(self, plan: StepPlan) -> tuple[Batch, torch.Tensor, torch.Tensor]:

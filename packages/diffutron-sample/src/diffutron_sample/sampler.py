@@ -43,7 +43,13 @@ def left_pad(
     return ids.to(input_ids.device, input_ids.dtype), mask.bool().to(input_ids.device)
 
 
-def _prepare(model, input_ids, attention_mask, pad_token_id, execution=None):
+def _prepare(
+    model: torch.nn.Module | MaskedLM,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    pad_token_id: int,
+    execution: Execution | None = None,
+) -> tuple[MaskedLM, torch.Tensor, torch.Tensor]:
     """``(MaskedLM, ids, mask)``: the model wrapped, the batch on its device, left-padded."""
     lm = model if isinstance(model, MaskedLM) else MaskedLM(model, execution=execution)
     mask = None if attention_mask is None else attention_mask.to(lm.device)
@@ -77,7 +83,7 @@ def _run(engine: Engine, width: int, callback: Callback | None) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(
-    model,
+    model: torch.nn.Module | MaskedLM,
     input_ids: torch.Tensor,
     config: SamplerConfig,
     *,
@@ -116,7 +122,7 @@ def generate(
 
 @torch.no_grad()
 def infill(
-    model,
+    model: torch.nn.Module | MaskedLM,
     input_ids: torch.Tensor,
     config: SamplerConfig,
     *,

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import torch
 
 from diffutron_core import transfer_plan
-from diffutron_sample.cache import BlockCache, Span, advance_span
+from diffutron_sample.cache import Span, advance_span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
-from diffutron_sample.kvslots import KVSlots
+from diffutron_sample.kvslots import BlockCache, KVSlots
 from diffutron_sample.slots import CanvasSlots
 
 
@@ -206,12 +206,13 @@ class Scheduler:
             request.step, request.drawn = request.step + 1, None  # a step that commits nothing
         return False
 
-    def _spans(self, rows: list[Request]) -> tuple[list | None, list | None]:
+    def _spans(self, rows: list[Request]) -> tuple[list[Span] | None, list[Span | None] | None]:
         """Each row's :class:`Span` (and its unconditional copy's, for a guided row) when some
         row asks for the block cache and the model can use it."""
         if not any(r.config.cache for r in rows) or not self.cacheable():
             return None, None
-        spans, uncond = [], []
+        spans: list[Span] = []
+        uncond: list[Span | None] = []
         for request in rows:
             config = request.config
             where = (request.blocks[request.block], request.block, request.length)
@@ -232,8 +233,9 @@ class Scheduler:
         """Apply one pass's outcome to its requests; an event for each."""
         events = []
         for row, request in enumerate(plan.requests):
-            if output.failed[row] is not None:
-                events.append(self.fail(request, output.failed[row]))
+            why = output.failed[row]
+            if why is not None:
+                events.append(self.fail(request, why))
                 continue
             committed = output.committed[row]
             request.passes += 1

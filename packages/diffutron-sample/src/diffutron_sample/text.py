@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import torch
 
@@ -11,6 +12,9 @@ from diffutron_common import check_text
 from diffutron_common.chat import END_MARKER
 from diffutron_core import pad_rows
 from diffutron_sample.errors import SampleError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 END_MARKERS = (END_MARKER,)
 """Text that ends an answer in dLLM's BERT chat format; the reply is cut at the first one."""
@@ -20,11 +24,18 @@ Prompt = str | Messages | Sequence[int]
 already made (used as they are, e.g. lm-eval's context after its own special tokens)."""
 
 
-def _is_ids(prompt: Prompt) -> bool:
+def _is_ids(prompt: Prompt) -> TypeGuard[Sequence[int]]:
     return not isinstance(prompt, str) and all(isinstance(t, int) for t in prompt)
 
 
-def prompt_ids(tokenizer, prompt: Prompt, *, chat: bool = True) -> list[int]:
+def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    """One sequence of ids as text, special tokens skipped."""
+    return cast(str, tokenizer.decode(ids, skip_special_tokens=True))  # one sequence: one str
+
+
+def prompt_ids(
+    tokenizer: PreTrainedTokenizerBase, prompt: Prompt, *, chat: bool = True
+) -> list[int]:
     """Token ids of one prompt (a list of ids is returned as it is).
 
     ``chat=True``: a user message (or a message list) rendered with the tokenizer's chat template
@@ -33,24 +44,29 @@ def prompt_ids(tokenizer, prompt: Prompt, *, chat: bool = True) -> list[int]:
     """
     if _is_ids(prompt):
         return list(prompt)
-    for text in [prompt] if isinstance(prompt, str) else [m.get("content", "") for m in prompt]:
+    given = cast("str | Messages", prompt)  # not ids: text or a message list
+    for text in [given] if isinstance(given, str) else [m.get("content", "") for m in given]:
         check_text(text, "the prompt", error=SampleError)
     if chat:
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        messages = [{"role": "user", "content": given}] if isinstance(given, str) else given
         if not getattr(tokenizer, "chat_template", None):
             raise SampleError(
                 "the tokenizer has no chat template: save one with the model (diffutron-train "
                 "does) or use raw prompts (--raw)"
             )
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-    if not isinstance(prompt, str):
+        rendered = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        text = cast(str, rendered)  # tokenize=False: the text, not ids
+        chat_ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return chat_ids
+    if not isinstance(given, str):
         raise SampleError("a raw prompt must be text, not a message list")
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids: list[int] = tokenizer(given, add_special_tokens=False)["input_ids"]
     return ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []) + ids
 
 
-def infill_ids(tokenizer, text: str) -> list[int]:
+def infill_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """The one infilling canvas: ``text`` with the tokenizer's mask token (e.g. ``<mask>``) at
     each position to fill, tokenised as the tokenizer tokenises a text (its special tokens
     included). The CLI's ``infill``, :func:`~diffutron_sample.generation.infill_text` and the
@@ -63,7 +79,7 @@ def infill_ids(tokenizer, text: str) -> list[int]:
 
 
 def batch_prompt_ids(
-    tokenizer, prompts: Sequence[Prompt], *, chat: bool = True
+    tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt], *, chat: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask)`` of several prompts, left-padded."""
     rows = [prompt_ids(tokenizer, p, chat=chat) for p in prompts]
@@ -71,11 +87,13 @@ def batch_prompt_ids(
     return pad_rows(rows, pad, side="left")
 
 
-def stop_ids(tokenizer) -> set[int]:
+def stop_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
     return {i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None}
 
 
-def marker_ids(tokenizer, markers: Sequence[str] = END_MARKERS) -> set[int]:
+def marker_ids(
+    tokenizer: PreTrainedTokenizerBase, markers: Sequence[str] = END_MARKERS
+) -> set[int]:
     """Ids of the end markers that the tokenizer holds as tokens of their own (added or special
     tokens): decoding skips special tokens, so those are cut by id, the others by text."""
     added = tokenizer.get_added_vocab() if hasattr(tokenizer, "get_added_vocab") else {}
@@ -105,12 +123,12 @@ class AnswerReader:
 
     def __init__(
         self,
-        tokenizer,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         stop: Sequence[str] = (),
         max_tokens: int | None = None,
         end_markers: Sequence[str] = END_MARKERS,
-    ):
+    ) -> None:
         self.tokenizer, self.stop, self.max_tokens = tokenizer, list(stop), max_tokens
         self.end_markers = tuple(end_markers)
         self.stops = stop_ids(tokenizer) | marker_ids(tokenizer, self.end_markers)
@@ -130,7 +148,7 @@ class AnswerReader:
         complete = ended or full or limit
         # a growing answer shows all but its last token: decoding may still join it to the next
         shown = kept if complete else kept[:-1]
-        text = decoded = self.tokenizer.decode(shown, skip_special_tokens=True)
+        text = decoded = _decode(self.tokenizer, shown)
         for marker in (*self.end_markers, *self.stop):
             if marker in text:
                 text, ended = text.split(marker, 1)[0], True
@@ -145,7 +163,7 @@ class AnswerReader:
         """How many of ``tokens`` the answer ``text`` is made of (an end marker written as text,
         or what follows a stop string, does not count)."""
         for size in range(len(tokens) + 1):
-            decoded = self.tokenizer.decode(tokens[:size], skip_special_tokens=True)
+            decoded = _decode(self.tokenizer, tokens[:size])
             if decoded.strip().startswith(text):
                 return size
         return len(tokens)
@@ -163,7 +181,7 @@ class AnswerReader:
 
 
 def trim(
-    tokenizer,
+    tokenizer: PreTrainedTokenizerBase,
     tokens: Sequence[int] | torch.Tensor,
     *,
     end_markers: Sequence[str] = END_MARKERS,
@@ -174,22 +192,31 @@ def trim(
     return AnswerReader(tokenizer, end_markers=end_markers).read(tokens, done=True).text
 
 
-def decode_new(tokenizer, canvas: torch.Tensor, max_new_tokens: int, **kwargs) -> list[str]:
+def decode_new(
+    tokenizer: PreTrainedTokenizerBase,
+    canvas: torch.Tensor,
+    max_new_tokens: int,
+    **kwargs: Sequence[str],
+) -> list[str]:
     """Trimmed text of the last ``max_new_tokens`` positions of every canvas row."""
     return [trim(tokenizer, row[-max_new_tokens:], **kwargs) for row in canvas]
 
 
 def render_canvas(
-    tokenizer, tokens: Sequence[int] | torch.Tensor, *, mask_symbol: str = "░"
+    tokenizer: PreTrainedTokenizerBase,
+    tokens: Sequence[int] | torch.Tensor,
+    *,
+    mask_symbol: str = "░",
 ) -> str:
     """The canvas as text with each still-masked position drawn as ``mask_symbol`` (live view)."""
     tokens = tokens.tolist() if isinstance(tokens, torch.Tensor) else list(tokens)
     mask = tokenizer.mask_token_id
-    pieces, run = [], []
+    pieces: list[str] = []
+    run: list[int] = []
     for token in [*tokens, None]:
         if token is None or token == mask:
             if run:
-                pieces.append(tokenizer.decode(run, skip_special_tokens=True))
+                pieces.append(_decode(tokenizer, run))
                 run = []
             if token == mask:
                 pieces.append(mask_symbol)

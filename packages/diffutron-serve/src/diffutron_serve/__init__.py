@@ -12,6 +12,7 @@
 """
 
 from importlib.metadata import version
+from typing import Any
 
 from diffutron_serve.app import create_app
 from diffutron_serve.background import Running, serve_in_thread
@@ -20,7 +21,7 @@ from diffutron_serve.errors import APIError
 __version__ = version("diffutron-serve")
 
 
-def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, **options) -> None:
+def serve(model_dir: str, *, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
     """Serve ``model_dir`` on ``host:port`` (127.0.0.1 unless told otherwise) until stopped."""
     import uvicorn
 

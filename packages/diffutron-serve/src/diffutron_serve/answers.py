@@ -3,14 +3,21 @@ committed), cut at the end of the answer, a stop string or ``max_tokens``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from diffutron_sample.text import Answer, AnswerReader, render_canvas
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from diffutron_serve.requests import Job
 
 
 class Reader:
     """Reads answers off canvases for one request: its answer region, read by the one
     incremental trimmer (:class:`diffutron_sample.text.AnswerReader`)."""
 
-    def __init__(self, tokenizer, job, start: int):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, job: Job, start: int) -> None:
         self.tokenizer, self.job, self.start = tokenizer, job, start
         self.answers = AnswerReader(tokenizer, stop=job.stop, max_tokens=job.max_tokens)
         self.mask = tokenizer.mask_token_id

@@ -10,36 +10,51 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from diffutron_sample import Execution, SampleError, SamplerConfig, load_model
+from diffutron_sample.text import Answer
 from diffutron_serve.answers import Reader
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job, chat_job, check_fits, completion_job, parse_json
-from diffutron_serve.worker import Ticket, Worker
+from diffutron_serve.worker import Limits, Ticket, Worker
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
 """Request bodies larger than 1 MiB are refused (413)."""
 STATIC = Path(str(files("diffutron_serve") / "static"))
+Body = dict[str, Any]  # a JSON object: a request's body, a reply or a part of one
+CallNext = Callable[[Request], Awaitable[Response]]
 
 
 class Server:
     """The model, its tokenizer and sampler defaults, and the engine loop."""
 
-    def __init__(self, model, tokenizer, defaults: SamplerConfig, name: str, **limits):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        defaults: SamplerConfig,
+        name: str,
+        **limits: Unpack[Limits],
+    ) -> None:
         self.tokenizer, self.defaults, self.name = tokenizer, defaults, name
         self.limit = getattr(model.config, "max_position_embeddings", None)
         self.worker = Worker(model, tokenizer, **limits)
         self.created = int(time.time())
 
-    async def body(self, request: Request) -> dict:
+    async def body(self, request: Request) -> Body:
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > MAX_BODY:
             raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
@@ -50,7 +65,7 @@ class Server:
                 raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
         return parse_json(bytes(body))
 
-    async def run(self, request: Request, job: Job, kind: str):
+    async def run(self, request: Request, job: Job, kind: str) -> Response:
         check_fits(job, self.limit)
         ticket = self.worker.submit(job, asyncio.get_running_loop())
         reader = Reader(self.tokenizer, job, len(job.ids))
@@ -74,23 +89,23 @@ class Server:
                         raise asyncio.CancelledError from None
                     continue
                 if kind == "done":
-                    return payload
+                    return cast(list[int], payload)  # "done" carries the canvas
                 if kind == "error":
                     raise APIError(f"generation failed: {payload}", 500, type="server_error")
         except BaseException:
             self.worker.cancel(ticket)
             raise
 
-    def _usage(self, job: Job, answer) -> dict:
+    def _usage(self, job: Job, answer: Answer) -> dict[str, int]:
         return {
             "prompt_tokens": len(job.ids),
             "completion_tokens": answer.tokens,
             "total_tokens": len(job.ids) + answer.tokens,
         }
 
-    def _reply(self, reader: Reader, canvas, reply_id: str, kind: str, job: Job) -> dict:
+    def _reply(self, reader: Reader, canvas: list[int], reply_id: str, kind: str, job: Job) -> Body:
         answer = reader.read(canvas, done=True)
-        choice = {"index": 0, "finish_reason": answer.finish_reason, "logprobs": None}
+        choice: Body = {"index": 0, "finish_reason": answer.finish_reason, "logprobs": None}
         if kind == "chat":
             choice["message"] = {"role": "assistant", "content": answer.text}
         else:
@@ -104,7 +119,10 @@ class Server:
             "usage": self._usage(job, answer),
         }
 
-    def _chunk(self, reply_id: str, kind: str, text: str | None, reason, first: bool) -> dict:
+    def _chunk(
+        self, reply_id: str, kind: str, text: str | None, reason: str | None, first: bool
+    ) -> Body:
+        choice: Body
         if kind == "chat":
             delta = {"role": "assistant"} if first else {}
             if text:
@@ -122,7 +140,9 @@ class Server:
             "choices": [choice],
         }
 
-    async def _stream(self, request, ticket: Ticket, reader: Reader, reply_id: str, kind: str):
+    async def _stream(
+        self, request: Request, ticket: Ticket, reader: Reader, reply_id: str, kind: str
+    ) -> AsyncIterator[str]:
         sent, first, job = "", True, ticket.job
         try:
             while True:
@@ -131,12 +151,13 @@ class Server:
                     error = APIError(f"generation failed: {payload}", 500, type="server_error")
                     yield f"data: {json.dumps(error.body())}\n\n"
                     break
-                answer = reader.read(payload, done=step == "done")
+                canvas = cast(list[int], payload)  # a step's or the final canvas
+                answer = reader.read(canvas, done=step == "done")
                 delta = answer.text[len(sent) :] if answer.text.startswith(sent) else ""
                 sent += delta
                 chunk = self._chunk(reply_id, kind, delta, answer.finish_reason, first)
                 if job.canvas:
-                    text, masks = reader.canvas_text(payload)
+                    text, masks = reader.canvas_text(canvas)
                     chunk["canvas"] = {"step": ticket.steps, "text": text, "masks": masks}
                 if step == "done":
                     chunk["usage"] = self._usage(job, answer)
@@ -160,7 +181,7 @@ def create_app(
     dtype: str | None = None,
     model_name: str | None = None,
     trust_remote_code: bool = False,
-    sampler: dict | None = None,
+    sampler: dict[str, Any] | None = None,
     compile: bool = False,
 ) -> FastAPI:
     """The server for the model in ``model_dir`` (or a Hub id), its engine loop started with
@@ -187,7 +208,7 @@ def create_app(
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.worker.start()
         try:
             yield
@@ -207,27 +228,27 @@ def _guards(app: FastAPI, api_key: str | None) -> None:
     """Every refusal in the OpenAI error format, and the API key on ``/v1/``."""
 
     @app.exception_handler(APIError)
-    async def api_error(request: Request, exc: APIError):
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found" if exc.status_code == 404 else "invalid_request"
         error = APIError(str(exc.detail), exc.status_code, code=kind)
         return JSONResponse(error.body(), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):  # logged; the client gets one line
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # logged, one line
         logger.exception("unexpected error on %s", request.url.path)
         error = APIError("the server failed on this request", 500, type="server_error")
         return JSONResponse(error.body(), status_code=500)
 
     @app.exception_handler(SampleError)
-    async def sample_error(request: Request, exc: SampleError):
+    async def sample_error(request: Request, exc: SampleError) -> JSONResponse:
         return JSONResponse(APIError(str(exc), 400).body(), status_code=400)
 
     @app.middleware("http")
-    async def authorise(request: Request, call_next):
+    async def authorise(request: Request, call_next: CallNext) -> Response:
         given = request.headers.get("authorization", "").encode()
         expected = f"Bearer {api_key}".encode()
         protected = api_key and request.url.path.startswith("/v1/")
@@ -244,8 +265,8 @@ def _guards(app: FastAPI, api_key: str | None) -> None:
 def _routes(app: FastAPI, server: Server) -> None:
     """The OpenAI endpoints and the page."""
 
-    @app.get("/v1/models")
-    async def models():
+    @app.get("/v1/models", response_model=None)  # the dict as it is, no model inferred
+    async def models() -> Body:
         server.worker.check_alive()  # a balancer must not send traffic to a dead engine
         card = {
             "id": server.name,
@@ -256,22 +277,22 @@ def _routes(app: FastAPI, server: Server) -> None:
         return {"object": "list", "data": [card]}
 
     @app.post("/v1/chat/completions")
-    async def chat(request: Request):
+    async def chat(request: Request) -> Response:
         job = chat_job(await server.body(request), server.tokenizer, server.defaults, server.name)
         return await server.run(request, job, "chat")
 
     @app.post("/v1/completions")
-    async def completions(request: Request):
+    async def completions(request: Request) -> Response:
         data = await server.body(request)
         job = completion_job(data, server.tokenizer, server.defaults, server.name)
         return await server.run(request, job, "text")
 
     @app.get("/")
-    async def page():
+    async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     @app.get("/static/{name}")
-    async def static(name: str):
+    async def static(name: str) -> FileResponse:
         path = STATIC / name
         if "/" in name or name.startswith(".") or not path.is_file():
             raise APIError(f"no file {name!r}", 404, code="not_found")

@@ -7,6 +7,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
 
 
 @dataclass
@@ -15,7 +20,7 @@ class Running:
 
     url: str
     app: object
-    server: object
+    server: uvicorn.Server
     thread: threading.Thread
 
     def stop(self, timeout: float = 15) -> None:
@@ -27,10 +32,13 @@ class Running:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]  # (host, port) of an IP socket
+        return port
 
 
-def serve_in_thread(app, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30) -> Running:
+def serve_in_thread(
+    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30
+) -> Running:
     """Run ``app`` (:func:`diffutron_serve.create_app`) with uvicorn in a daemon thread; returns
     once it accepts connections. ``port=0`` picks a free one."""
     import uvicorn

@@ -21,7 +21,7 @@ class APIError(DiffutronError):
         super().__init__(message)
         self.status, self.type, self.param, self.code = status, type, param, code
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, dict[str, str | None]]:
         return {
             "error": {
                 "message": str(self),

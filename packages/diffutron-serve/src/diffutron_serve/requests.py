@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffutron_common import check_text
 from diffutron_core import check_seed
@@ -15,7 +15,10 @@ from diffutron_sample import check_fits as fits
 from diffutron_sample.text import infill_ids, prompt_ids
 from diffutron_serve.errors import APIError, bad_request
 
-EXTRA_FIELDS = {
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+EXTRA_FIELDS: dict[str, type | tuple[type, ...]] = {
     "steps": int,
     "block_length": int,
     "threshold": (float, type(None)),
@@ -46,7 +49,7 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_json(body: bytes) -> dict:
+def parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -56,7 +59,9 @@ def parse_json(body: bytes) -> dict:
     return data
 
 
-def _typed(data: dict, name: str, kinds, default=None):
+def _typed(
+    data: dict[str, Any], name: str, kinds: type | tuple[type, ...], default: Any = None
+) -> Any:
     """``data[name]`` checked to be of ``kinds``; absent or null (as OpenAI clients send for
     "not set") is ``default``."""
     value = data.get(name)
@@ -76,7 +81,7 @@ def _typed(data: dict, name: str, kinds, default=None):
     return value
 
 
-def _names(kinds) -> str:
+def _names(kinds: tuple[type, ...]) -> str:
     words = {
         int: "an integer",
         float: "a number",
@@ -89,7 +94,7 @@ def _names(kinds) -> str:
     return " or ".join(words.get(k, k.__name__) for k in kinds)
 
 
-def _stop(data: dict) -> list[str]:
+def _stop(data: dict[str, Any]) -> list[str]:
     stop = data.get("stop")
     if stop is None:
         return []
@@ -100,7 +105,7 @@ def _stop(data: dict) -> list[str]:
     raise bad_request("'stop' must be a string or a list of at most 4 strings", param="stop")
 
 
-def sampler_config(data: dict, defaults: SamplerConfig, max_tokens: int) -> SamplerConfig:
+def sampler_config(data: dict[str, Any], defaults: SamplerConfig, max_tokens: int) -> SamplerConfig:
     """The model's settings with the request's: ``max_tokens`` new tokens in whole blocks, and
     as many steps per token as the model's own settings take (unless ``steps`` is given)."""
     try:  # text is read as every door reads it ("none" is no cache, as null is)
@@ -132,7 +137,7 @@ def sampler_config(data: dict, defaults: SamplerConfig, max_tokens: int) -> Samp
         raise bad_request(str(exc)) from None
 
 
-def _max_tokens(data: dict, default: int) -> int:
+def _max_tokens(data: dict[str, Any], default: int) -> int:
     value = None
     for name in ("max_completion_tokens", "max_tokens"):
         if data.get(name) is not None:
@@ -143,7 +148,7 @@ def _max_tokens(data: dict, default: int) -> int:
     return default if value is None else value
 
 
-def _common(data: dict, defaults: SamplerConfig, served: str) -> dict[str, Any]:
+def _common(data: dict[str, Any], defaults: SamplerConfig, served: str) -> dict[str, Any]:
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request("'model' is required (a string; see GET /v1/models)", param="model")
@@ -174,7 +179,7 @@ def _common(data: dict, defaults: SamplerConfig, served: str) -> dict[str, Any]:
     }
 
 
-def _messages(data: dict) -> list[dict[str, str]]:
+def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
     messages = data.get("messages")
     if not isinstance(messages, list) or not messages:
         raise bad_request("'messages' must be a non-empty list", param="messages")
@@ -199,7 +204,9 @@ def _messages(data: dict) -> list[dict[str, str]]:
     return cleaned
 
 
-def chat_job(data: dict, tokenizer, defaults: SamplerConfig, served: str) -> Job:
+def chat_job(
+    data: dict[str, Any], tokenizer: PreTrainedTokenizerBase, defaults: SamplerConfig, served: str
+) -> Job:
     common = _common(data, defaults, served)
     try:
         ids = prompt_ids(tokenizer, _messages(data))
@@ -208,7 +215,9 @@ def chat_job(data: dict, tokenizer, defaults: SamplerConfig, served: str) -> Job
     return Job(ids=ids, chat=True, **common)
 
 
-def completion_job(data: dict, tokenizer, defaults: SamplerConfig, served: str) -> Job:
+def completion_job(
+    data: dict[str, Any], tokenizer: PreTrainedTokenizerBase, defaults: SamplerConfig, served: str
+) -> Job:
     common = _common(data, defaults, served)
     prompt = data.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
@@ -223,11 +232,12 @@ def completion_job(data: dict, tokenizer, defaults: SamplerConfig, served: str) 
         ids = prompt_ids(tokenizer, prompt, chat=False)
     except SampleError as exc:
         raise bad_request(str(exc), param="prompt") from None
-    suffix_ids = None
-    return Job(ids=ids, chat=False, suffix_ids=suffix_ids, **common)
+    return Job(ids=ids, chat=False, suffix_ids=None, **common)
 
 
-def _infill_parts(tokenizer, prompt: str, suffix: str, config: SamplerConfig):
+def _infill_parts(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, suffix: str, config: SamplerConfig
+) -> tuple[list[int], list[int]]:
     """``(ids before the gap, ids after it)`` of ``prompt + mask * max_new_tokens + suffix``,
     built by the one infilling canvas rule (:func:`diffutron_sample.text.infill_ids`), so the
     server fills exactly what ``diffutron-sample infill`` fills for the same text."""

@@ -10,14 +10,22 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from diffutron_common import reason
 from diffutron_core import generator as generator_for
-from diffutron_sample import Engine, Execution
+from diffutron_sample import Engine, Execution, StepEvent
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
 
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
 logger = logging.getLogger(__name__)
+
+Update = tuple[str, list[int] | str]
+"""What a ticket's queue carries: ``("step" | "done", canvas)`` or ``("error", message)``."""
 
 
 @dataclass
@@ -27,14 +35,22 @@ class Ticket:
 
     job: Job
     loop: asyncio.AbstractEventLoop
-    updates: asyncio.Queue = field(default_factory=asyncio.Queue)
+    updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     id: int = 0
     start: int = 0
     steps: int = 0
 
-    def send(self, kind: str, payload) -> None:
+    def send(self, kind: str, payload: list[int] | str) -> None:
         self.loop.call_soon_threadsafe(self.updates.put_nowait, (kind, payload))
+
+
+class Limits(TypedDict, total=False):
+    """A :class:`Worker`'s keyword settings, as the server passes them on."""
+
+    max_batch: int
+    max_queue: int
+    execution: Execution | None
 
 
 class Worker:
@@ -46,13 +62,13 @@ class Worker:
 
     def __init__(
         self,
-        model,
-        tokenizer,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         max_batch: int = 8,
         max_queue: int = 64,
         execution: Execution | None = None,
-    ):
+    ) -> None:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.engine = Engine(
             model,
@@ -180,18 +196,19 @@ class Worker:
             for event in self.engine.step():
                 self._deliver(event)
 
-    def _deliver(self, event) -> None:
-        ticket = self.active.get(event.id)
+    def _deliver(self, event: StepEvent) -> None:
+        key = cast(int, event.id)  # every request was added under its ticket's id
+        ticket = self.active.get(key)
         if ticket is None:
             return
         ticket.steps += 1
         if event.error is not None:
             self.engine.pop(event.id)
-            del self.active[event.id]
+            del self.active[key]
             ticket.send("error", event.error)
         elif event.done:
             canvas = self.engine.pop(event.id).canvas.tolist()
-            del self.active[event.id]
+            del self.active[key]
             ticket.send("done", canvas)
         elif ticket.job.stream:  # only a stream shows progress
             ticket.send("step", self.engine.requests[event.id].canvas.tolist())

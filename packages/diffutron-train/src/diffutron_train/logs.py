@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffutron_common import atomic_path
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ class RunLog:
     def __init__(self, output_dir: str | Path) -> None:
         self.output_dir = Path(output_dir)
         self.path = self.output_dir / "log.jsonl"
-        self._writer = None
+        self._writer: SummaryWriter | None = None
 
     def __call__(self, record: dict[str, Any]) -> None:
         logger.info("step %(step)d: loss %(loss).4f, lr %(lr).2e", record)

@@ -6,7 +6,7 @@ for CPT and SFT."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from diffutron_data import load_prepared, manifest_fingerprint, read_manifest
 from diffutron_train.distributed import main_process_first
@@ -27,7 +27,7 @@ def data_fingerprint(data: str | None, kind: str, plan, tokenizer) -> str:
     the recipe of the data the run would build (sources by content, tokenizer, settings)."""
     if data:
         read_manifest(data, kind)
-        return manifest_fingerprint(data)
+        return cast(str, manifest_fingerprint(data))  # None only without a manifest
     return plan.fingerprint(tokenizer)
 
 

@@ -181,7 +181,7 @@ def _compare_with_saved(
     changed = [name for name in differences(saved, current) if name not in IGNORED_KEYS]
     _refuse_another_run(out, changed, trained=state.trained, resume=resume)
     exported_here = model is not None and model.get("run") == state.run_id
-    if not changed and exported_here and model.get("step") == newest:
+    if not changed and exported_here and model is not None and model.get("step") == newest:
         state.finished = True
         logger.warning(
             "%s is finished: its model is %s (to train on, --resume with a larger "

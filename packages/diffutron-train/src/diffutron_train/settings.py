@@ -56,7 +56,6 @@ class LoopSettings:
                 raise TrainError(
                     f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}"
                 )
-        number = {"error": TrainError}
         check_number(
             "mlm_probability",
             self.mlm_probability,
@@ -64,23 +63,39 @@ class LoopSettings:
             maximum=1,
             min_open=True,
             max_open=True,
-            **number,
+            error=TrainError,
         )
         for name in ("batch_size", "grad_accum", "save_every", "keep_last", "log_every"):
             check_number(
-                name, getattr(self, name), minimum=1, maximum=2**31 - 1, integer=True, **number
+                name,
+                getattr(self, name),
+                minimum=1,
+                maximum=2**31 - 1,
+                integer=True,
+                error=TrainError,
             )
-        check_number("epochs", self.epochs, minimum=0, maximum=1e6, min_open=True, **number)
+        check_number("epochs", self.epochs, minimum=0, maximum=1e6, min_open=True, error=TrainError)
         if self.max_steps is not None:
             check_number(
-                "max_steps", self.max_steps, minimum=1, maximum=2**31 - 1, integer=True, **number
+                "max_steps",
+                self.max_steps,
+                minimum=1,
+                maximum=2**31 - 1,
+                integer=True,
+                error=TrainError,
             )
-        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True, **number)
-        check_number("warmup_ratio", self.warmup_ratio, minimum=0, maximum=1, **number)
-        check_number("weight_decay", self.weight_decay, minimum=0, **number)
+        check_number(
+            "learning_rate", self.learning_rate, minimum=0, min_open=True, error=TrainError
+        )
+        check_number("warmup_ratio", self.warmup_ratio, minimum=0, maximum=1, error=TrainError)
+        check_number("weight_decay", self.weight_decay, minimum=0, error=TrainError)
         if self.max_grad_norm is not None:
-            check_number("max_grad_norm", self.max_grad_norm, minimum=0, min_open=True, **number)
-        check_number("seed", self.seed, minimum=0, maximum=2**31 - 1, integer=True, **number)
+            check_number(
+                "max_grad_norm", self.max_grad_norm, minimum=0, min_open=True, error=TrainError
+            )
+        check_number(
+            "seed", self.seed, minimum=0, maximum=2**31 - 1, integer=True, error=TrainError
+        )
 
     def total_steps(self, rows: int, world_size: int = 1) -> int:
         """Optimiser steps of a run over ``rows`` rows on ``world_size`` processes: ``epochs``
