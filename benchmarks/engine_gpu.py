@@ -17,25 +17,15 @@ import time
 
 import torch
 from cache_speed import _estimate_ms, peak_for
-from sample_speed import mmbert_shaped, modernbert
-from transformers import ModernBertForMaskedLM
+from sample_speed import mmbert_shaped, random_modernbert
 
 from diffutron_sample import Engine, Execution, MaskedLM, SamplerConfig
 
 
 def tiny(device: str) -> torch.nn.Module:
-    config = modernbert(
-        vocab_size=512,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        max_position_embeddings=512,
-        global_attn_every_n_layers=3,
-        local_attention=32,
-    )
-    torch.manual_seed(0)
-    return ModernBertForMaskedLM(config).to(device).eval()
+    dims = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 96}
+    dims |= {"num_hidden_layers": 3, "num_attention_heads": 4, "local_attention": 32}
+    return random_modernbert(torch.float32, device, max_position_embeddings=512, **dims)
 
 
 def run(lm: MaskedLM, prompts: torch.Tensor, config: SamplerConfig) -> tuple[int, float]:

@@ -168,8 +168,18 @@ def chat_prompts(model_dir: Path, count: int, ud_dir: Path, device: str) -> None
     )
 
 
+def random_modernbert(dtype=torch.float32, device="cpu", **dims):
+    """A seeded random ModernBERT masked LM of ``dims``, in eval mode."""
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = ModernBertForMaskedLM(modernbert(**dims))
+    return model.to(dtype).eval()
+
+
 def mmbert_shaped(dtype=torch.float32, device="cpu"):
-    config = modernbert(
+    return random_modernbert(
+        dtype,
+        device,
         vocab_size=256_000,
         hidden_size=768,
         intermediate_size=1152,
@@ -179,10 +189,6 @@ def mmbert_shaped(dtype=torch.float32, device="cpu"):
         global_attn_every_n_layers=3,
         local_attention=128,
     )
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = ModernBertForMaskedLM(config)
-    return model.to(dtype).eval()
 
 
 def restricted_head(device="cpu", dtype=torch.float32, batch=1, prompt=64, new=128, steps=32):
