@@ -152,13 +152,22 @@ def _draw_groups(batch: Batch) -> list[list[int]]:
     return list(groups.values())
 
 
-def _entries_of(batch: Batch, rows: torch.Tensor, group: list[int]) -> torch.Tensor | slice:
+def _entry_starts(batch: Batch) -> list[int] | None:
+    """Where each row's candidate entries start (in ``rows`` order), from the host's counts."""
+    if batch.entries is None:
+        return None
+    starts = [0]
+    for count in batch.entries:
+        starts.append(starts[-1] + count)
+    return starts
+
+
+def _entries_of(
+    starts: list[int] | None, rows: torch.Tensor, group: list[int]
+) -> torch.Tensor | slice:
     """The candidate entries (in ``rows`` order) of the rows of ``group``: a slice, from the
-    host's counts, when the group's rows are consecutive; else found on the device."""
-    if batch.entries is not None:
-        starts = [0]
-        for count in batch.entries:
-            starts.append(starts[-1] + count)
+    host's ``starts``, when the group's rows are consecutive; else found on the device."""
+    if starts is not None:
         if group == list(range(group[0], group[-1] + 1)):
             return slice(starts[group[0]], starts[group[-1] + 1])
         spans = [torch.arange(starts[r], starts[r + 1]) for r in group]
@@ -183,8 +192,9 @@ def propose(
         batch.candidates.shape, float("-inf"), dtype=torch.float64, device=logits.device
     )
     chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
+    starts = _entry_starts(batch)  # once per step, not once per group
     for group in _draw_groups(batch):
-        mine = _entries_of(batch, rows, group)
+        mine = _entries_of(starts, rows, group)
         own = logits[mine]
         if len(own) == 0:
             continue

@@ -79,7 +79,7 @@ class Runner:
         return torch.tensor(values, dtype=dtype, device=self.slots.device)
 
     def _batch(self, plan: StepPlan) -> tuple[Batch, torch.Tensor, torch.Tensor]:
-        """The pass's :class:`Batch`, its slots and each row's first answer column."""
+        """The pass's :class:`Batch`, its slots and each row's left padding (B,)."""
         requests = plan.requests
         width = max(r.length for r in requests)
         slots = self._tensor([r.slot for r in requests], torch.long)
@@ -101,12 +101,11 @@ class Runner:
             plan.uncond_spans,
             entries=[r.remaining[r.block] for r in requests],
         )
-        answer = offset + self._tensor([r.start for r in requests], torch.long)
-        return batch, slots, answer
+        return batch, slots, offset
 
     def execute(self, plan: StepPlan) -> StepOutput:
         """One forward pass over the plan's rows; their canvases are updated in place."""
-        batch, slots, answer = self._batch(plan)
+        batch, slots, offset = self._batch(plan)
         requests = plan.requests
         scores, chosen, finite = propose(
             self.lm, batch, mask_token_id=self.mask_token_id, eos_token_id=self.eos_token_id
@@ -120,6 +119,7 @@ class Runner:
         canvas = torch.where(commit, chosen, batch.canvas)
         if any(r.stops for r in requests):  # the host knows: no work for rows without it
             columns = torch.arange(canvas.shape[1], device=canvas.device)
+            answer = offset + self._tensor([r.start for r in requests], torch.long)
             canvas, ended = end_early(
                 canvas,
                 columns >= answer[:, None],
@@ -131,7 +131,6 @@ class Runner:
         else:
             ended = torch.zeros(len(requests), dtype=torch.bool, device=canvas.device)
         pairs = commit.nonzero()  # (K, 2) row, column: the step's one read of positions
-        offset = canvas.shape[1] - self._tensor([r.length for r in requests], torch.long)
         pairs[:, 1] -= offset[pairs[:, 0]]
         flags = torch.stack([ended, ~finite]).long()
         back = torch.cat([pairs.reshape(-1), flags.reshape(-1)]).tolist()

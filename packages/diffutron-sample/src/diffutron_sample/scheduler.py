@@ -58,11 +58,15 @@ class Request:
     slot: int = -1
     pending: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
     """Its canvas and given flags until it is admitted to a slot."""
+    left: torch.Tensor | None = field(default=None, repr=False)
+    """Its canvas as it stood when it left the engine (popped or cancelled)."""
     slots: CanvasSlots | None = field(default=None, repr=False)
 
     @property
     def canvas(self) -> torch.Tensor:
         """Its canvas (1-D, on the model's device): the prompt, then the answer as it stands."""
+        if self.left is not None:
+            return self.left
         if self.slot < 0:
             assert self.pending is not None
             return self.pending[0]
@@ -162,7 +166,7 @@ class Scheduler:
         for store in [] if request is None else request.caches.values():
             store.release()
         if request is not None and request.slot >= 0:
-            request.pending = (request.canvas.clone(), torch.zeros(0, dtype=torch.bool))
+            request.left = request.canvas.clone()  # what it holds, once its row is reused
             self.slots.release(request.slot)
             request.slot = -1
         return request
