@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffutron_core import gumbel_argmax, transfer_counts
+from diffutron_core import gumbel_argmax, peak_argmax, transfer_counts
 
 
 def llada_num_transfer_tokens(n_masked: torch.Tensor, steps: int) -> torch.Tensor:
@@ -102,3 +102,27 @@ def test_the_host_plan_is_transfer_counts_count_for_count():
     assert transfer_plan(5, 2) == [2, 3]  # 2.5 rounds to even, the rest comes last
     with pytest.raises(ValueError, match="steps must be >= 1"):
         transfer_plan(4, 0)
+
+
+@pytest.mark.parametrize("width", [4096, 1000, 256_000 // 64, 97, 18, 5])
+def test_peak_argmax_is_max_over_the_last_dim_ties_and_infinities_included(width):
+    # few distinct values, so most rows tie; -inf entries and whole -inf rows; 1-D, 2-D and 3-D
+    generator = torch.Generator().manual_seed(width)
+    logits = torch.randint(-3, 3, (3, 40, width), generator=generator).float()
+    logits[logits == -3] = float("-inf")
+    logits[0, 0] = float("-inf")
+    logits[1, 1, -1] = 7.0  # the peak in the last column, where a chunk ends
+    logits[1, 2, 0] = 7.0  # and in the first
+    for case in (logits, logits[0], logits[0, 3], logits.transpose(0, 1)):
+        expected = case.max(dim=-1)
+        values, indices = peak_argmax(case)
+        assert torch.equal(values, expected.values)
+        assert torch.equal(indices, expected.indices)
+
+
+def test_peak_argmax_of_a_float_row_is_max_over_it():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 4096, generator=generator, dtype=torch.bfloat16)
+    values, indices = peak_argmax(logits)
+    assert torch.equal(values, logits.max(dim=-1).values)
+    assert torch.equal(indices, logits.max(dim=-1).indices)

