@@ -1,7 +1,9 @@
+import pytest
 import torch
 
 from diffutron_sample import SamplerConfig, apply_repetition_penalty, generate, left_pad
 from diffutron_sample.penalty import present_ids as _present_ids
+from diffutron_sample.proposals import _draw, logsumexp_into
 
 from .conftest import EOS, MASK, PAD
 
@@ -70,3 +72,34 @@ def test_the_penalty_over_canvas_ids_is_the_penalty_over_the_present_table():
         use = attention & (canvas != MASK) & (canvas != EOS)
         got = penalize_canvas_ids(logits.clone(), rows, canvas, use, penalty, spare_id=MASK)
         assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_logsumexp_into_is_torchs_logsumexp_bit_for_bit(dtype):
+    generator = torch.Generator().manual_seed(0)
+    logits = (torch.randn(40, 4096, generator=generator) * 6).to(dtype)
+    logits[1] = float("-inf")  # a row with nothing: -inf, as torch's
+    logits[2, 7] = float("inf")  # an infinite peak: inf, as torch's
+    logits[3, 9] = float("nan")
+    expected = torch.logsumexp(logits, dim=1)
+    got = logsumexp_into(logits.clone(), logits.amax(dim=1))
+    assert torch.equal(got.isnan(), expected.isnan())
+    assert torch.equal(got[~got.isnan()], expected[~expected.isnan()])
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_a_draw_never_proposes_a_banned_id_and_reports_the_whole_rows_peak(temperature):
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(32, 4096, generator=generator)
+    banned = torch.tensor([MASK, PAD])
+    logits[::2, MASK] = 50.0  # the mask is the best id of every other row
+    before = logits.clone()
+    config = SamplerConfig(temperature=temperature)
+    x0, peak = _draw(logits, banned, config, torch.Generator().manual_seed(2))
+    assert torch.equal(logits, before)  # the banned columns are put back
+    assert not torch.isin(x0, banned).any()
+    assert torch.equal(peak, before.amax(dim=1))  # banned ids included: the softmax's maximum
+    if temperature == 0:
+        allowed = before.clone()
+        allowed[:, banned] = float("-inf")
+        assert torch.equal(x0, allowed.max(dim=1).indices)

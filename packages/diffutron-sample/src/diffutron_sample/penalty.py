@@ -55,9 +55,11 @@ def penalize_canvas_ids(
     at the ``use`` positions of each row's ``canvas`` ``(B, W)``: the same numbers as
     :func:`apply_repetition_penalty` over :func:`present_ids`, touching ``M x W`` logits instead
     of reading an ``(M, V)`` table. ``spare_id`` is an id no ``use`` position holds (the mask):
-    the other positions point at it and write its logit back unchanged. ``penalty`` ``(M, 1)``."""
-    ids = torch.where(use[rows], canvas[rows], spare_id)  # (M, W)
+    the other positions point at it, and its logit is put back after. ``penalty`` ``(M, 1)``."""
+    ids = torch.where(use, canvas, spare_id)[rows]  # (M, W)
+    spare = logits[:, spare_id].clone()
     values = logits.gather(1, ids)
-    changed = torch.where(values > 0, values / penalty, values * penalty)
     # an id repeated on a canvas is written as often, always with the same value
-    return logits.scatter_(1, ids, torch.where(use[rows], changed, values))
+    logits.scatter_(1, ids, torch.where(values > 0, values / penalty, values * penalty))
+    logits[:, spare_id] = spare  # the positions outside ``use`` changed only the spare's logit
+    return logits

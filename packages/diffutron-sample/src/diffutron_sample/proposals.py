@@ -14,28 +14,11 @@ from typing import cast
 
 import torch
 
-from diffutron_core import gumbel_argmax
+from diffutron_core import gumbel_argmax, peak_argmax
 from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.masked_lm import MaskedLM, Where
 from diffutron_sample.penalty import penalize_canvas_ids
-
-
-def _confidence(
-    logits: torch.Tensor,
-    x0: torch.Tensor,
-    lse: torch.Tensor,
-    config: SamplerConfig,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """Softmax probability of the chosen token, ``exp(logit[x0] - lse)`` with ``lse`` the rows'
-    ``logsumexp`` (computed once per step), in float32 on the given rows only (never a (B, L, V)
-    float64 softmax), or uniform random scores for ``remasking="random"``;
-    docs/sampling.md#confidence-and-remasking. Returned as float64 scores for ranking."""
-    if config.remasking == "random":
-        return torch.rand(x0.shape, generator=generator, device=x0.device, dtype=torch.float64)
-    chosen = logits.gather(1, x0[:, None])[:, 0]
-    return (chosen - lse).exp().double()
 
 
 def _draw(
@@ -43,14 +26,32 @@ def _draw(
     banned: torch.Tensor,
     config: SamplerConfig,
     generator: torch.Generator | None,
-) -> torch.Tensor:
-    """``x0`` of each row of ``logits`` drawn with the row's temperature, never a ``banned`` id:
-    those columns are set to ``-inf`` for the draw and put back after (no copy of the logits)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x0, peak)``: each row of ``logits`` drawn with the row's temperature, never a ``banned``
+    id (those columns are set to ``-inf`` for the draw and put back after: no copy of the
+    logits), and the row's largest logit, banned ids included. A greedy draw is the argmax
+    (:func:`~diffutron_core.peak_argmax`, the first maximal value, as ``max(dim)``), whose pass
+    over the vocabulary gives the peak as well."""
     saved = logits[:, banned]
     logits[:, banned] = float("-inf")
+    if config.temperature == 0:
+        peak, x0 = peak_argmax(logits)
+        if saved.shape[1]:  # max is exact: the larger of the parts' peaks is the row's
+            peak = torch.maximum(peak, saved.amax(dim=1))
+        logits[:, banned] = saved
+        return x0, peak
     x0 = gumbel_argmax(logits, config.temperature, generator=generator)
     logits[:, banned] = saved
-    return x0
+    return x0, logits.amax(dim=1)
+
+
+def logsumexp_into(logits: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+    """``torch.logsumexp(logits, dim=1)`` bit for bit, given each row's maximum ``peak``, computed
+    in the storage of ``logits``, which it overwrites: torch's shift (an infinite peak counts as
+    0), ``exp`` and sum, without its max pass and its ``(M, V)`` temporary."""
+    shift = peak.masked_fill(peak.abs() == float("inf"), 0)
+    total = logits.sub_(shift[:, None]).exp_().sum(dim=1)
+    return total.log_().add_(shift)
 
 
 @dataclass
@@ -142,12 +143,15 @@ def _draw_groups(batch: Batch) -> list[list[int]]:
     """The rows whose random draws are made together: rows sharing one generator and the same
     temperature, remasking and forbidden ids draw in one call, in row order (a whole
     :func:`~diffutron_sample.generate` batch, as before the engine); a row with a generator of
-    its own draws alone, exactly as it would alone."""
+    its own draws alone, exactly as it would alone. Greedy rows ranked by confidence draw
+    nothing, so their generators do not part them: the server's greedy requests, each with a
+    generator of its own, make one group."""
     groups: dict[tuple[int, float, str, tuple[int, ...]], list[int]] = {}
     for row, (config, never, generator) in enumerate(
         zip(batch.configs, batch.never, batch.generators, strict=True)
     ):
-        key = (id(generator), config.temperature, config.remasking, never)
+        random = config.temperature > 0 or config.remasking == "random"
+        key = (id(generator) if random else 0, config.temperature, config.remasking, never)
         groups.setdefault(key, []).append(row)
     return list(groups.values())
 
@@ -181,32 +185,47 @@ def propose(
     """One forward pass: ``(scores, tokens, finite)``, the first two ``(B, W)`` like
     ``batch.candidates``: each candidate's proposed token ``x0`` (after guidance and the
     repetition penalty, drawn with its row's temperature and generator; never one of the row's
-    ``never`` ids) and its confidence under the full softmax, ``-inf`` where nothing may be
-    chosen; ``finite`` ``(B,)`` is False for a row whose logits are not finite."""
+    ``never`` ids) and its confidence, ``-inf`` where nothing may be chosen; ``finite`` ``(B,)``
+    is False for a row whose logits are not finite.
+
+    The confidence is the chosen token's probability under the full softmax,
+    ``exp(logit[x0] - logsumexp)``, in float32 on the candidates only (never a ``(B, L, V)``
+    float64 softmax), or a uniform random score for ``remasking="random"``
+    (docs/sampling.md#confidence-and-remasking); float64 for ranking. It stays that of the full
+    softmax, so whenever the reference would not choose a forbidden id, the choice and the
+    ranking are exactly the reference's."""
     rows, cols = batch.candidates.nonzero(as_tuple=True)
     logits = batch_logits(
         lm, batch, (rows, cols), mask_token_id=mask_token_id, eos_token_id=eos_token_id
     )
-    lse = torch.logsumexp(logits, dim=1)  # once: every confidence, and whether it is finite
-    scores = torch.full(
-        batch.candidates.shape, float("-inf"), dtype=torch.float64, device=logits.device
-    )
-    chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
+    x0 = torch.zeros(len(rows), dtype=torch.long, device=logits.device)
+    peak = torch.empty(len(rows), dtype=logits.dtype, device=logits.device)
+    randoms: list[tuple[torch.Tensor | slice, torch.Tensor]] = []
     starts = _entry_starts(batch)  # once per step, not once per group
     for group in _draw_groups(batch):
         mine = _entries_of(starts, rows, group)
         own = logits[mine]
         if len(own) == 0:
             continue
-        config, never = batch.configs[group[0]], batch.never[group[0]]
-        generator = batch.generators[group[0]]
-        # The confidence stays that of the full softmax, so whenever the reference would not
-        # choose a forbidden id, the choice and the ranking are exactly the reference's.
-        banned = torch.tensor(never, dtype=torch.long, device=own.device)
-        x0 = _draw(own, banned, config, generator)
-        scores[rows[mine], cols[mine]] = _confidence(own, x0, lse[mine], config, generator)
-        chosen[rows[mine], cols[mine]] = x0
-    finite = torch.isfinite(lse)
+        config, generator = batch.configs[group[0]], batch.generators[group[0]]
+        banned = torch.tensor(batch.never[group[0]], dtype=torch.long, device=own.device)
+        x0[mine], peak[mine] = _draw(own, banned, config, generator)
+        if config.remasking == "random":  # drawn after the tokens, from the same generator
+            drawn = torch.rand(
+                (len(own),), generator=generator, device=own.device, dtype=torch.float64
+            )
+            randoms.append((mine, drawn))
+    chosen_logits = logits.gather(1, x0[:, None])[:, 0]
+    lse = logsumexp_into(logits, peak)  # the logits are spent: every confidence, and finiteness
+    confidence = (chosen_logits - lse).exp().double()
+    for mine, scores in randoms:
+        confidence[mine] = scores
+    scores = torch.full(
+        batch.candidates.shape, float("-inf"), dtype=torch.float64, device=logits.device
+    )
+    scores[rows, cols] = confidence
+    chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
+    chosen[rows, cols] = x0
     bad = torch.zeros(len(batch.canvas), dtype=torch.long, device=logits.device)
-    bad.index_add_(0, rows, (~finite).long())
+    bad.index_add_(0, rows, (~torch.isfinite(lse)).long())
     return scores, chosen, bad == 0

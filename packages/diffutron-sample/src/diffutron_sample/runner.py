@@ -6,7 +6,7 @@ rows early stop ended and the rows whose logits were not finite, whatever the ba
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NamedTuple
 
 import torch
 
@@ -54,6 +54,17 @@ def end_early(
     return canvas.masked_fill(ended[:, None] & masks, pad_token_id), ended
 
 
+class _Rows(NamedTuple):
+    """A pass's rows, ``(B,)`` each: their slots, left padding, commit counts, first answer
+    columns (in the padded batch) and whether early stop applies."""
+
+    slots: torch.Tensor
+    offset: torch.Tensor
+    counts: torch.Tensor
+    answer: torch.Tensor
+    stops: torch.Tensor
+
+
 class Runner:
     """Runs plans on ``lm`` over the canvases in ``slots``."""
 
@@ -75,20 +86,27 @@ class Runner:
         ends = [i for i in (eos_token_id, pad_token_id) if i is not None]
         self.ends = torch.tensor(ends, device=slots.device)
 
-    def _tensor(self, values: list[Any], dtype: torch.dtype) -> torch.Tensor:
-        return torch.tensor(values, dtype=dtype, device=self.slots.device)
-
-    def _batch(self, plan: StepPlan) -> tuple[Batch, torch.Tensor, torch.Tensor]:
-        """The pass's :class:`Batch`, its slots and each row's left padding (B,)."""
+    def _batch(self, plan: StepPlan) -> tuple[Batch, _Rows]:
+        """The pass's :class:`Batch` and its rows' values on the device, which reach it as one
+        tensor."""
         requests = plan.requests
         width = max(r.length for r in requests)
-        slots = self._tensor([r.slot for r in requests], torch.long)
+        table = [
+            (
+                r.slot,
+                width - r.length,
+                *r.blocks[r.block],
+                r.drawn or 0,
+                r.start,
+                r.stops,
+            )
+            for r in requests
+        ]
+        host = torch.tensor(table, dtype=torch.long).T.to(self.slots.device)
+        slots, offset, start, end, counts, answer, stops = host
         canvas, given = self.slots.gather(slots, width)
-        offset = width - self._tensor([r.length for r in requests], torch.long)  # (B,)
         columns = torch.arange(width, device=canvas.device)
-        starts = self._tensor([r.blocks[r.block][0] for r in requests], torch.long) + offset
-        ends = self._tensor([r.blocks[r.block][1] for r in requests], torch.long) + offset
-        inside = (columns >= starts[:, None]) & (columns < ends[:, None])
+        inside = (columns >= (start + offset)[:, None]) & (columns < (end + offset)[:, None])
         batch = Batch(
             canvas,
             columns >= offset[:, None],
@@ -101,29 +119,27 @@ class Runner:
             plan.uncond_spans,
             entries=[r.remaining[r.block] for r in requests],
         )
-        return batch, slots, offset
+        return batch, _Rows(slots, offset, counts, answer + offset, stops.bool())
 
     def execute(self, plan: StepPlan) -> StepOutput:
         """One forward pass over the plan's rows; their canvases are updated in place."""
-        batch, slots, offset = self._batch(plan)
+        batch, rows = self._batch(plan)
         requests = plan.requests
         scores, chosen, finite = propose(
             self.lm, batch, mask_token_id=self.mask_token_id, eos_token_id=self.eos_token_id
         )
-        counts = self._tensor([r.drawn or 0 for r in requests], torch.long)
-        thresholds = self._tensor(
+        thresholds = torch.tensor(
             [float("nan") if r.threshold is None else r.threshold for r in requests],
-            torch.float64,
-        )
-        commit = select_commits(scores, counts, thresholds) & finite[:, None]
+            dtype=torch.float64,
+        ).to(scores.device)
+        commit = select_commits(scores, rows.counts, thresholds) & finite[:, None]
         canvas = torch.where(commit, chosen, batch.canvas)
         if any(r.stops for r in requests):  # the host knows: no work for rows without it
             columns = torch.arange(canvas.shape[1], device=canvas.device)
-            answer = offset + self._tensor([r.start for r in requests], torch.long)
             canvas, ended = end_early(
                 canvas,
-                columns >= answer[:, None],
-                self._tensor([r.stops for r in requests], torch.bool),
+                columns >= rows.answer[:, None],
+                rows.stops,
                 self.ends,
                 mask_token_id=self.mask_token_id,
                 pad_token_id=self.pad_token_id,
@@ -131,10 +147,10 @@ class Runner:
         else:
             ended = torch.zeros(len(requests), dtype=torch.bool, device=canvas.device)
         pairs = commit.nonzero()  # (K, 2) row, column: the step's one read of positions
-        pairs[:, 1] -= offset[pairs[:, 0]]
+        pairs[:, 1] -= rows.offset[pairs[:, 0]]
         flags = torch.stack([ended, ~finite]).long()
         back = torch.cat([pairs.reshape(-1), flags.reshape(-1)]).tolist()
-        self.slots.write(slots, canvas)
+        self.slots.write(rows.slots, canvas)
         return _unpack(back, len(requests))
 
 
