@@ -37,14 +37,25 @@ from diffutron_cli.sampler_options import cache_options, cache_settings
     help="Requests waiting for a slot; the next one gets 429.",
 )
 @click.option("--model-name", help="The id clients use in 'model' [the folder's name].")
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0, max=86400),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM or Ctrl-C: seconds to finish the requests in flight (new ones get 503) "
+    "before the rest are ended.",
+)
 @click.option("--device", help="cpu, cuda, cuda:1 … [cuda when present]")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]))
 @cache_options
 @trust_remote_code_option
 @friendly_errors
-def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **options):
+def serve(
+    model_path, host, port, api_key, max_batch, max_queue, model_name, drain_timeout, **options
+):
     """Serve a model over HTTP with the OpenAI API (/v1/chat/completions, /v1/completions,
-    /v1/models) and a page at / that shows each answer denoising live."""
+    /v1/models), probes at /health and /ready, and a page at / that shows each answer denoising
+    live. SIGTERM or Ctrl-C drains: requests in flight finish, new ones get 503."""
     from diffutron_serve import serve as run
 
     sampler = cache_settings(options)
@@ -58,6 +69,7 @@ def serve(model_path, host, port, api_key, max_batch, max_queue, model_name, **o
         max_batch=max_batch,
         max_queue=max_queue,
         model_name=model_name,
+        drain_timeout=drain_timeout,
         sampler=sampler,
         **options,
     )

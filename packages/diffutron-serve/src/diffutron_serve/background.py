@@ -28,6 +28,17 @@ class Running:
         self.server.should_exit = True
         self.thread.join(timeout=timeout)
 
+    def drain(self, timeout: float = 30) -> int:
+        """What SIGTERM does to :func:`~diffutron_serve.serve`: refuse new requests, finish
+        those in flight for up to ``timeout`` seconds, end the rest, then stop; how many were
+        ended."""
+        ended = 0
+        served = getattr(getattr(self.app, "state", None), "server", None)
+        if served is not None:
+            ended = served.drain(timeout)
+        self.stop()
+        return int(ended)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
@@ -37,10 +48,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def serve_in_thread(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 30,
+    wait_loaded: bool = True,
 ) -> Running:
     """Run ``app`` (:func:`diffutron_serve.create_app`) with uvicorn in a daemon thread; returns
-    once it accepts connections. ``port=0`` picks a free one."""
+    once it accepts connections and (``wait_loaded``) its model has loaded or failed to.
+    ``port=0`` picks a free one."""
     import uvicorn
 
     port = port or free_port(host)
@@ -53,4 +70,7 @@ def serve_in_thread(
             server.should_exit = True
             raise RuntimeError(f"the server did not start on {host}:{port}")
         time.sleep(0.05)
+    served = getattr(getattr(app, "state", None), "server", None)
+    if wait_loaded and served is not None:
+        served.loaded.wait(max(0.0, deadline - time.monotonic()))
     return Running(f"http://{host}:{port}", app, server, thread)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Update = tuple[str, list[int] | str]
-"""What a ticket's queue carries: ``("step" | "done", canvas)`` or ``("error", message)``."""
+"""What a ticket's queue carries: ``("step" | "done", canvas)``, or ``("error" | "shutdown",
+message)``."""
 
 
 @dataclass
@@ -84,6 +85,10 @@ class Worker:
         self.wake = threading.Condition()
         self.ids = itertools.count()
         self.stopping = False
+        self.closing: str | None = None
+        self.in_hand = 0  # taken from the inbox, not yet admitted
+        self.closed = threading.Event()
+        self.ended = 0
         self.failure: str | None = None
         self.thread = threading.Thread(target=self._run, name="diffutron-engine", daemon=True)
 
@@ -95,6 +100,22 @@ class Worker:
             self.stopping = True
             self.wake.notify_all()
         self.thread.join(timeout=10)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight and nothing waiting."""
+        with self.wake:
+            return not self.active and not self.inbox and not self.in_hand
+
+    def shut(self, message: str, timeout: float = 10) -> int:
+        """End every request in flight or waiting with ``("shutdown", message)`` at the engine's
+        next turn; how many were ended."""
+        with self.wake:
+            self.closing = message
+            self.wake.notify_all()
+        if self.thread.is_alive():
+            self.closed.wait(timeout)
+        return self.ended
 
     def check_alive(self) -> None:
         """An :class:`APIError` (503) once the engine thread has died."""
@@ -132,10 +153,16 @@ class Worker:
     def _take(self) -> list[Ticket]:
         """The tickets that arrived since the last step (waiting for one when idle)."""
         with self.wake:
-            while not self.stopping and not self.inbox and not self.engine.busy:
+            while (
+                not self.stopping
+                and not self.inbox
+                and not self.engine.busy
+                and (self.closing is None or self.closed.is_set())
+            ):
                 self.wake.wait()
             taken = list(self.inbox)
             self.inbox.clear()
+            self.in_hand = len(taken)
         return taken
 
     def _add(self, ticket: Ticket) -> None:
@@ -184,10 +211,27 @@ class Worker:
                 ticket.send("error", f"the engine has stopped ({self.failure})")
             self.active.clear()
 
+    def _close(self, tickets: list[Ticket]) -> None:
+        """Shutting down: every request ends with the reason, the waiting ones too."""
+        message = cast(str, self.closing)
+        for key in list(self.active):
+            self.engine.cancel(key)
+        for ticket in [*self.active.values(), *tickets]:
+            if not ticket.cancelled.is_set():
+                self.ended += 1
+            ticket.send("shutdown", message)
+        self.active.clear()
+        self.closed.set()
+
     def _loop(self) -> None:
         while True:
-            for ticket in self._take():
+            taken = self._take()
+            if self.closing is not None:
+                self._close(taken)
+                taken = []
+            for ticket in taken:
                 self._add(ticket)
+            self.in_hand = 0
             if self.stopping:
                 return
             self._drop_cancelled()

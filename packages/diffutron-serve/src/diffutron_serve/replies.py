@@ -1,0 +1,104 @@
+"""Replies in the OpenAI format: a whole completion, or its Server-Sent Events chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+from diffutron_sample.text import Answer
+from diffutron_serve.answers import Reader
+from diffutron_serve.errors import APIError
+from diffutron_serve.requests import Job
+from diffutron_serve.worker import Ticket, Update
+
+Body = dict[str, Any]  # a JSON object: a request's body, a reply or a part of one
+
+
+def failure(update: Update) -> APIError | None:
+    """The error an update ends its request with, if it is one."""
+    kind, payload = update
+    if kind == "error":
+        return APIError(f"generation failed: {payload}", 500, type="server_error")
+    if kind == "shutdown":
+        return APIError(str(payload), 503, type="server_error", code="shutting_down")
+    return None
+
+
+def usage(job: Job, answer: Answer) -> dict[str, int]:
+    return {
+        "prompt_tokens": len(job.ids),
+        "completion_tokens": answer.tokens,
+        "total_tokens": len(job.ids) + answer.tokens,
+    }
+
+
+def reply(answer: Answer, reply_id: str, kind: str, job: Job, name: str) -> Body:
+    """The whole completion (``kind`` ``"chat"`` or ``"text"``)."""
+    choice: Body = {"index": 0, "finish_reason": answer.finish_reason, "logprobs": None}
+    if kind == "chat":
+        choice["message"] = {"role": "assistant", "content": answer.text}
+    else:
+        choice["text"] = answer.text
+    return {
+        "id": reply_id,
+        "object": "chat.completion" if kind == "chat" else "text_completion",
+        "created": int(time.time()),
+        "model": name,
+        "choices": [choice],
+        "usage": usage(job, answer),
+    }
+
+
+def chunk(
+    reply_id: str, kind: str, name: str, text: str | None, reason: str | None, first: bool
+) -> Body:
+    """One streamed chunk: the text added since the last one."""
+    choice: Body
+    if kind == "chat":
+        delta = {"role": "assistant"} if first else {}
+        if text:
+            delta["content"] = text
+        choice = {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
+        obj = "chat.completion.chunk"
+    else:
+        choice = {"index": 0, "text": text or "", "finish_reason": reason, "logprobs": None}
+        obj = "text_completion"
+    return {
+        "id": reply_id,
+        "object": obj,
+        "created": int(time.time()),
+        "model": name,
+        "choices": [choice],
+    }
+
+
+async def events(
+    ticket: Ticket, reader: Reader, reply_id: str, kind: str, name: str
+) -> AsyncIterator[str]:
+    """The Server-Sent Events of one streamed request, ``data: [DONE]`` last."""
+    sent, first, job = "", True, ticket.job
+    while True:
+        update = await ticket.updates.get()
+        error = failure(update)
+        if error is not None:
+            yield f"data: {json.dumps(error.body())}\n\n"
+            break
+        step, payload = update
+        canvas = cast(list[int], payload)  # a step's or the final canvas
+        answer = reader.read(canvas, done=step == "done")
+        delta = answer.text[len(sent) :] if answer.text.startswith(sent) else ""
+        sent += delta
+        part = chunk(reply_id, kind, name, delta, answer.finish_reason, first)
+        if job.canvas:
+            text, masks = reader.canvas_text(canvas)
+            part["canvas"] = {"step": ticket.steps, "text": text, "masks": masks}
+        if step == "done":
+            part["usage"] = usage(job, answer)
+        if delta or first or job.canvas or step == "done":
+            yield f"data: {json.dumps(part, ensure_ascii=False)}\n\n"
+        first = False
+        if step == "done":
+            break
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,178 @@
+"""The served model's life: it loads in the background while the server already answers its
+probes, serves, and drains (no new requests, those in flight finished or cancelled) before the
+process exits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Unpack, cast
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from diffutron_common import reason
+from diffutron_sample import SamplerConfig
+from diffutron_serve import replies
+from diffutron_serve.answers import Reader
+from diffutron_serve.errors import APIError
+from diffutron_serve.requests import Job, check_fits, parse_json
+from diffutron_serve.worker import Limits, Ticket, Worker
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 1 << 20
+"""Request bodies larger than 1 MiB are refused (413)."""
+
+Loader = Callable[[], "tuple[PreTrainedModel, PreTrainedTokenizerBase]"]
+
+LOADING, READY, DRAINING, FAILED = "loading", "ready", "draining", "failed"
+
+
+class Server:
+    """The model, its tokenizer and sampler defaults, and the engine loop. :attr:`state` is
+    ``"loading"`` until :meth:`load` has made the engine, then ``"ready"``; ``"failed"`` when the
+    load failed, ``"draining"`` from :meth:`drain` on."""
+
+    def __init__(
+        self, loader: Loader, defaults: SamplerConfig, name: str, **limits: Unpack[Limits]
+    ) -> None:
+        self.loader, self.defaults, self.name, self.limits = loader, defaults, name, limits
+        self.state = LOADING
+        self.failure: str | None = None
+        self.worker: Worker | None = None
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.limit: int | None = None
+        self.created = int(time.time())
+        self.loaded = threading.Event()
+
+    def load(self) -> None:
+        """Load the model and start the engine loop (in a thread of its own: the probes answer
+        meanwhile); a failure is kept in :attr:`failure`, said once in the log."""
+        try:
+            model, tokenizer = self.loader()
+            worker = Worker(model, tokenizer, **self.limits)
+            worker.start()
+        except Exception as exc:  # said to every caller, never a crash of the server
+            self.failure = reason(exc)
+            self.state = FAILED
+            logger.error("the model failed to load: %s", self.failure)
+        else:
+            self.tokenizer, self.worker = tokenizer, worker
+            self.limit = getattr(model.config, "max_position_embeddings", None)
+            if self.state == LOADING:
+                self.state = READY
+        finally:
+            self.loaded.set()
+
+    def start_loading(self) -> threading.Thread:
+        thread = threading.Thread(target=self.load, name="diffutron-load", daemon=True)
+        thread.start()
+        return thread
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``(status, body)`` of ``GET /health``: 200 unless the load failed or the engine
+        thread died."""
+        dead = self.worker.failure if self.worker is not None else None
+        if self.state == FAILED or dead is not None:
+            why = self.failure if dead is None else f"the engine has stopped ({dead})"
+            return 503, {"status": "failed", "reason": why}
+        return 200, {"status": self.state}
+
+    def ready(self) -> tuple[int, dict[str, Any]]:
+        """``(status, body)`` of ``GET /ready``: 200 only when it serves requests."""
+        status, body = self.health()
+        if status == 200 and self.state != READY:
+            status = 503
+        return status, body
+
+    def serving(self) -> tuple[Worker, PreTrainedTokenizerBase]:
+        """The engine loop and tokenizer, or the 503 that says why there is none to use."""
+        if self.state == LOADING:
+            raise APIError("the model is still loading; retry shortly", 503, code="model_loading")
+        if self.state == FAILED:
+            message = f"the model failed to load ({self.failure}); fix it and restart the server"
+            raise APIError(message, 503, type="server_error", code="model_load_failed")
+        if self.state == DRAINING:
+            message = "the server is shutting down; send the request to another replica"
+            raise APIError(message, 503, code="shutting_down")
+        worker, tokenizer = cast(Worker, self.worker), self.tokenizer
+        worker.check_alive()  # a balancer must not send traffic to a dead engine
+        return worker, cast("PreTrainedTokenizerBase", tokenizer)
+
+    def drain(self, timeout: float) -> int:
+        """Refuse new requests from now on, let those in flight finish for up to ``timeout``
+        seconds and end the rest with a 503; how many were ended."""
+        self.state = DRAINING
+        self.loaded.wait()
+        worker = self.worker
+        if worker is None:
+            return 0
+        deadline = time.monotonic() + timeout
+        while not worker.idle and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return worker.shut(
+            "the server shut down before this request finished; send it again to another replica"
+        )
+
+    async def body(self, request: Request) -> dict[str, Any]:
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > MAX_BODY:
+            raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
+        return parse_json(bytes(body))
+
+    async def run(self, request: Request, job: Job, kind: str) -> Response:
+        worker, tokenizer = self.serving()
+        check_fits(job, self.limit)
+        ticket = worker.submit(job, asyncio.get_running_loop())
+        reader = Reader(tokenizer, job, len(job.ids))
+        reply_id = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        if job.stream:
+            return StreamingResponse(
+                self._stream(worker, ticket, reader, reply_id, kind),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        canvas = await self._wait(worker, request, ticket)
+        answer = reader.read(canvas, done=True)
+        return JSONResponse(replies.reply(answer, reply_id, kind, job, self.name))
+
+    async def _wait(self, worker: Worker, request: Request, ticket: Ticket) -> list[int]:
+        """The final canvas; the request leaves the batch when its client does."""
+        try:
+            while True:
+                try:
+                    update = await asyncio.wait_for(ticket.updates.get(), timeout=0.25)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        raise asyncio.CancelledError from None
+                    continue
+                error = replies.failure(update)
+                if error is not None:
+                    raise error
+                if update[0] == "done":
+                    return cast(list[int], update[1])  # "done" carries the canvas
+        except BaseException:
+            worker.cancel(ticket)
+            raise
+
+    async def _stream(
+        self, worker: Worker, ticket: Ticket, reader: Reader, reply_id: str, kind: str
+    ) -> AsyncIterator[str]:
+        try:
+            async for event in replies.events(ticket, reader, reply_id, kind, self.name):
+                yield event
+        finally:
+            worker.cancel(ticket)  # a no-op for a finished request; frees a dropped one
