@@ -42,6 +42,21 @@ def test_a_missing_model_is_one_line(tmp_path):
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
 
 
+def test_a_model_that_fails_to_load_stops_serve_with_one_line(world, tmp_path):
+    import shutil
+
+    from diffutron_serve.background import free_port
+
+    broken = tmp_path / "broken"
+    shutil.copytree(world / "model", broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    port = str(free_port())
+    result = CliRunner().invoke(sample, ["serve", "--model", str(broken), "--port", port])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: the model failed to load: ") and str(broken) in last, last
+
+
 def test_the_cache_options_become_the_servers_sampler_defaults(world, monkeypatch):
     import diffutron_serve
 

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
+from diffutron_common import check_model_source
 from diffutron_sample import Execution, SampleError, SamplerConfig, load_model
 from diffutron_serve.errors import APIError
 from diffutron_serve.middleware import Guard
@@ -67,6 +68,7 @@ def create_app(
     loop stops with the app. ``sampler`` changes the model's sampler defaults (e.g.
     ``{"cache": "dual"}``); a request's extra fields change them again. ``compile`` runs the
     steps compiled on CUDA (:class:`diffutron_sample.Execution`)."""
+    check_model_source(model_dir)  # a missing folder is said now, not after the server started
     defaults = SamplerConfig.from_pretrained(model_dir, **(sampler or {}))
     name = model_name or Path(model_dir.rstrip("/")).name or model_dir
     server = Server(

@@ -34,3 +34,7 @@ class APIError(DiffutronError):
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(message, 400, param=param, code=code)
+
+
+class ServeError(DiffutronError):
+    """The server cannot run (its model failed to load)."""

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from diffutron_serve.app import create_app
+from diffutron_serve.errors import ServeError
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,22 @@ def serve(
     **options: Any,
 ) -> None:
     """Serve ``model_dir`` on ``host:port`` (127.0.0.1 unless told otherwise) until SIGTERM or
-    SIGINT, then drain for up to ``drain_timeout`` seconds and return."""
+    SIGINT, then drain for up to ``drain_timeout`` seconds and return. A model that fails to load
+    stops the server: :class:`~diffutron_serve.errors.ServeError` says why (an app made with
+    :func:`create_app` and run otherwise stays up, and its ``/health`` says why)."""
     if not (math.isfinite(drain_timeout) and drain_timeout >= 0):
         raise ValueError(f"drain_timeout must be a finite number >= 0, got {drain_timeout}")
     app = create_app(model_dir, **options)
-    server = app.state.server
+    served = app.state.server
     config = uvicorn.Config(app, host=host, port=port, log_level="info")
-    DrainingServer(config, lambda: server.drain(drain_timeout)).run()
+    server = DrainingServer(config, lambda: served.drain(drain_timeout))
+
+    def stop_if_the_load_fails() -> None:
+        served.loaded.wait()
+        if served.failure is not None:
+            server.should_exit = True
+
+    threading.Thread(target=stop_if_the_load_fails, daemon=True).start()
+    server.run()
+    if served.failure is not None:
+        raise ServeError(f"the model failed to load: {served.failure}")
