@@ -38,6 +38,11 @@ from diffutron_cli.sampler_options import cache_options, cache_settings
 )
 @click.option("--model-name", help="The id clients use in 'model' [the folder's name].")
 @click.option(
+    "--metrics-public",
+    is_flag=True,
+    help="Serve /metrics without the API key (for a Prometheus that has none).",
+)
+@click.option(
     "--drain-timeout",
     type=click.FloatRange(min=0, max=86400),
     default=30.0,
@@ -51,10 +56,19 @@ from diffutron_cli.sampler_options import cache_options, cache_settings
 @trust_remote_code_option
 @friendly_errors
 def serve(
-    model_path, host, port, api_key, max_batch, max_queue, model_name, drain_timeout, **options
+    model_path,
+    host,
+    port,
+    api_key,
+    max_batch,
+    max_queue,
+    model_name,
+    metrics_public,
+    drain_timeout,
+    **options,
 ):
     """Serve a model over HTTP with the OpenAI API (/v1/chat/completions, /v1/completions,
-    /v1/models), probes at /health and /ready, and a page at / that shows each answer denoising
+    /v1/models), probes at /health and /ready, Prometheus metrics at /metrics, and a page at / that shows each answer denoising
     live. SIGTERM or Ctrl-C drains: requests in flight finish, new ones get 503."""
     from diffutron_serve import serve as run
 
@@ -70,6 +84,7 @@ def serve(
         max_queue=max_queue,
         model_name=model_name,
         drain_timeout=drain_timeout,
+        metrics_public=metrics_public,
         sampler=sampler,
         **options,
     )

@@ -62,6 +62,9 @@ class MaskedLM:
         cached pass only those it recomputes)."""
         self.positions_full = 0
         """What those passes would have run without the cache: their whole canvases."""
+        self.refreshes = 0
+        """Rows whose block cache was refreshed (a full pass over the row, kept for the next
+        steps)."""
         self.layers = self._compiled() if self.execution.compile else None
 
     def _compiled(self) -> CompiledLayers | None:
@@ -121,6 +124,7 @@ class MaskedLM:
             length if s.refresh else s.end - s.start
             for length, s in zip(lengths, spans, strict=True)
         )
+        self.refreshes += sum(s.refresh and s.store is not None for s in spans)
         if position_ids is None:  # as the Hugging Face model counts them when not given
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)
             position_ids = position_ids.expand_as(input_ids)

@@ -21,13 +21,18 @@ class Reader:
         self.tokenizer, self.job, self.start = tokenizer, job, start
         self.answers = AnswerReader(tokenizer, stop=job.stop, max_tokens=job.max_tokens)
         self.mask = tokenizer.mask_token_id
+        self.final: Answer | None = None
+        """The answer read off the final canvas, once it has been."""
 
     def region(self, canvas: list[int]) -> list[int]:
         return canvas[self.start : self.start + self.job.config.max_new_tokens]
 
     def read(self, canvas: list[int], *, done: bool) -> Answer:
         """The answer as far as it is final; ``complete`` once nothing after can change it."""
-        return self.answers.read(self.region(canvas), done=done)
+        answer = self.answers.read(self.region(canvas), done=done)
+        if done:
+            self.final = answer
+        return answer
 
     def canvas_text(self, canvas: list[int]) -> tuple[str, int]:
         """The answer region drawn with ``░`` for each masked position, and how many are left."""

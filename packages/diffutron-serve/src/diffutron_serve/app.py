@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from starlette.types import Scope
 from diffutron_common import check_model_source
 from diffutron_sample import Execution, SampleError, SamplerConfig, load_model
 from diffutron_serve.errors import APIError
+from diffutron_serve.metrics import CONTENT_TYPE
 from diffutron_serve.middleware import Guard
 from diffutron_serve.requests import chat_job, completion_job
 from diffutron_serve.server import Server
@@ -30,7 +31,15 @@ Body = dict[str, Any]  # a JSON object
 OPEN = ("/health", "/ready", "/")
 """Paths that never need the key: the probes and the page (which asks for the key itself), and
 the page's files under ``/static/``."""
-ROUTES = ("/v1/models", "/v1/chat/completions", "/v1/completions", "/health", "/ready", "/")
+ROUTES = (
+    "/v1/models",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/health",
+    "/ready",
+    "/metrics",
+    "/",
+)
 
 
 def route_of(scope: Scope) -> str:
@@ -44,10 +53,15 @@ def route_of(scope: Scope) -> str:
     return "other"
 
 
-def protected(path: str) -> bool:
-    """Whether ``path`` needs the API key (when the server has one): the API, and everything
-    but the probes and the page."""
-    return not (path in OPEN or path.startswith("/static/"))
+def protection(metrics_public: bool) -> Callable[[str], bool]:
+    """Whether a path needs the API key (when the server has one): the API, and everything but
+    the probes, the page and (``metrics_public``) ``/metrics``."""
+    public = (*OPEN, "/metrics") if metrics_public else OPEN
+
+    def protected(path: str) -> bool:
+        return not (path in public or path.startswith("/static/"))
+
+    return protected
 
 
 def create_app(
@@ -62,12 +76,14 @@ def create_app(
     trust_remote_code: bool = False,
     sampler: dict[str, Any] | None = None,
     compile: bool = False,
+    metrics_public: bool = False,
 ) -> FastAPI:
     """The server for the model in ``model_dir`` (or a Hub id). It answers as soon as it starts;
     the model loads in the background meanwhile (``/ready`` says when it is done) and its engine
     loop stops with the app. ``sampler`` changes the model's sampler defaults (e.g.
     ``{"cache": "dual"}``); a request's extra fields change them again. ``compile`` runs the
-    steps compiled on CUDA (:class:`diffutron_sample.Execution`)."""
+    steps compiled on CUDA (:class:`diffutron_sample.Execution`). ``/metrics`` needs the key
+    when there is one, unless ``metrics_public``."""
     check_model_source(model_dir)  # a missing folder is said now, not after the server started
     defaults = SamplerConfig.from_pretrained(model_dir, **(sampler or {}))
     name = model_name or Path(model_dir.rstrip("/")).name or model_dir
@@ -98,7 +114,13 @@ def create_app(
     app.state.server = server
     _handlers(app)
     _routes(app, server)
-    app.add_middleware(Guard, api_key=api_key, protected=protected, route=route_of)
+    app.add_middleware(
+        Guard,
+        api_key=api_key,
+        protected=protection(metrics_public),
+        route=route_of,
+        count=server.metrics.count,
+    )
     return app
 
 
@@ -138,6 +160,10 @@ def _routes(app: FastAPI, server: Server) -> None:
     async def ready() -> Response:
         status, body = server.ready()
         return JSONResponse(body, status_code=status)
+
+    @app.get("/metrics", response_model=None)
+    async def metrics() -> Response:
+        return Response(server.metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models", response_model=None)  # the dict as it is, no model inferred
     async def models() -> Body:

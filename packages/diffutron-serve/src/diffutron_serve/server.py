@@ -20,6 +20,7 @@ from diffutron_sample import SamplerConfig
 from diffutron_serve import replies
 from diffutron_serve.answers import Reader
 from diffutron_serve.errors import APIError
+from diffutron_serve.metrics import Metrics
 from diffutron_serve.requests import Job, check_fits, parse_json
 from diffutron_serve.worker import Limits, Ticket, Worker
 
@@ -52,13 +53,14 @@ class Server:
         self.limit: int | None = None
         self.created = int(time.time())
         self.loaded = threading.Event()
+        self.metrics = Metrics(lambda: self.worker)
 
     def load(self) -> None:
         """Load the model and start the engine loop (in a thread of its own: the probes answer
         meanwhile); a failure is kept in :attr:`failure`, said once in the log."""
         try:
             model, tokenizer = self.loader()
-            worker = Worker(model, tokenizer, **self.limits)
+            worker = Worker(model, tokenizer, observer=self.metrics, **self.limits)
             worker.start()
         except Exception as exc:  # said to every caller, never a crash of the server
             self.failure = reason(exc)
@@ -147,6 +149,7 @@ class Server:
             )
         canvas = await self._wait(worker, request, ticket)
         answer = reader.read(canvas, done=True)
+        self.metrics.answered(len(job.ids), answer.tokens)
         return JSONResponse(replies.reply(answer, reply_id, kind, job, self.name))
 
     async def _wait(self, worker: Worker, request: Request, ticket: Ticket) -> list[int]:
@@ -172,7 +175,10 @@ class Server:
         self, worker: Worker, ticket: Ticket, reader: Reader, reply_id: str, kind: str
     ) -> AsyncIterator[str]:
         try:
-            async for event in replies.events(ticket, reader, reply_id, kind, self.name):
+            events = replies.events(ticket, reader, reply_id, kind, self.name)
+            async for event in events:
                 yield event
+            if reader.final is not None:
+                self.metrics.answered(len(ticket.job.ids), reader.final.tokens)
         finally:
             worker.cancel(ticket)  # a no-op for a finished request; frees a dropped one

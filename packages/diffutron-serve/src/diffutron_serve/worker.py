@@ -9,8 +9,9 @@ import collections
 import itertools
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 
 from diffutron_common import reason
 from diffutron_core import generator as generator_for
@@ -41,9 +42,18 @@ class Ticket:
     id: int = 0
     start: int = 0
     steps: int = 0
+    arrived: float = field(default_factory=time.monotonic)
 
     def send(self, kind: str, payload: list[int] | str) -> None:
         self.loop.call_soon_threadsafe(self.updates.put_nowait, (kind, payload))
+
+
+class Observer(Protocol):
+    """What the engine loop reports as it goes (the server's metrics), in seconds."""
+
+    def step(self, seconds: float) -> None: ...
+    def first_token(self, seconds: float) -> None: ...
+    def finished(self, seconds: float) -> None: ...
 
 
 class Limits(TypedDict, total=False):
@@ -69,6 +79,7 @@ class Worker:
         max_batch: int = 8,
         max_queue: int = 64,
         execution: Execution | None = None,
+        observer: Observer | None = None,
     ) -> None:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.engine = Engine(
@@ -80,6 +91,7 @@ class Worker:
             execution=execution,
         )
         self.tokenizer, self.max_batch, self.max_queue = tokenizer, max_batch, max_queue
+        self.observer = observer
         self.inbox: collections.deque[Ticket] = collections.deque()
         self.active: dict[int, Ticket] = {}
         self.wake = threading.Condition()
@@ -127,12 +139,17 @@ class Worker:
                 code="engine_dead",
             )
 
+    def load(self) -> tuple[int, int]:
+        """``(waiting, active)``: requests not yet in the batch, and those in it."""
+        waiting = sum(not t.cancelled.is_set() for t in self.inbox) + self.engine.waiting
+        return waiting, max(0, len(self.active) - self.engine.waiting)
+
     def submit(self, job: Job, loop: asyncio.AbstractEventLoop) -> Ticket:
         self.check_alive()
         ticket = Ticket(job, loop, id=next(self.ids))
         with self.wake:
-            waiting = sum(not t.cancelled.is_set() for t in self.inbox) + self.engine.waiting
-            free = max(0, self.max_batch - (len(self.active) - self.engine.waiting))
+            waiting, active = self.load()
+            free = max(0, self.max_batch - active)
             if waiting - free >= self.max_queue:
                 raise APIError(
                     f"the server is busy ({self.max_queue} requests waiting); retry shortly",
@@ -237,7 +254,11 @@ class Worker:
             self._drop_cancelled()
             if not self.engine.busy:
                 continue
-            for event in self.engine.step():
+            started = time.monotonic()
+            events = self.engine.step()
+            if self.observer is not None:
+                self.observer.step(time.monotonic() - started)
+            for event in events:
                 self._deliver(event)
 
     def _deliver(self, event: StepEvent) -> None:
@@ -246,6 +267,8 @@ class Worker:
         if ticket is None:
             return
         ticket.steps += 1
+        if self.observer is not None and ticket.steps == 1 and event.error is None:
+            self.observer.first_token(time.monotonic() - ticket.arrived)
         if event.error is not None:
             self.engine.pop(event.id)
             del self.active[key]
@@ -254,5 +277,7 @@ class Worker:
             canvas = self.engine.pop(event.id).canvas.tolist()
             del self.active[key]
             ticket.send("done", canvas)
+            if self.observer is not None:
+                self.observer.finished(time.monotonic() - ticket.arrived)
         elif ticket.job.stream:  # only a stream shows progress
             ticket.send("step", self.engine.requests[event.id].canvas.tolist())
