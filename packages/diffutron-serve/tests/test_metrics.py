@@ -32,7 +32,7 @@ def test_the_counters_grow_by_exactly_the_requests_made(model_dir):
     try:
         before = scrape(url)
         generated = 0
-        for i in range(5):
+        for _ in range(5):
             body = {
                 "model": name,
                 "messages": [{"role": "user", "content": "merhaba"}],

@@ -7,12 +7,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
@@ -22,6 +25,14 @@ from diffutron_serve.errors import APIError
 from diffutron_serve.metrics import CONTENT_TYPE
 from diffutron_serve.middleware import Guard
 from diffutron_serve.requests import chat_job, completion_job
+from diffutron_serve.schema import (
+    ChatCompletion,
+    ChatRequest,
+    Completion,
+    CompletionRequest,
+    ModelCard,
+    ModelList,
+)
 from diffutron_serve.server import Server
 
 logger = logging.getLogger(__name__)
@@ -109,9 +120,16 @@ def create_app(
                 server.worker.stop()
 
     app = FastAPI(
-        title="Diffutron", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        title="Diffutron",
+        summary="An OpenAI-compatible server for masked diffusion language models.",
+        version=version("diffutron-serve"),
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
     app.state.server = server
+    _document(app)
     _handlers(app)
     _routes(app, server)
     app.add_middleware(
@@ -122,6 +140,32 @@ def create_app(
         count=server.metrics.count,
     )
     return app
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its JSON itself (so a refusal is the
+    server's 400 in the OpenAI format, never FastAPI's 422)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _document(app: FastAPI) -> None:
+    """``/openapi.json`` with the request models that the routes read themselves."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            known = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (ChatRequest, CompletionRequest):
+                full = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                known.update(full.pop("$defs", {}))
+                known[model.__name__] = full
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
 
 
 def _handlers(app: FastAPI) -> None:
@@ -151,49 +195,81 @@ def _handlers(app: FastAPI) -> None:
 def _routes(app: FastAPI, server: Server) -> None:
     """The OpenAI endpoints, the probes and the page."""
 
+    @app.head("/health", response_model=None, include_in_schema=False)
     @app.get("/health", response_model=None)
     async def health() -> Response:
+        """Liveness: 200 while the process and its engine live (loading included)."""
         status, body = server.health()
         return JSONResponse(body, status_code=status)
 
+    @app.head("/ready", response_model=None, include_in_schema=False)
     @app.get("/ready", response_model=None)
     async def ready() -> Response:
+        """Readiness: 200 only when the model is loaded and the server is not draining."""
         status, body = server.ready()
         return JSONResponse(body, status_code=status)
 
+    @app.head("/metrics", response_model=None, include_in_schema=False)
     @app.get("/metrics", response_model=None)
     async def metrics() -> Response:
+        """Prometheus metrics in the text format."""
         return Response(server.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/v1/models", response_model=None)  # the dict as it is, no model inferred
-    async def models() -> Body:
+    def card() -> ModelCard:
+        return ModelCard(id=server.name, created=server.created)
+
+    @app.head("/v1/models", response_model=ModelList, include_in_schema=False)
+    @app.get("/v1/models", response_model=ModelList)
+    async def models() -> ModelList:
+        """The one served model."""
         server.serving()  # a balancer must not send traffic where nothing would answer
-        card = {
-            "id": server.name,
-            "object": "model",
-            "created": server.created,
-            "owned_by": "diffutron",
-        }
-        return {"object": "list", "data": [card]}
+        return ModelList(data=[card()])
 
-    @app.post("/v1/chat/completions")
+    @app.head("/v1/models/{model_id:path}", response_model=ModelCard, include_in_schema=False)
+    @app.get("/v1/models/{model_id:path}", response_model=ModelCard)
+    async def model(model_id: str) -> ModelCard:
+        """The served model, by its id."""
+        server.serving()
+        if model_id != server.name:
+            raise APIError(
+                f"the model {model_id!r} does not exist; this server serves {server.name!r}",
+                404,
+                param="model",
+                code="model_not_found",
+            )
+        return card()
+
+    @app.post(
+        "/v1/chat/completions",
+        openapi_extra=_body(ChatRequest),
+        responses={200: {"model": ChatCompletion}},
+    )
     async def chat(request: Request) -> Response:
-        _, tokenizer = server.serving()
-        job = chat_job(await server.body(request), tokenizer, server.defaults, server.name)
-        return await server.run(request, job, "chat")
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
+        """A conversation's answer (Server-Sent Events with ``stream``)."""
         _, tokenizer = server.serving()
         data = await server.body(request)
-        job = completion_job(data, tokenizer, server.defaults, server.name)
+        job = chat_job(data, tokenizer, server.defaults, server.name, server.limit)
+        return await server.run(request, job, "chat")
+
+    @app.post(
+        "/v1/completions",
+        openapi_extra=_body(CompletionRequest),
+        responses={200: {"model": Completion}},
+    )
+    async def completions(request: Request) -> Response:
+        """A prompt's continuation, or with ``suffix`` the gap between the two."""
+        _, tokenizer = server.serving()
+        data = await server.body(request)
+        job = completion_job(data, tokenizer, server.defaults, server.name, server.limit)
         return await server.run(request, job, "text")
 
-    @app.get("/")
+    @app.head("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.get("/static/{name}")
+    @app.head("/static/{name}", include_in_schema=False)
+    @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
         path = STATIC / name
         if "/" in name or name.startswith(".") or not path.is_file():

@@ -7,10 +7,21 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+from pydantic import BaseModel
+
 from diffutron_sample.text import Answer
 from diffutron_serve.answers import Reader
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
+from diffutron_serve.schema import (
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    Completion,
+    Finish,
+    TextChoice,
+    Usage,
+)
 from diffutron_serve.worker import Ticket, Update
 
 Body = dict[str, Any]  # a JSON object: a request's body, a reply or a part of one
@@ -35,20 +46,20 @@ def usage(job: Job, answer: Answer) -> dict[str, int]:
 
 
 def reply(answer: Answer, reply_id: str, kind: str, job: Job, name: str) -> Body:
-    """The whole completion (``kind`` ``"chat"`` or ``"text"``)."""
-    choice: Body = {"index": 0, "finish_reason": answer.finish_reason, "logprobs": None}
+    """The whole completion (``kind`` ``"chat"`` or ``"text"``), as its declared model."""
+    spent = Usage(**usage(job, answer))
+    created = int(time.time())
+    reason = cast(Finish, answer.finish_reason)  # a done answer has one; the model checks it
     if kind == "chat":
-        choice["message"] = {"role": "assistant", "content": answer.text}
+        message = AssistantMessage(content=answer.text)
+        choice = ChatChoice(message=message, finish_reason=reason)
+        whole: BaseModel = ChatCompletion(
+            id=reply_id, created=created, model=name, choices=[choice], usage=spent
+        )
     else:
-        choice["text"] = answer.text
-    return {
-        "id": reply_id,
-        "object": "chat.completion" if kind == "chat" else "text_completion",
-        "created": int(time.time()),
-        "model": name,
-        "choices": [choice],
-        "usage": usage(job, answer),
-    }
+        text = TextChoice(text=answer.text, finish_reason=reason)
+        whole = Completion(id=reply_id, created=created, model=name, choices=[text], usage=spent)
+    return whole.model_dump()
 
 
 def chunk(

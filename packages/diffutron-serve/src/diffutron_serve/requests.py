@@ -1,12 +1,14 @@
-"""Request bodies of the OpenAI API, checked field by field: the sampler settings they ask for,
-the prompt as token ids, and what the answer is cut at."""
+"""From a request body of the OpenAI API to the engine's job: the body checked against its
+declared model (:mod:`diffutron_serve.schema`), capabilities that cannot be delivered refused,
+the sampler settings it asks for, the prompt as token ids, and what the answer is cut at."""
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import ValidationError
 
 from diffutron_common import check_text
 from diffutron_core import check_seed
@@ -14,22 +16,13 @@ from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample import check_fits as fits
 from diffutron_sample.text import infill_ids, prompt_ids
 from diffutron_serve.errors import APIError, bad_request
+from diffutron_serve.schema import ChatRequest, Common, CompletionRequest, Diffusion, refusal
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-EXTRA_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "steps": int,
-    "block_length": int,
-    "threshold": (float, type(None)),
-    "remasking": str,
-    "cfg_scale": float,
-    "repetition_penalty": float,
-    "cache": (str, type(None)),
-    "cache_interval": int,
-}
-"""Diffusion settings accepted as extra body fields (the model's ``sampler_config.json`` gives
-the defaults)."""
+Request = TypeVar("Request", ChatRequest, CompletionRequest)
+"""A body's declared model."""
 
 
 @dataclass
@@ -59,69 +52,35 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _typed(
-    data: dict[str, Any], name: str, kinds: type | tuple[type, ...], default: Any = None
-) -> Any:
-    """``data[name]`` checked to be of ``kinds``; absent or null (as OpenAI clients send for
-    "not set") is ``default``."""
-    value = data.get(name)
-    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    if value is None:
-        return default
-    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) and bool not in kinds:
-        raise bad_request(f"'{name}' must be {_names(kinds)}, not a boolean", param=name)
-    if not isinstance(value, kinds):
-        raise bad_request(
-            f"'{name}' must be {_names(kinds)}, not {type(value).__name__}", param=name
-        )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise bad_request(f"'{name}' must be a finite number", param=name)
-    return value
+EXTRA_FIELDS = tuple(Diffusion.model_fields)
+"""Diffusion settings accepted as extra body fields (the model's ``sampler_config.json`` gives
+the defaults); ``canvas`` asks for the denoising stream."""
+SETTINGS = tuple(n for n in EXTRA_FIELDS if n != "canvas")
+MAX_NEW = 1_000_000
+"""No answer is longer than this (the sampler's bound on lengths), whatever the model."""
 
 
-def _names(kinds: tuple[type, ...]) -> str:
-    words = {
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        bool: "a boolean",
-        list: "a list",
-        type(None): "null",
-        dict: "an object",
-    }
-    return " or ".join(words.get(k, k.__name__) for k in kinds)
+def _validated(model: type[Request], data: dict[str, Any]) -> Request:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise refusal(exc) from None
 
 
-def _stop(data: dict[str, Any]) -> list[str]:
-    stop = data.get("stop")
-    if stop is None:
-        return []
-    if isinstance(stop, str):
-        return [stop] if stop else []
-    if isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= 4:
-        return [s for s in stop if s]
-    raise bad_request("'stop' must be a string or a list of at most 4 strings", param="stop")
-
-
-def sampler_config(data: dict[str, Any], defaults: SamplerConfig, max_tokens: int) -> SamplerConfig:
+def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) -> SamplerConfig:
     """The model's settings with the request's: ``max_tokens`` new tokens in whole blocks, and
-    as many steps per token as the model's own settings take (unless ``steps`` is given)."""
+    as many steps per token as the model's own settings take (unless ``steps`` is given). The
+    one conversion from a request to :class:`~diffutron_sample.SamplerConfig`."""
+    given = request.model_dump(include=set(SETTINGS), exclude_none=True)
     try:  # text is read as every door reads it ("none" is no cache, as null is)
-        changes = {
-            n: SamplerConfig.parse(n, _typed(data, n, k))
-            for n, k in EXTRA_FIELDS.items()
-            if data.get(n) is not None
-        }
+        changes = {n: SamplerConfig.parse(n, v) for n, v in given.items()}
     except SampleError as exc:
         raise bad_request(str(exc)) from None
     for name in ("threshold", "cache"):
-        if name in data and data[name] is None:
+        if name in request.model_fields_set and getattr(request, name) is None:
             changes[name] = None  # explicitly the reference sampler, or no cache
-    temperature = _typed(data, "temperature", float)
-    if temperature is not None:
-        changes["temperature"] = temperature
+    if request.temperature is not None:
+        changes["temperature"] = request.temperature
     block = changes.pop("block_length", defaults.block_length)
     if block < 1:
         raise bad_request("'block_length' must be at least 1", param="block_length")
@@ -137,96 +96,126 @@ def sampler_config(data: dict[str, Any], defaults: SamplerConfig, max_tokens: in
         raise bad_request(str(exc)) from None
 
 
-def _max_tokens(data: dict[str, Any], default: int) -> int:
+def _max_tokens(request: Common, default: int, limit: int | None) -> int:
     value = None
     for name in ("max_completion_tokens", "max_tokens"):
-        if data.get(name) is not None:
-            value = _typed(data, name, int)
+        value = getattr(request, name)
+        if value is not None:
             if value < 1:
                 raise bad_request(f"'{name}' must be at least 1", param=name)
+            most = MAX_NEW if limit is None else min(limit, MAX_NEW)
+            if value > most:
+                raise bad_request(
+                    f"'{name}' is {value} but the model has {most} positions for the prompt "
+                    f"and the answer together; lower '{name}'",
+                    param=name,
+                    code="context_length_exceeded",
+                )
             break
     return default if value is None else value
 
 
-def _common(data: dict[str, Any], defaults: SamplerConfig, served: str) -> dict[str, Any]:
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        raise bad_request("'model' is required (a string; see GET /v1/models)", param="model")
-    if model != served:
+def _common(
+    request: Common, defaults: SamplerConfig, served: str, limit: int | None
+) -> dict[str, Any]:
+    if request.model != served:
         raise APIError(
-            f"the model {model!r} does not exist; this server serves {served!r}",
+            f"the model {request.model!r} does not exist; this server serves {served!r}",
             404,
             param="model",
             code="model_not_found",
         )
-    if _typed(data, "n", int, 1) != 1:
+    if request.n not in (None, 1):
         raise bad_request("only n=1 is supported", param="n")
-    max_tokens = _max_tokens(data, defaults.max_new_tokens)
-    seed = _typed(data, "seed", int)
-    if seed is not None:
+    max_tokens = _max_tokens(request, defaults.max_new_tokens, limit)
+    if request.seed is not None:
         try:
-            check_seed(seed)
+            check_seed(request.seed)
         except ValueError as exc:
             raise bad_request(str(exc), param="seed") from None
+    stop = request.stop if isinstance(request.stop, list) else [request.stop or ""]
     return {
-        "config": sampler_config(data, defaults, max_tokens),
-        "seed": seed,
-        "stop": _stop(data),
+        "config": sampler_config(request, defaults, max_tokens),
+        "seed": request.seed,
+        "stop": [s for s in stop if s],
         "max_tokens": max_tokens,
-        "stream": bool(_typed(data, "stream", bool, False)),
-        "canvas": bool(_typed(data, "canvas", bool, False)),
-        "model": model,
+        "stream": bool(request.stream),
+        "canvas": bool(request.canvas),
+        "model": request.model,
     }
 
 
-def _messages(data: dict[str, Any]) -> list[dict[str, str]]:
-    messages = data.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad_request("'messages' must be a non-empty list", param="messages")
-    cleaned = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system",
-            "user",
-            "assistant",
-        ):
-            raise bad_request(
-                f"messages[{i}] needs a role of system, user or assistant", param="messages"
-            )
-        content = message.get("content")
-        if isinstance(content, list):  # content parts: text only
-            if not all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-                raise bad_request(f"messages[{i}]: only text content is supported", "messages")
-            content = "".join(str(p.get("text", "")) for p in content)
-        if not isinstance(content, str):
-            raise bad_request(f"messages[{i}].content must be a string", param="messages")
-        cleaned.append({"role": message["role"], "content": content})
-    return cleaned
+def _unsupported(name: str, what: str) -> APIError:
+    return bad_request(
+        f"'{name}' asks for {what}, which a masked diffusion model here does not give; "
+        f"leave '{name}' out",
+        param=name,
+    )
+
+
+def _refuse_chat_extras(request: ChatRequest) -> None:
+    """Capabilities a chat request may ask for that are not delivered: refused, never ignored."""
+    if request.logprobs:
+        raise _unsupported("logprobs", "token log-probabilities")
+    if request.top_logprobs:
+        raise _unsupported("top_logprobs", "token log-probabilities")
+    if request.tools and request.tool_choice != "none":
+        raise _unsupported("tools", "tool calls")
+    kind = (request.response_format or {}).get("type", "text")
+    if kind != "text":
+        raise _unsupported("response_format", f"{kind} output")
+
+
+def _refuse_completion_extras(request: CompletionRequest) -> None:
+    if request.echo:
+        raise _unsupported("echo", "the prompt echoed in the answer")
+    if request.best_of not in (None, 1):
+        raise _unsupported("best_of", "several answers to choose from")
+    if request.logprobs is not None:
+        raise _unsupported("logprobs", "token log-probabilities")
 
 
 def chat_job(
-    data: dict[str, Any], tokenizer: PreTrainedTokenizerBase, defaults: SamplerConfig, served: str
+    data: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    defaults: SamplerConfig,
+    served: str,
+    limit: int | None = None,
 ) -> Job:
-    common = _common(data, defaults, served)
+    """The job of a chat body (checked against :class:`~diffutron_serve.schema.ChatRequest`)."""
+    request = _validated(ChatRequest, data)
+    _refuse_chat_extras(request)
+    common = _common(request, defaults, served, limit)
+    messages = [
+        {
+            "role": m.role,
+            "content": m.content
+            if isinstance(m.content, str)
+            else "".join(p.text for p in m.content),
+        }
+        for m in request.messages
+    ]
     try:
-        ids = prompt_ids(tokenizer, _messages(data))
+        ids = prompt_ids(tokenizer, messages)
     except SampleError as exc:
         raise bad_request(str(exc), param="messages") from None
     return Job(ids=ids, chat=True, **common)
 
 
 def completion_job(
-    data: dict[str, Any], tokenizer: PreTrainedTokenizerBase, defaults: SamplerConfig, served: str
+    data: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    defaults: SamplerConfig,
+    served: str,
+    limit: int | None = None,
 ) -> Job:
-    common = _common(data, defaults, served)
-    prompt = data.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise bad_request("'prompt' must be a string", param="prompt")
-    suffix = _typed(data, "suffix", str)
-    if suffix is not None:
-        ids, suffix_ids = _infill_parts(tokenizer, prompt, suffix, common["config"])
+    """The job of a completions body (:class:`~diffutron_serve.schema.CompletionRequest`)."""
+    request = _validated(CompletionRequest, data)
+    _refuse_completion_extras(request)
+    common = _common(request, defaults, served, limit)
+    prompt = request.prompt if isinstance(request.prompt, str) else request.prompt[0]
+    if request.suffix is not None:
+        ids, suffix_ids = _infill_parts(tokenizer, prompt, request.suffix, common["config"])
         return Job(ids=ids, chat=False, suffix_ids=suffix_ids, **common)
     try:
         ids = prompt_ids(tokenizer, prompt, chat=False)

@@ -1,0 +1,202 @@
+"""The API's declared request and response models (pydantic): what ``/openapi.json`` lists, and
+what every request body is validated against. A body that does not fit gets one 400 in the
+OpenAI format, worded as before the models (:func:`refusal`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from diffutron_serve.errors import APIError, bad_request
+
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+"""A finite JSON number (an integer is one too; a boolean or a string is not)."""
+
+
+class TextPart(BaseModel):
+    """A content part: only text."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text"]
+    text: StrictStr = ""
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr | list[TextPart]
+
+
+class Diffusion(BaseModel):
+    """The diffusion settings a request may carry beside OpenAI's fields; unset, the model's
+    ``sampler_config.json`` (and the server's ``--cache``) decide (docs/serving.md)."""
+
+    steps: StrictInt | None = Field(None, description="Denoising steps of the whole answer.")
+    block_length: StrictInt | None = Field(None, description="Tokens per block.")
+    threshold: Number | None = Field(
+        None, description="Commit every position at least this confident; null: the reference."
+    )
+    remasking: StrictStr | None = Field(None, description="low_confidence or random.")
+    cfg_scale: Number | None = Field(None, description="Classifier-free guidance scale.")
+    repetition_penalty: Number | None = None
+    cache: StrictStr | None = Field(
+        None, description="Block cache: prefix, dual, or none (as null)."
+    )
+    cache_interval: StrictInt | None = None
+    canvas: StrictBool | None = Field(
+        None, description="Stream the denoising canvas with each chunk."
+    )
+
+
+class Common(Diffusion):
+    """The fields chat and completions share. Fields an OpenAI client sends that do not change
+    a diffusion answer (``top_p``, ``user``, penalties, ``stream_options`` …) are accepted."""
+
+    model_config = ConfigDict(extra="allow")
+    model: StrictStr
+    max_tokens: StrictInt | None = None
+    max_completion_tokens: StrictInt | None = None
+    temperature: Number | None = None
+    n: StrictInt | None = None
+    seed: StrictInt | None = None
+    stop: StrictStr | Annotated[list[StrictStr], Field(max_length=4)] | None = None
+    stream: StrictBool | None = None
+    top_p: Number | None = None
+    presence_penalty: Number | None = None
+    frequency_penalty: Number | None = None
+    user: StrictStr | None = None
+    stream_options: dict[str, Any] | None = None
+
+
+class ChatRequest(Common):
+    """``POST /v1/chat/completions``."""
+
+    messages: Annotated[list[Message], Field(min_length=1)]
+    logprobs: StrictBool | None = Field(None, description="Not supported: refused when true.")
+    top_logprobs: StrictInt | None = Field(None, description="Not supported: refused above 0.")
+    tools: list[dict[str, Any]] | None = Field(None, description="Not supported with a choice.")
+    tool_choice: StrictStr | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = Field(None, description='Only {"type": "text"}.')
+
+
+class CompletionRequest(Common):
+    """``POST /v1/completions``: a raw prompt, or with ``suffix`` the gap between the two."""
+
+    prompt: StrictStr | Annotated[list[StrictStr], Field(min_length=1, max_length=1)]
+    suffix: StrictStr | None = None
+    echo: StrictBool | None = Field(None, description="Not supported: refused when true.")
+    best_of: StrictInt | None = Field(None, description="Not supported: refused above 1.")
+    logprobs: StrictInt | None = Field(None, description="Not supported: refused when set.")
+
+
+Finish = Literal["stop", "length"]
+"""Why an answer ended: its end (or a stop string), or ``max_tokens``."""
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "diffutron"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Finish
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class TextChoice(BaseModel):
+    index: int = 0
+    text: str
+    finish_reason: Finish
+    logprobs: None = None
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[TextChoice]
+    usage: Usage
+
+
+KINDS = {
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "int_type": "an integer",
+    "string_type": "a string",
+    "bool_type": "a boolean",
+    "dict_type": "an object",
+    "list_type": "a list",
+}
+WHOLE = {
+    "model": "'model' is required (a string; see GET /v1/models)",
+    "stop": "'stop' must be a string or a list of at most 4 strings",
+    "prompt": "'prompt' must be a string",
+    "messages": "'messages' must be a non-empty list",
+}
+
+
+def _described(value: Any) -> str:
+    return "a boolean" if isinstance(value, bool) else type(value).__name__
+
+
+def refusal(error: ValidationError) -> APIError:
+    """The 400 of a body that does not fit its model: its first problem, named."""
+    first = error.errors()[0]
+    loc, kind = first["loc"], first["type"]
+    name = str(loc[0]) if loc else "body"
+    if name == "messages" and len(loc) >= 2 and isinstance(loc[1], int):
+        i = loc[1]
+        message = f"messages[{i}] needs a role of system, user or assistant"
+        if len(loc) >= 3 and loc[2] == "content":
+            message = f"messages[{i}].content must be a string"
+            if isinstance(first.get("input"), list):
+                message = f"messages[{i}]: only text content is supported"
+        return bad_request(message, param="messages")
+    if name in WHOLE:
+        return bad_request(WHOLE[name], param=name)
+    if kind == "finite_number":
+        return bad_request(f"'{name}' must be a finite number", param=name)
+    if kind in KINDS:
+        given = _described(first.get("input"))
+        return bad_request(f"'{name}' must be {KINDS[kind]}, not {given}", param=name)
+    return bad_request(f"'{name}': {first['msg']}", param=name)
