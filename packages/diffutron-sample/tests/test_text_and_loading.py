@@ -131,3 +131,32 @@ def test_chat_session_drops_the_oldest_turns_when_the_history_is_too_long(model_
     session.ask("merhaba")
     assert session.history[0] == {"role": "user", "content": "merhaba"}
     assert "dropped the oldest turn" in caplog.text
+
+
+def test_the_start_of_an_end_marker_or_stop_string_is_held_back_until_decided(tokenizer):
+    from diffutron_sample.text import AnswerReader
+
+    mask = tokenizer.mask_token_id
+    reader = AnswerReader(tokenizer, stop=["ev okul"], end_markers=("kedi köpek",))
+    growing = [*ids(tokenizer, "evet kedi ev"), mask]  # all but the last token are shown
+    assert reader.read(growing, done=False).text == "evet"  # "kedi" may start the marker
+    ended = reader.read(ids(tokenizer, "evet kedi köpek su"), done=True)
+    assert (ended.text, ended.finish_reason) == ("evet", "stop")
+    went_on = reader.read(ids(tokenizer, "evet kedi su"), done=True)
+    assert went_on.text == "evet kedi su"  # it was not the marker after all
+    before_stop = reader.read([*ids(tokenizer, "su ev okul"), mask], done=False)
+    assert before_stop.text == "su"  # "ev" may start the stop string
+
+
+def test_a_length_cut_answer_never_ends_with_a_piece_of_a_marker_or_stop_string(tokenizer):
+    from diffutron_sample.text import AnswerReader
+
+    reader = AnswerReader(
+        tokenizer, stop=["ev okul"], max_tokens=2, end_markers=("kedi köpek",)
+    )
+    marker = reader.read(ids(tokenizer, "evet kedi köpek"), done=True)
+    assert (marker.text, marker.finish_reason, marker.tokens) == ("evet", "length", 1)
+    stop = reader.read(ids(tokenizer, "su ev okul"), done=True)
+    assert (stop.text, stop.finish_reason) == ("su", "length")
+    plain = reader.read(ids(tokenizer, "su çay ekmek"), done=True)
+    assert (plain.text, plain.finish_reason, plain.tokens) == ("su çay", "length", 2)

@@ -351,3 +351,39 @@ def test_stop_aborts_the_answer_under_way(page):
     assert not stop.is_enabled()
     assert page.find_element("css selector", '[data-testid="send"]').is_enabled()
     assert not answer.find_elements("css selector", ".mask")  # no half-drawn canvas is left
+
+
+# Answers the next chat request with a canned stream, in the page's own fetch: an answer whose
+# text holds ░, while two positions are still masked.
+CANNED_STREAM = """
+const events = arguments[0];
+const original = window.fetch;
+window.fetch = async (url, init) => {
+  if (!String(url).endsWith('/chat/completions')) return original(url, init);
+  const lines = events.map((e) => `data: ${JSON.stringify(e)}\\n\\n`);
+  const text = lines.join('') + 'data: [DONE]\\n\\n';
+  return new Response(text, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+};
+"""
+
+
+def test_a_mask_glyph_in_an_answer_is_drawn_as_text_not_as_a_mask(page):
+    def chunk(delta, spans, masks, step, reason=None):
+        choice = {"index": 0, "delta": {"content": delta}, "finish_reason": reason}
+        canvas = {"step": step, "spans": spans, "masks": masks}
+        return {"object": "chat.completion.chunk", "choices": [choice], "canvas": canvas}
+
+    events = [
+        chunk(f"a{MASK}b", [{"text": f"a{MASK}b "}, {"masks": 2}], 2, 1),
+        chunk(" c", [{"text": f"a{MASK}b c"}], 0, 2, reason="stop"),
+    ]
+    page.execute_script(RECORD_CANVAS)
+    page.execute_script(CANNED_STREAM, events)
+    answer, _ = _ask(page, PROMPT)
+    states = page.execute_script("return window.__states;")
+    drawn = [s for s in states if s["masks"] == 2]
+    assert drawn and drawn[0]["boxes"] == 2, states  # two masks: two boxes, the ░ is text
+    assert MASK in drawn[0]["text"]
+    body = answer.find_element("css selector", '[data-testid="canvas"]')
+    assert page.execute_script("return arguments[0].textContent;", body) == f"a{MASK}b c"
+    assert not _severe(page)

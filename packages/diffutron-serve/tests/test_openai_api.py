@@ -103,3 +103,56 @@ def test_the_block_cache_is_an_extra_field(client, model_name):
     for mode in ("prefix", "dual"):
         assert ask(cache=mode).choices[0].message.content == plain
     assert ask(cache=None, cache_interval=2).choices[0].message.content == plain
+
+
+def _streamed(client, kind, request):
+    """The text and finish reason of a streamed request, its deltas joined."""
+    if kind == "chat":
+        stream = client.chat.completions.create(**request, stream=True)
+        parts = [(c.choices[0].delta.content or "", c.choices[0].finish_reason) for c in stream]
+    else:
+        stream = client.completions.create(**request, stream=True)
+        parts = [(c.choices[0].text or "", c.choices[0].finish_reason) for c in stream]
+    return "".join(p for p, _ in parts), [r for _, r in parts if r][-1]
+
+
+def _whole(client, kind, request):
+    if kind == "chat":
+        choice = client.chat.completions.create(**request).choices[0]
+        return choice.message.content, choice.finish_reason
+    choice = client.completions.create(**request).choices[0]
+    return choice.text, choice.finish_reason
+
+
+def test_streamed_text_equals_the_non_streamed_text_over_200_sampled_requests(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    name = client.models.list().data[0].id
+    words = ["merhaba", "kedi nasıl ?", "bir iki üç", "deniz ve dağ", "[/Answer] evet"]
+
+    def request(i):
+        kind = "chat" if i % 2 else "text"
+        base = {
+            "model": name,
+            "max_tokens": 1 + i % 6,
+            "temperature": 1.5,
+            "seed": i,
+            "extra_body": {"block_length": 4},
+        }
+        if i % 5 == 0:
+            base["stop"] = ["ev", "a"]
+        if kind == "chat":
+            base["messages"] = [{"role": "user", "content": words[i % len(words)]}]
+        else:
+            base["prompt"] = words[i % len(words)]
+        return kind, base
+
+    def both(i):
+        kind, body = request(i)
+        return i, _streamed(client, kind, body), _whole(client, kind, body)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(both, range(200)))
+    differ = [(i, s, w) for i, s, w in results if s != w]
+    assert not differ, differ[:5]
+    assert len({w for _, _, w in results}) > 20  # sampled: many different answers

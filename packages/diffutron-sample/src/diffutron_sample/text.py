@@ -154,6 +154,8 @@ class AnswerReader:
                 text, ended = text.split(marker, 1)[0], True
         if not (complete or ended):
             return Answer(self._stable(text).lstrip(), False, None, len(shown))
+        if not ended:  # cut by length: no piece of an end marker or stop string at its end
+            text = self._without_piece(text)
         whole = text == decoded  # nothing cut from the text: every kept token is in it
         text = text.strip()
         count = len(kept) if whole else self._count(kept, text)
@@ -168,16 +170,21 @@ class AnswerReader:
                 return size
         return len(tokens)
 
+    def _without_piece(self, text: str) -> str:
+        """``text`` without the longest start of an end marker or stop string at its end: it is
+        undecided while the answer grows, and not the answer's when a length cut ends it."""
+        longest = 0
+        for marker in (*self.end_markers, *self.stop):
+            for size in range(len(marker) - 1, longest, -1):
+                if text.endswith(marker[:size]):
+                    longest = size
+                    break
+        return text[: len(text) - longest]
+
     def _stable(self, text: str) -> str:
         """What of a growing text cannot change any more: no half character at its end, no start
-        of a stop string, no trailing space (it is stripped at the end)."""
-        text = text.rstrip(REPLACEMENT)
-        for stop in self.stop:
-            for size in range(len(stop) - 1, 0, -1):
-                if text.endswith(stop[:size]):
-                    text = text[:-size]
-                    break
-        return text.rstrip()
+        of an end marker or stop string, no trailing space (it is stripped at the end)."""
+        return self._without_piece(text.rstrip(REPLACEMENT)).rstrip()
 
 
 def trim(

@@ -10,7 +10,7 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from diffutron_sample.text import Answer
-from diffutron_serve.answers import Reader
+from diffutron_serve.answers import Progress
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
 from diffutron_serve.schema import (
@@ -85,11 +85,10 @@ def chunk(
     }
 
 
-async def events(
-    ticket: Ticket, reader: Reader, reply_id: str, kind: str, name: str
-) -> AsyncIterator[str]:
-    """The Server-Sent Events of one streamed request, ``data: [DONE]`` last."""
-    sent, first, job = "", True, ticket.job
+async def events(ticket: Ticket, reply_id: str, kind: str, name: str) -> AsyncIterator[str]:
+    """The Server-Sent Events of one streamed request, ``data: [DONE]`` last: what the engine
+    thread made of each step, sent as it is."""
+    first, job = True, ticket.job
     while True:
         update = await ticket.updates.get()
         error = failure(update)
@@ -97,19 +96,16 @@ async def events(
             yield f"data: {json.dumps(error.body())}\n\n"
             break
         step, payload = update
-        canvas = cast(list[int], payload)  # a step's or the final canvas
-        answer = reader.read(canvas, done=step == "done")
-        delta = answer.text[len(sent) :] if answer.text.startswith(sent) else ""
-        sent += delta
-        part = chunk(reply_id, kind, name, delta, answer.finish_reason, first)
-        if job.canvas:
-            text, masks = reader.canvas_text(canvas)
-            part["canvas"] = {"step": ticket.steps, "text": text, "masks": masks}
-        if step == "done":
-            part["usage"] = usage(job, answer)
-        if delta or first or job.canvas or step == "done":
-            yield f"data: {json.dumps(part, ensure_ascii=False)}\n\n"
+        progress = cast(Progress, payload)
+        done = step == "done"
+        reason = progress.answer.finish_reason if done else None
+        part = chunk(reply_id, kind, name, progress.delta, reason, first)
+        if progress.canvas is not None:
+            part["canvas"] = progress.canvas
+        if done:
+            part["usage"] = usage(job, progress.answer)
+        yield f"data: {json.dumps(part, ensure_ascii=False)}\n\n"
         first = False
-        if step == "done":
+        if done:
             break
     yield "data: [DONE]\n\n"

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from diffutron_common import reason
 from diffutron_sample import SamplerConfig
 from diffutron_serve import replies
-from diffutron_serve.answers import Reader
+from diffutron_serve.answers import Progress
 from diffutron_serve.errors import APIError
 from diffutron_serve.metrics import Metrics
 from diffutron_serve.requests import Job, check_fits, parse_json
@@ -136,24 +136,22 @@ class Server:
         return parse_json(bytes(body))
 
     async def run(self, request: Request, job: Job, kind: str) -> Response:
-        worker, tokenizer = self.serving()
+        worker, _ = self.serving()
         check_fits(job, self.limit)
         ticket = worker.submit(job, asyncio.get_running_loop())
-        reader = Reader(tokenizer, job, len(job.ids))
         reply_id = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         if job.stream:
             return StreamingResponse(
-                self._stream(worker, ticket, reader, reply_id, kind),
+                self._stream(worker, ticket, reply_id, kind),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
-        canvas = await self._wait(worker, request, ticket)
-        answer = reader.read(canvas, done=True)
+        answer = (await self._wait(worker, request, ticket)).answer
         self.metrics.answered(len(job.ids), answer.tokens)
         return JSONResponse(replies.reply(answer, reply_id, kind, job, self.name))
 
-    async def _wait(self, worker: Worker, request: Request, ticket: Ticket) -> list[int]:
-        """The final canvas; the request leaves the batch when its client does."""
+    async def _wait(self, worker: Worker, request: Request, ticket: Ticket) -> Progress:
+        """The request's end; it leaves the batch when its client does."""
         try:
             while True:
                 try:
@@ -166,19 +164,19 @@ class Server:
                 if error is not None:
                     raise error
                 if update[0] == "done":
-                    return cast(list[int], update[1])  # "done" carries the canvas
+                    return cast(Progress, update[1])
         except BaseException:
             worker.cancel(ticket)
             raise
 
     async def _stream(
-        self, worker: Worker, ticket: Ticket, reader: Reader, reply_id: str, kind: str
+        self, worker: Worker, ticket: Ticket, reply_id: str, kind: str
     ) -> AsyncIterator[str]:
         try:
-            events = replies.events(ticket, reader, reply_id, kind, self.name)
-            async for event in events:
+            async for event in replies.events(ticket, reply_id, kind, self.name):
                 yield event
-            if reader.final is not None:
-                self.metrics.answered(len(ticket.job.ids), reader.final.tokens)
+            final = ticket.final
+            if final is not None:
+                self.metrics.answered(len(ticket.job.ids), final.tokens)
         finally:
             worker.cancel(ticket)  # a no-op for a finished request; frees a dropped one

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol, TypedDict, cast
 from diffutron_common import reason
 from diffutron_core import generator as generator_for
 from diffutron_sample import Engine, Execution, StepEvent
+from diffutron_sample.text import Answer
+from diffutron_serve.answers import Progress, Reader
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
 
@@ -25,8 +27,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Update = tuple[str, list[int] | str]
-"""What a ticket's queue carries: ``("step" | "done", canvas)``, or ``("error" | "shutdown",
+Update = tuple[str, Progress | str]
+"""What a ticket's queue carries: ``("step" | "done", progress)``, or ``("error" | "shutdown",
 message)``."""
 
 
@@ -37,14 +39,16 @@ class Ticket:
 
     job: Job
     loop: asyncio.AbstractEventLoop
+    reader: Reader
     updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     id: int = 0
     start: int = 0
     steps: int = 0
     arrived: float = field(default_factory=time.monotonic)
+    final: Answer | None = None
 
-    def send(self, kind: str, payload: list[int] | str) -> None:
+    def send(self, kind: str, payload: Progress | str) -> None:
         self.loop.call_soon_threadsafe(self.updates.put_nowait, (kind, payload))
 
 
@@ -146,7 +150,8 @@ class Worker:
 
     def submit(self, job: Job, loop: asyncio.AbstractEventLoop) -> Ticket:
         self.check_alive()
-        ticket = Ticket(job, loop, id=next(self.ids))
+        reader = Reader(self.tokenizer, job, len(job.ids))
+        ticket = Ticket(job, loop, reader, id=next(self.ids))
         with self.wake:
             waiting, active = self.load()
             free = max(0, self.max_batch - active)
@@ -276,8 +281,13 @@ class Worker:
         elif event.done:
             canvas = self.engine.pop(event.id).canvas.tolist()
             del self.active[key]
-            ticket.send("done", canvas)
+            progress = ticket.reader.advance(canvas, done=True, step=ticket.steps)
+            ticket.final = progress.answer
+            ticket.send("done", progress)
             if self.observer is not None:
                 self.observer.finished(time.monotonic() - ticket.arrived)
         elif ticket.job.stream:  # only a stream shows progress
-            ticket.send("step", self.engine.requests[event.id].canvas.tolist())
+            canvas = self.engine.requests[event.id].canvas.tolist()
+            progress = ticket.reader.advance(canvas, done=False, step=ticket.steps)
+            if progress.delta or progress.canvas is not None:
+                ticket.send("step", progress)

@@ -1,10 +1,10 @@
 // Diffutron chat page: plain ES2020, no dependencies, served by diffutron-serve (same origin).
-// Each answer is streamed with `canvas: true`, and every canvas is drawn with its masked
-// positions (U+2591 ░ in the text) shown as blank boxes that fill in, step by step.
+// Each answer is streamed with `canvas: true`, and every canvas is drawn from its runs of text
+// and of masked positions (the server sends them as data), the masks as blank boxes that fill
+// in, step by step. A ░ or any other character in an answer is only ever drawn as text.
 "use strict";
 
 (() => {
-  const MASK = "\u2591"; // ░: one still-masked position of the canvas
   const STORE = "diffutron.";
   const SETTINGS = [
     // [field, kind]: only the fields a user filled are sent; empty means "the model's own".
@@ -264,23 +264,22 @@
     return { turn, body, bar, meta };
   }
 
-  /** Draws a canvas text into `node`: runs of text as text, each ░ as an empty box. */
-  function drawCanvas(node, text) {
+  /** Draws a canvas into `node` from its spans: {"text"} runs as text, {"masks": n} as n
+   *  empty boxes. */
+  function drawCanvas(node, spans) {
     const frag = document.createDocumentFragment();
-    let run = "";
-    for (const ch of text) {
-      if (ch === MASK) {
-        if (run) frag.append(document.createTextNode(run));
-        run = "";
-        const box = document.createElement("span");
-        box.className = "mask";
-        box.setAttribute("aria-hidden", "true");
-        frag.append(box);
-      } else {
-        run += ch;
+    for (const span of spans) {
+      if (span && typeof span.text === "string") {
+        frag.append(document.createTextNode(span.text));
+      } else if (span && Number.isInteger(span.masks)) {
+        for (let i = 0; i < span.masks; i++) {
+          const box = document.createElement("span");
+          box.className = "mask";
+          box.setAttribute("aria-hidden", "true");
+          frag.append(box);
+        }
       }
     }
-    if (run) frag.append(document.createTextNode(run));
     node.replaceChildren(frag);
   }
 
@@ -369,14 +368,14 @@
           if (choice.delta && typeof choice.delta.content === "string") state.final += choice.delta.content;
           if (choice.finish_reason) state.reason = choice.finish_reason;
         }
-        if (chunk.canvas && typeof chunk.canvas.text === "string") {
-          const { step, text: canvasText, masks } = chunk.canvas;
-          state.canvas = canvasText;
+        if (chunk.canvas && Array.isArray(chunk.canvas.spans)) {
+          const { step, spans, masks } = chunk.canvas;
+          state.canvas = spans;
           state.step = Number.isFinite(step) ? step : state.step + 1;
-          state.masks = Number.isFinite(masks) ? masks : [...canvasText].filter((c) => c === MASK).length;
+          state.masks = Number.isFinite(masks) ? masks : spans.reduce((n, s) => n + (Number.isInteger(s.masks) ? s.masks : 0), 0);
           if (state.first === null || state.masks > state.first) state.first = state.masks;
           const stick = atBottom();
-          drawCanvas(view.body, canvasText);
+          drawCanvas(view.body, spans);
           view.body.dataset.step = String(state.step);
           view.body.dataset.masks = String(state.masks);
           const line = stepText(state.step, state.masks);
