@@ -151,9 +151,7 @@ def test_the_start_of_an_end_marker_or_stop_string_is_held_back_until_decided(to
 def test_a_length_cut_answer_never_ends_with_a_piece_of_a_marker_or_stop_string(tokenizer):
     from diffutron_sample.text import AnswerReader
 
-    reader = AnswerReader(
-        tokenizer, stop=["ev okul"], max_tokens=2, end_markers=("kedi köpek",)
-    )
+    reader = AnswerReader(tokenizer, stop=["ev okul"], max_tokens=2, end_markers=("kedi köpek",))
     marker = reader.read(ids(tokenizer, "evet kedi köpek"), done=True)
     assert (marker.text, marker.finish_reason, marker.tokens) == ("evet", "length", 1)
     stop = reader.read(ids(tokenizer, "su ev okul"), done=True)

@@ -68,8 +68,9 @@ def serve(
     **options,
 ):
     """Serve a model over HTTP with the OpenAI API (/v1/chat/completions, /v1/completions,
-    /v1/models), probes at /health and /ready, Prometheus metrics at /metrics, and a page at / that shows each answer denoising
-    live. SIGTERM or Ctrl-C drains: requests in flight finish, new ones get 503."""
+    /v1/models), probes at /health and /ready, Prometheus metrics at /metrics, and a page at /
+    that shows each answer denoising live. SIGTERM or Ctrl-C drains: requests in flight
+    finish, new ones get 503."""
     from diffutron_serve import serve as run
 
     sampler = cache_settings(options)

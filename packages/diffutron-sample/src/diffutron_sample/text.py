@@ -163,12 +163,22 @@ class AnswerReader:
 
     def _count(self, tokens: list[int], text: str) -> int:
         """How many of ``tokens`` the answer ``text`` is made of (an end marker written as text,
-        or what follows a stop string, does not count)."""
-        for size in range(len(tokens) + 1):
-            decoded = _decode(self.tokenizer, tokens[:size])
-            if decoded.strip().startswith(text):
-                return size
-        return len(tokens)
+        or what follows a stop string, does not count): the fewest whose decoding starts with
+        it, found by bisection (a few decodes, not one per token) and checked, else by a scan."""
+
+        def makes(size: int) -> bool:
+            return _decode(self.tokenizer, tokens[:size]).strip().startswith(text)
+
+        low, high = 0, len(tokens)
+        while low < high:
+            middle = (low + high) // 2
+            if makes(middle):
+                high = middle
+            else:
+                low = middle + 1
+        if makes(low) and (low == 0 or not makes(low - 1)):
+            return low
+        return next((size for size in range(len(tokens) + 1) if makes(size)), len(tokens))
 
     def _without_piece(self, text: str) -> str:
         """``text`` without the longest start of an end marker or stop string at its end: it is

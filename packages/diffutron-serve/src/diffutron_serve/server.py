@@ -112,10 +112,10 @@ class Server:
     def drain(self, timeout: float) -> int:
         """Refuse new requests from now on, let those in flight finish for up to ``timeout``
         seconds and end the rest with a 503; how many were ended."""
-        self.state = DRAINING
-        self.loaded.wait()
-        worker = self.worker
-        if worker is None:
+        if self.state != FAILED:
+            self.state = DRAINING
+        worker = self.worker if self.loaded.is_set() else None
+        if worker is None:  # still loading (it will not serve now) or failed: nothing in flight
             return 0
         deadline = time.monotonic() + timeout
         while not worker.idle and time.monotonic() < deadline:

@@ -144,9 +144,11 @@ class Worker:
             )
 
     def load(self) -> tuple[int, int]:
-        """``(waiting, active)``: requests not yet in the batch, and those in it."""
-        waiting = sum(not t.cancelled.is_set() for t in self.inbox) + self.engine.waiting
-        return waiting, max(0, len(self.active) - self.engine.waiting)
+        """``(waiting, active)``: requests not yet in the batch, and those in it (under the
+        lock, re-entrant: the inbox is not read while the engine thread takes from it)."""
+        with self.wake:
+            waiting = sum(not t.cancelled.is_set() for t in self.inbox) + self.engine.waiting
+            return waiting, max(0, len(self.active) - self.engine.waiting)
 
     def submit(self, job: Job, loop: asyncio.AbstractEventLoop) -> Ticket:
         self.check_alive()
