@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU figures of #20 in one run (under 8 minutes on an H100): the engine on the mmBERT-base
 # shape in bf16 (batch 1, 16, 64; eager and compiled; no cache and the dual cache; beside the
-# compute-bound estimate), the server under 1, 16 and 64 concurrent clients on CUDA, and CPT
-# throughput at the paper's shape.
+# compute-bound estimate), the server under 1, 16 and 64 concurrent clients on CUDA, a soak of
+# mixed requests at 64 concurrent clients (#21), and CPT throughput at the paper's shape.
 #
 #   bash benchmarks/gpu_suite.sh [--dry-run] [--model runs/demo/sft/model]
 #
@@ -45,6 +45,9 @@ fi
 if [ -f "$model/config.json" ]; then
     run "server ($device, clients $clients)" uv run python benchmarks/serve_load.py \
         --model "$model" --device "$device" --clients "$clients" --rounds 1 --max-batch 64
+    if [ -n "$dry" ]; then soak=(--requests 200 --concurrency 16); else soak=(--requests 2000 --concurrency 64); fi
+    run "soak ($device, ${soak[*]})" uv run python benchmarks/serve_soak.py \
+        --model "$model" --device "$device" --max-batch 64 --no-steady "${soak[@]}"
 else
     echo; echo "## server: skipped, no SFT model at $model (uv run diffutron demo writes one)"
 fi
