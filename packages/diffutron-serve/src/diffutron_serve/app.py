@@ -109,6 +109,34 @@ def create_app(
         execution=Execution(compile=compile),
     )
 
+    app = FastAPI(
+        title="Diffutron",
+        summary="An OpenAI-compatible server for masked diffusion language models.",
+        version=version("diffutron-serve"),
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=_lifespan(server),
+    )
+    app.state.server = server
+    _document(app)
+    _handlers(app)
+    _probes(app, server)
+    _routes(app, server)
+    _page(app)
+    app.add_middleware(
+        Guard,
+        api_key=api_key,
+        protected=protection(metrics_public),
+        route=route_of,
+        count=server.metrics.count,
+    )
+    return app
+
+
+def _lifespan(server: Server) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The model loads when the app starts (in the background); the engine stops with it."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.start_loading()
@@ -119,27 +147,7 @@ def create_app(
             if server.worker is not None:
                 server.worker.stop()
 
-    app = FastAPI(
-        title="Diffutron",
-        summary="An OpenAI-compatible server for masked diffusion language models.",
-        version=version("diffutron-serve"),
-        docs_url="/docs",
-        redoc_url=None,
-        openapi_url="/openapi.json",
-        lifespan=lifespan,
-    )
-    app.state.server = server
-    _document(app)
-    _handlers(app)
-    _routes(app, server)
-    app.add_middleware(
-        Guard,
-        api_key=api_key,
-        protected=protection(metrics_public),
-        route=route_of,
-        count=server.metrics.count,
-    )
-    return app
+    return lifespan
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
@@ -192,8 +200,8 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse(APIError(str(exc), 400).body(), status_code=400)
 
 
-def _routes(app: FastAPI, server: Server) -> None:
-    """The OpenAI endpoints, the probes and the page."""
+def _probes(app: FastAPI, server: Server) -> None:
+    """What orchestrators and Prometheus ask: ``/health``, ``/ready``, ``/metrics``."""
 
     @app.head("/health", response_model=None, include_in_schema=False)
     @app.get("/health", response_model=None)
@@ -214,6 +222,10 @@ def _routes(app: FastAPI, server: Server) -> None:
     async def metrics() -> Response:
         """Prometheus metrics in the text format."""
         return Response(server.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _routes(app: FastAPI, server: Server) -> None:
+    """The OpenAI endpoints."""
 
     def card() -> ModelCard:
         return ModelCard(id=server.name, created=server.created)
@@ -262,6 +274,10 @@ def _routes(app: FastAPI, server: Server) -> None:
         data = await server.body(request)
         job = completion_job(data, tokenizer, server.defaults, server.name, server.limit)
         return await server.run(request, job, "text")
+
+
+def _page(app: FastAPI) -> None:
+    """The page at ``/`` and its files."""
 
     @app.head("/", include_in_schema=False)
     @app.get("/", include_in_schema=False)

@@ -15,11 +15,18 @@ from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
 from diffutron_serve.schema import (
     AssistantMessage,
+    Canvas,
     ChatChoice,
+    ChatChunkChoice,
     ChatCompletion,
+    ChatCompletionChunk,
+    Chunk,
     Completion,
+    CompletionChunk,
+    Delta,
     Finish,
     TextChoice,
+    TextChunkChoice,
     Usage,
 )
 from diffutron_serve.worker import Ticket, Update
@@ -63,26 +70,28 @@ def reply(answer: Answer, reply_id: str, kind: str, job: Job, name: str) -> Body
 
 
 def chunk(
-    reply_id: str, kind: str, name: str, text: str | None, reason: str | None, first: bool
+    reply_id: str, kind: str, name: str, progress: Progress, first: bool, done: bool, job: Job
 ) -> Body:
-    """One streamed chunk: the text added since the last one."""
-    choice: Body
+    """One streamed chunk: the text added since the last one (and the canvas, and at the end
+    the finish reason and usage), as its declared model."""
+    reason = cast(Finish | None, progress.answer.finish_reason if done else None)
+    head: dict[str, Any] = {"id": reply_id, "created": int(time.time()), "model": name}
+    if progress.canvas is not None:
+        head["canvas"] = Canvas(**progress.canvas)
+    if done:
+        head["usage"] = Usage(**usage(job, progress.answer))
+    part: Chunk
     if kind == "chat":
-        delta = {"role": "assistant"} if first else {}
-        if text:
-            delta["content"] = text
-        choice = {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
-        obj = "chat.completion.chunk"
+        said: dict[str, Any] = {"role": "assistant"} if first else {}
+        if progress.delta:
+            said["content"] = progress.delta
+        delta = Delta(**said)
+        choice = ChatChunkChoice(index=0, delta=delta, finish_reason=reason, logprobs=None)
+        part = ChatCompletionChunk(object="chat.completion.chunk", choices=[choice], **head)
     else:
-        choice = {"index": 0, "text": text or "", "finish_reason": reason, "logprobs": None}
-        obj = "text_completion"
-    return {
-        "id": reply_id,
-        "object": obj,
-        "created": int(time.time()),
-        "model": name,
-        "choices": [choice],
-    }
+        text = TextChunkChoice(index=0, text=progress.delta, finish_reason=reason, logprobs=None)
+        part = CompletionChunk(object="text_completion", choices=[text], **head)
+    return part.model_dump(exclude_unset=True)
 
 
 async def events(ticket: Ticket, reply_id: str, kind: str, name: str) -> AsyncIterator[str]:
@@ -98,12 +107,7 @@ async def events(ticket: Ticket, reply_id: str, kind: str, name: str) -> AsyncIt
         step, payload = update
         progress = cast(Progress, payload)
         done = step == "done"
-        reason = progress.answer.finish_reason if done else None
-        part = chunk(reply_id, kind, name, progress.delta, reason, first)
-        if progress.canvas is not None:
-            part["canvas"] = progress.canvas
-        if done:
-            part["usage"] = usage(job, progress.answer)
+        part = chunk(reply_id, kind, name, progress, first, done, job)
         yield f"data: {json.dumps(part, ensure_ascii=False)}\n\n"
         first = False
         if done:

@@ -126,36 +126,89 @@ class AssistantMessage(BaseModel):
     content: str
 
 
-class ChatChoice(BaseModel):
+class Choice(BaseModel):
+    """What every choice of a whole answer holds (there is one: ``n`` is 1)."""
+
     index: int = 0
+    finish_reason: Finish
+    logprobs: None = None
+
+
+class ChatChoice(Choice):
     message: AssistantMessage
-    finish_reason: Finish
-    logprobs: None = None
 
 
-class ChatCompletion(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[ChatChoice]
-    usage: Usage
-
-
-class TextChoice(BaseModel):
-    index: int = 0
+class TextChoice(Choice):
     text: str
-    finish_reason: Finish
+
+
+class Reply(BaseModel):
+    """What every whole answer holds."""
+
+    id: str
+    created: int
+    model: str
+    usage: Usage
+
+
+class ChatCompletion(Reply):
+    object: Literal["chat.completion"] = "chat.completion"
+    choices: list[ChatChoice]
+
+
+class Completion(Reply):
+    object: Literal["text_completion"] = "text_completion"
+    choices: list[TextChoice]
+
+
+class Delta(BaseModel):
+    """What a streamed chat chunk adds: the role in the first, then text."""
+
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    finish_reason: Finish | None = None
     logprobs: None = None
 
 
-class Completion(BaseModel):
+class ChatChunkChoice(ChunkChoice):
+    delta: Delta
+
+
+class TextChunkChoice(ChunkChoice):
+    text: str = ""
+
+
+class Canvas(BaseModel):
+    """The denoising stream's view of the answer region (docs/serving.md#the-denoising-stream)."""
+
+    step: int
+    spans: list[dict[str, Any]] = Field(description='Runs of {"text": …} and {"masks": n}.')
+    masks: int
+
+
+class Chunk(BaseModel):
+    """One Server-Sent Event of a streamed answer; ``usage`` in the last, ``canvas`` when asked
+    for. Dumped with the fields it was given (``exclude_unset``), as OpenAI's chunks are."""
+
     id: str
-    object: Literal["text_completion"] = "text_completion"
     created: int
     model: str
-    choices: list[TextChoice]
-    usage: Usage
+    usage: Usage | None = None
+    canvas: Canvas | None = None
+
+
+class ChatCompletionChunk(Chunk):
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    choices: list[ChatChunkChoice]
+
+
+class CompletionChunk(Chunk):
+    object: Literal["text_completion"] = "text_completion"
+    choices: list[TextChunkChoice]
 
 
 KINDS = {
