@@ -14,6 +14,7 @@ from diffutron_common import check_text
 from diffutron_core import check_seed
 from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample import check_fits as fits
+from diffutron_sample.config import MAX_COUNT
 from diffutron_sample.text import infill_ids, prompt_ids
 from diffutron_serve.errors import APIError, bad_request
 from diffutron_serve.schema import ChatRequest, Common, CompletionRequest, Diffusion, refusal
@@ -56,8 +57,6 @@ EXTRA_FIELDS = tuple(Diffusion.model_fields)
 """Diffusion settings accepted as extra body fields (the model's ``sampler_config.json`` gives
 the defaults); ``canvas`` asks for the denoising stream."""
 SETTINGS = tuple(n for n in EXTRA_FIELDS if n != "canvas")
-MAX_NEW = 1_000_000
-"""No answer is longer than this (the sampler's bound on lengths), whatever the model."""
 
 
 def _validated(model: type[Request], data: dict[str, Any]) -> Request:
@@ -103,7 +102,7 @@ def _max_tokens(request: Common, default: int, limit: int | None) -> int:
         if value is not None:
             if value < 1:
                 raise bad_request(f"'{name}' must be at least 1", param=name)
-            most = MAX_NEW if limit is None else min(limit, MAX_NEW)
+            most = MAX_COUNT if limit is None else min(limit, MAX_COUNT)
             if value > most:
                 raise bad_request(
                     f"'{name}' is {value} but the model has {most} positions for the prompt "
