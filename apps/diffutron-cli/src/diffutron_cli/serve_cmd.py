@@ -20,7 +20,8 @@ from diffutron_cli.sampler_options import cache_options, cache_settings
 @click.option(
     "--api-key",
     envvar="DIFFUTRON_API_KEY",
-    help="Require 'Authorization: Bearer KEY' on /v1/ [env DIFFUTRON_API_KEY; none by default].",
+    help="Require 'Authorization: Bearer KEY' on the API, /metrics and /docs (not on /health, "
+    "/ready and the page) [env DIFFUTRON_API_KEY; none by default].",
 )
 @click.option(
     "--max-batch",
