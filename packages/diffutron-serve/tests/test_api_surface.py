@@ -143,3 +143,14 @@ def test_cache_none_turns_a_servers_default_cache_off(model_dir):
             assert (after > before) == grows, cache
     finally:
         running.stop()
+
+
+def test_a_setting_the_sampler_refuses_names_its_field(server, name):
+    base = {"model": name, "messages": [{"role": "user", "content": "merhaba"}]}
+    for extra, field in (
+        ({"steps": 3, "max_tokens": 16, "block_length": 8}, "steps"),
+        ({"threshold": 2.0}, "threshold"),
+        ({"remasking": "entropy"}, "remasking"),
+    ):
+        answer = httpx.post(f"{server.url}/v1/chat/completions", json={**base, **extra}, timeout=30)
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == field, answer.text

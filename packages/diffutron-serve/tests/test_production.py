@@ -227,3 +227,59 @@ def test_a_cross_origin_request_with_the_key_is_served(model_dir):
         assert httpx.get(f"{running.url}/health", timeout=10).status_code == 200  # no key
     finally:
         running.stop()
+
+
+def test_an_answer_that_cannot_be_read_ends_that_request_alone(model_dir, monkeypatch):
+    from diffutron_serve import answers
+
+    advance = answers.Reader.advance
+
+    def fragile(self, canvas, *, done, step=0):
+        if self.job.max_tokens == 7:  # this request's answer breaks the reader
+            raise RuntimeError("a tokenizer fault")
+        return advance(self, canvas, done=done, step=step)
+
+    monkeypatch.setattr(answers.Reader, "advance", fragile)
+    running = served(model_dir)
+    try:
+        broken = chat(running.url, model_dir.name, tokens=7)
+        assert (
+            broken.status_code == 500 and "could not be read" in broken.json()["error"]["message"]
+        )
+        assert chat(running.url, model_dir.name, tokens=8).status_code == 200
+        assert httpx.get(f"{running.url}/health", timeout=10).status_code == 200
+        assert not running.app.state.server.worker.active
+    finally:
+        running.stop()
+
+
+def test_a_client_that_leaves_is_counted_499_not_500(model_dir):
+    from .test_metrics import scrape, value
+
+    running = served(model_dir, max_batch=1)
+    slow_down(running.app.state.server.worker, 0.05)
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            chat(running.url, model_dir.name, tokens=64, steps=64, timeout=0.5)
+        time.sleep(1.0)
+        samples = scrape(running.url)
+    finally:
+        running.stop()
+    route = {"route": "/v1/chat/completions", "method": "POST"}
+    assert value(samples, "diffutron_requests_total", status=499, **route) == 1
+    assert value(samples, "diffutron_requests_total", status=500, **route) == 0
+
+
+def test_a_malformed_origin_or_a_rebound_name_is_another_origin(server, model_dir):
+    body = {"model": model_dir.name, "messages": [{"role": "user", "content": "x"}]}
+    url = f"{server.url}/v1/chat/completions"
+    port = server.url.rsplit(":", 1)[1]
+    for headers in (
+        {"origin": "http://["},  # not a URL
+        {"origin": f"http://rebound.example:{port}", "host": f"rebound.example:{port}"},
+    ):
+        answer = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert answer.status_code == 403, (headers, answer.text)
+        assert answer.json()["error"]["code"] == "cross_origin"
+    local = {"origin": f"http://localhost:{port}", "host": f"localhost:{port}"}
+    assert httpx.post(url, json=body, headers=local, timeout=30).status_code == 200

@@ -5,6 +5,7 @@ request without the key, and every answer counted by route and status."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -24,12 +25,31 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _local(host: str) -> bool:
+    """Whether ``host`` (a URL's host) is this machine's name or an IP address, which no other
+    site's DNS can point a browser at (a DNS-rebinding page has a name of its own)."""
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def same_origin(scope: Scope) -> bool:
-    """Whether the request comes from no web page (no ``Origin``) or from the server's own."""
+    """Whether the request comes from no web page (no ``Origin``) or from the server's own page,
+    reached by ``localhost`` or an IP address. A malformed ``Origin`` is another origin."""
     origin = _header(scope, b"origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == (_header(scope, b"host") or "").lower()
+    try:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        netloc = parts.netloc.lower()
+    except ValueError:
+        return False
+    return netloc == (_header(scope, b"host") or "").lower() and _local(host)
 
 
 def is_json(scope: Scope) -> bool:

@@ -29,7 +29,7 @@ from diffutron_serve.schema import (
     TextChunkChoice,
     Usage,
 )
-from diffutron_serve.worker import Ticket, Update
+from diffutron_serve.tickets import Ticket, Update
 
 Body = dict[str, Any]  # a JSON object: a request's body, a reply or a part of one
 

@@ -5,6 +5,7 @@ the sampler settings it asks for, the prompt as token ids, and what the answer i
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -74,7 +75,7 @@ def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) ->
     try:  # text is read as every door reads it ("none" is no cache, as null is)
         changes = {n: SamplerConfig.parse(n, v) for n, v in given.items()}
     except SampleError as exc:
-        raise bad_request(str(exc)) from None
+        raise bad_request(str(exc), param=_named(str(exc))) from None
     for name in ("threshold", "cache"):
         if name in request.model_fields_set and getattr(request, name) is None:
             changes[name] = None  # explicitly the reference sampler, or no cache
@@ -92,7 +93,17 @@ def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) ->
     try:
         return defaults.replace(max_new_tokens=new, block_length=block, **changes)
     except (SampleError, TypeError, ValueError) as exc:
-        raise bad_request(str(exc)) from None
+        raise bad_request(str(exc), param=_named(str(exc))) from None
+
+
+def _named(message: str) -> str | None:
+    """The request field a sampler's refusal is about: the first one its message names."""
+    names = (*SETTINGS, "temperature", "max_new_tokens")
+    found = [(m.start(), n) for n in names if (m := re.search(rf"\b{n}\b", message))]
+    if not found:
+        return None
+    name = min(found)[1]
+    return "max_tokens" if name == "max_new_tokens" else name
 
 
 def _max_tokens(request: Common, default: int, limit: int | None) -> int:

@@ -22,7 +22,8 @@ from diffutron_serve.answers import Progress
 from diffutron_serve.errors import APIError
 from diffutron_serve.metrics import Metrics
 from diffutron_serve.requests import Job, check_fits, parse_json
-from diffutron_serve.worker import Limits, Ticket, Worker
+from diffutron_serve.tickets import Limits, Ticket
+from diffutron_serve.worker import Worker
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -35,6 +36,8 @@ MAX_BODY = 1 << 20
 Loader = Callable[[], "tuple[PreTrainedModel, PreTrainedTokenizerBase]"]
 
 LOADING, READY, DRAINING, FAILED = "loading", "ready", "draining", "failed"
+CLIENT_GONE = 499
+"""The status counted for a request whose client left before its answer (nginx's)."""
 
 
 class Server:
@@ -53,6 +56,7 @@ class Server:
         self.limit: int | None = None
         self.created = int(time.time())
         self.loaded = threading.Event()
+        self.changing = threading.Lock()  # the load and the drain change the state
         self.metrics = Metrics(lambda: self.worker)
 
     def load(self) -> None:
@@ -63,14 +67,16 @@ class Server:
             worker = Worker(model, tokenizer, observer=self.metrics, **self.limits)
             worker.start()
         except Exception as exc:  # said to every caller, never a crash of the server
-            self.failure = reason(exc)
-            self.state = FAILED
+            with self.changing:
+                self.failure = reason(exc)
+                self.state = FAILED
             logger.error("the model failed to load: %s", self.failure)
         else:
-            self.tokenizer, self.worker = tokenizer, worker
-            self.limit = getattr(model.config, "max_position_embeddings", None)
-            if self.state == LOADING:
-                self.state = READY
+            with self.changing:  # a drain that begins now sees the worker, or none at all
+                self.tokenizer, self.worker = tokenizer, worker
+                self.limit = getattr(model.config, "max_position_embeddings", None)
+                if self.state == LOADING:
+                    self.state = READY
         finally:
             self.loaded.set()
 
@@ -112,9 +118,10 @@ class Server:
     def drain(self, timeout: float) -> int:
         """Refuse new requests from now on, let those in flight finish for up to ``timeout``
         seconds and end the rest with a 503; how many were ended."""
-        if self.state != FAILED:
-            self.state = DRAINING
-        worker = self.worker if self.loaded.is_set() else None
+        with self.changing:
+            if self.state != FAILED:
+                self.state = DRAINING
+            worker = self.worker
         if worker is None:  # still loading (it will not serve now) or failed: nothing in flight
             return 0
         deadline = time.monotonic() + timeout
@@ -146,19 +153,23 @@ class Server:
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
-        answer = (await self._wait(worker, request, ticket)).answer
+        progress = await self._wait(worker, request, ticket)
+        if progress is None:  # the client left: nobody reads this, the metrics count a 499
+            return Response(status_code=CLIENT_GONE)
+        answer = progress.answer
         self.metrics.answered(len(job.ids), answer.tokens)
         return JSONResponse(replies.reply(answer, reply_id, kind, job, self.name))
 
-    async def _wait(self, worker: Worker, request: Request, ticket: Ticket) -> Progress:
-        """The request's end; it leaves the batch when its client does."""
+    async def _wait(self, worker: Worker, request: Request, ticket: Ticket) -> Progress | None:
+        """The request's end, or None once its client has left (the request leaves the batch)."""
         try:
             while True:
                 try:
                     update = await asyncio.wait_for(ticket.updates.get(), timeout=0.25)
                 except TimeoutError:
                     if await request.is_disconnected():
-                        raise asyncio.CancelledError from None
+                        worker.cancel(ticket)
+                        return None
                     continue
                 error = replies.failure(update)
                 if error is not None:

@@ -10,62 +10,21 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypedDict, cast
+from typing import TYPE_CHECKING, cast
 
 from diffutron_common import reason
 from diffutron_core import generator as generator_for
 from diffutron_sample import Engine, Execution, StepEvent
-from diffutron_sample.text import Answer
-from diffutron_serve.answers import Progress, Reader
+from diffutron_serve.answers import Reader
 from diffutron_serve.errors import APIError
 from diffutron_serve.requests import Job
+from diffutron_serve.tickets import Observer, Ticket
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
-
-Update = tuple[str, Progress | str]
-"""What a ticket's queue carries: ``("step" | "done", progress)``, or ``("error" | "shutdown",
-message)``."""
-
-
-@dataclass
-class Ticket:
-    """A job in flight: where its updates go (an asyncio queue on the caller's loop) and whether
-    its client has gone away."""
-
-    job: Job
-    loop: asyncio.AbstractEventLoop
-    reader: Reader
-    updates: asyncio.Queue[Update] = field(default_factory=asyncio.Queue)
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    id: int = 0
-    start: int = 0
-    steps: int = 0
-    arrived: float = field(default_factory=time.monotonic)
-    final: Answer | None = None
-
-    def send(self, kind: str, payload: Progress | str) -> None:
-        self.loop.call_soon_threadsafe(self.updates.put_nowait, (kind, payload))
-
-
-class Observer(Protocol):
-    """What the engine loop reports as it goes (the server's metrics), in seconds."""
-
-    def step(self, seconds: float) -> None: ...
-    def first_token(self, seconds: float) -> None: ...
-    def finished(self, seconds: float) -> None: ...
-
-
-class Limits(TypedDict, total=False):
-    """A :class:`Worker`'s keyword settings, as the server passes them on."""
-
-    max_batch: int
-    max_queue: int
-    execution: Execution | None
 
 
 class Worker:
@@ -103,6 +62,7 @@ class Worker:
         self.stopping = False
         self.closing: str | None = None
         self.in_hand = 0  # taken from the inbox, not yet admitted
+        self.held: list[Ticket] = []
         self.closed = threading.Event()
         self.ended = 0
         self.failure: str | None = None
@@ -151,10 +111,10 @@ class Worker:
             return waiting, max(0, len(self.active) - self.engine.waiting)
 
     def submit(self, job: Job, loop: asyncio.AbstractEventLoop) -> Ticket:
-        self.check_alive()
         reader = Reader(self.tokenizer, job, len(job.ids))
         ticket = Ticket(job, loop, reader, id=next(self.ids))
         with self.wake:
+            self.check_alive()
             waiting, active = self.load()
             free = max(0, self.max_batch - active)
             if waiting - free >= self.max_queue:
@@ -186,7 +146,7 @@ class Worker:
                 self.wake.wait()
             taken = list(self.inbox)
             self.inbox.clear()
-            self.in_hand = len(taken)
+            self.held, self.in_hand = taken, len(taken)
         return taken
 
     def _add(self, ticket: Ticket) -> None:
@@ -230,10 +190,13 @@ class Worker:
             self._loop()
         except BaseException as exc:  # the engine itself broke: say so to everyone
             logger.exception("the engine thread died")
-            self.failure = reason(exc) if isinstance(exc, Exception) else type(exc).__name__
-            for ticket in [*self.active.values(), *self.inbox]:
-                ticket.send("error", f"the engine has stopped ({self.failure})")
-            self.active.clear()
+            with self.wake:  # no request slips in after this: submit checks under the lock
+                self.failure = reason(exc) if isinstance(exc, Exception) else type(exc).__name__
+                for ticket in [*self.active.values(), *self.inbox, *self.held]:
+                    ticket.send("error", f"the engine has stopped ({self.failure})")
+                self.active.clear()
+                self.inbox.clear()
+                self.held, self.in_hand = [], 0
 
     def _close(self, tickets: list[Ticket]) -> None:
         """Shutting down: every request ends with the reason, the waiting ones too."""
@@ -255,7 +218,7 @@ class Worker:
                 taken = []
             for ticket in taken:
                 self._add(ticket)
-            self.in_hand = 0
+            self.held, self.in_hand = [], 0
             if self.stopping:
                 return
             self._drop_cancelled()
@@ -274,16 +237,29 @@ class Worker:
         if ticket is None:
             return
         ticket.steps += 1
+        try:
+            self._report(event, ticket)
+        except Exception as exc:  # reading this answer failed: it ends alone, the engine goes on
+            logger.exception("request %d: its answer could not be read", key)
+            if key in self.engine.requests:
+                self.engine.pop(event.id)
+            self.active.pop(key, None)
+            ticket.send("error", f"its answer could not be read ({reason(exc)})")
+
+    def _report(self, event: StepEvent, ticket: Ticket) -> None:
+        """Sends what ``event`` made of ``ticket``'s request (the request leaves the batch once
+        its end is sent)."""
         if self.observer is not None and ticket.steps == 1 and event.error is None:
             self.observer.first_token(time.monotonic() - ticket.arrived)
         if event.error is not None:
             self.engine.pop(event.id)
-            del self.active[key]
+            del self.active[ticket.id]
             ticket.send("error", event.error)
         elif event.done:
-            canvas = self.engine.pop(event.id).canvas.tolist()
-            del self.active[key]
+            canvas = self.engine.requests[event.id].canvas.tolist()
             progress = ticket.reader.advance(canvas, done=True, step=ticket.steps)
+            self.engine.pop(event.id)
+            del self.active[ticket.id]
             ticket.final = progress.answer
             ticket.send("done", progress)
             if self.observer is not None:
