@@ -21,7 +21,7 @@ from starlette.types import Scope
 
 from diffutron_common import check_model_source
 from diffutron_sample import Execution, SampleError, SamplerConfig, load_model
-from diffutron_serve.errors import APIError
+from diffutron_serve.errors import APIError, model_not_found
 from diffutron_serve.metrics import CONTENT_TYPE
 from diffutron_serve.middleware import Guard
 from diffutron_serve.requests import chat_job, completion_job
@@ -243,12 +243,7 @@ def _routes(app: FastAPI, server: Server) -> None:
         """The served model, by its id."""
         server.serving()
         if model_id != server.name:
-            raise APIError(
-                f"the model {model_id!r} does not exist; this server serves {server.name!r}",
-                404,
-                param="model",
-                code="model_not_found",
-            )
+            raise model_not_found(model_id, server.name)
         return card()
 
     @app.post(
@@ -258,10 +253,7 @@ def _routes(app: FastAPI, server: Server) -> None:
     )
     async def chat(request: Request) -> Response:
         """A conversation's answer (Server-Sent Events with ``stream``)."""
-        _, tokenizer = server.serving()
-        data = await server.body(request)
-        job = chat_job(data, tokenizer, server.defaults, server.name, server.limit)
-        return await server.run(request, job, "chat")
+        return await server.run(request, chat_job, "chat")
 
     @app.post(
         "/v1/completions",
@@ -270,10 +262,7 @@ def _routes(app: FastAPI, server: Server) -> None:
     )
     async def completions(request: Request) -> Response:
         """A prompt's continuation, or with ``suffix`` the gap between the two."""
-        _, tokenizer = server.serving()
-        data = await server.body(request)
-        job = completion_job(data, tokenizer, server.defaults, server.name, server.limit)
-        return await server.run(request, job, "text")
+        return await server.run(request, completion_job, "text")
 
 
 def _page(app: FastAPI) -> None:

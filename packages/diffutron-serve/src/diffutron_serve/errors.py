@@ -32,6 +32,16 @@ class APIError(DiffutronError):
         }
 
 
+def model_not_found(asked: str, served: str) -> APIError:
+    """A request (or ``GET /v1/models/{id}``) for a model this server does not serve (404)."""
+    return APIError(
+        f"the model {asked!r} does not exist; this server serves {served!r}",
+        404,
+        param="model",
+        code="model_not_found",
+    )
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(message, 400, param=param, code=code)
 

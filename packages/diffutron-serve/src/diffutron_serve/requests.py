@@ -17,7 +17,7 @@ from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample import check_fits as fits
 from diffutron_sample.config import MAX_COUNT
 from diffutron_sample.text import infill_ids, prompt_ids
-from diffutron_serve.errors import APIError, bad_request
+from diffutron_serve.errors import APIError, bad_request, model_not_found
 from diffutron_serve.schema import ChatRequest, Common, CompletionRequest, Diffusion, refusal
 
 if TYPE_CHECKING:
@@ -129,12 +129,7 @@ def _common(
     request: Common, defaults: SamplerConfig, served: str, limit: int | None
 ) -> dict[str, Any]:
     if request.model != served:
-        raise APIError(
-            f"the model {request.model!r} does not exist; this server serves {served!r}",
-            404,
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(request.model, served)
     if request.n not in (None, 1):
         raise bad_request("only n=1 is supported", param="n")
     max_tokens = _max_tokens(request, defaults.max_new_tokens, limit)

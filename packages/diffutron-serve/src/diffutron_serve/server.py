@@ -35,6 +35,12 @@ MAX_BODY = 1 << 20
 
 Loader = Callable[[], "tuple[PreTrainedModel, PreTrainedTokenizerBase]"]
 
+Builder = Callable[
+    [dict[str, Any], "PreTrainedTokenizerBase", SamplerConfig, str, "int | None"], Job
+]
+"""A body to the engine's job (:func:`~diffutron_serve.requests.chat_job` or
+:func:`~diffutron_serve.requests.completion_job`)."""
+
 LOADING, READY, DRAINING, FAILED = "loading", "ready", "draining", "failed"
 CLIENT_GONE = 499
 """The status counted for a request whose client left before its answer (nginx's)."""
@@ -142,8 +148,12 @@ class Server:
                 raise APIError(f"the request body is over {MAX_BODY} bytes", 413, code="too_large")
         return parse_json(bytes(body))
 
-    async def run(self, request: Request, job: Job, kind: str) -> Response:
-        worker, _ = self.serving()
+    async def run(self, request: Request, build: Builder, kind: str) -> Response:
+        """Answers ``request``: its body made into a job by ``build`` (``chat_job`` or
+        ``completion_job``), run on the engine, its answer whole or streamed."""
+        worker, tokenizer = self.serving()
+        data = await self.body(request)
+        job = build(data, tokenizer, self.defaults, self.name, self.limit)
         check_fits(job, self.limit)
         ticket = worker.submit(job, asyncio.get_running_loop())
         reply_id = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
