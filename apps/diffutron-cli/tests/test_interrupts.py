@@ -82,8 +82,9 @@ def test_runs_killed_at_random_points_resume_to_the_same_weights(tmp_path):
     rng = random.Random(20261128)
     run = tmp_path / "interrupted"
     # Where to kill: once during start-up (a random delay), then at random steps, each a random
-    # moment after the step was logged (inside the next step, or while a checkpoint is written).
-    plan = [None, *sorted(rng.sample(range(1, 16), 4))]
+    # moment after the step was logged (inside the next step, or while a checkpoint is written),
+    # never later than the step after it: the run (16 steps) must still be going when it is hit.
+    plan = [None, *sorted(rng.sample(range(1, 14), 4))]
     outcomes = []
     for attempt, target in enumerate(plan):
         process = subprocess.Popen(
@@ -101,7 +102,9 @@ def test_runs_killed_at_random_points_resume_to_the_same_weights(tmp_path):
         else:
             while process.poll() is None and logged_step(run) < target:
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.3))
+            until = time.monotonic() + rng.uniform(0.0, 0.3)
+            while time.monotonic() < until and logged_step(run) < target + 2:
+                time.sleep(0.01)
         process.send_signal(kill)
         _, errors = process.communicate(timeout=120)
         newest = sorted((run / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:]))
