@@ -33,6 +33,38 @@ CACHE_OPTIONS = [
 ]
 
 
+POLICY_OPTIONS = [
+    click.option(
+        "--entropy-bound",
+        type=FiniteFloat(),
+        help="Commit, most confident first, while the summed entropy less its largest term "
+        "stays below this (EB-sampler; 0 is one token a step).",
+    ),
+    click.option(
+        "--margin-threshold",
+        type=FiniteFloat(),
+        help="Commit every position whose top-two probability gap is at least this.",
+    ),
+    click.option(
+        "--kl-threshold",
+        type=FiniteFloat(),
+        help="Commit every position whose distribution moved less than this KL since the "
+        "last step (KLASS).",
+    ),
+    click.option(
+        "--dilation",
+        type=int,
+        help="Positions committed in one step lie at least this far apart [1: off].",
+    ),
+    click.option(
+        "--policy",
+        type=click.Choice(["learned", "none"]),
+        help="'learned': commit what the model's learned commit policy calls final "
+        "(diffutron-train policy writes it) [none].",
+    ),
+]
+
+
 def cache_settings(kwargs) -> dict:
     """The sampler changes ``--cache`` and ``--cache-interval`` ask for ('none' is no cache)."""
     from diffutron_sample import SamplerConfig
@@ -42,6 +74,8 @@ def cache_settings(kwargs) -> dict:
         found["cache"] = SamplerConfig.parse("cache", kwargs["cache"])
     if kwargs.get("cache_interval") is not None:
         found["cache_interval"] = kwargs["cache_interval"]
+    if kwargs.get("policy") is not None:
+        found["policy"] = SamplerConfig.parse("policy", kwargs["policy"])
     return found
 
 
@@ -81,6 +115,7 @@ def sampler_options(function):
             type=FiniteFloat(),
             help="Fast mode: commit every position at least this confident (e.g. 0.9).",
         ),
+        *POLICY_OPTIONS,
         click.option(
             "--early-stop/--no-early-stop",
             default=None,
@@ -111,7 +146,7 @@ def load_for_sampling(kwargs):
     it runs (``--compile``)."""
     from diffutron_common import check_model_source
     from diffutron_core import generator
-    from diffutron_sample import Execution, MaskedLM, SamplerConfig, load_model
+    from diffutron_sample import Execution, MaskedLM, SamplerConfig, find_commit_policy, load_model
 
     check_model_source(kwargs["model_path"])  # a missing folder is named before anything else
     names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
@@ -135,7 +170,11 @@ def load_for_sampling(kwargs):
     )
     seeded = generator(kwargs["seed"], model.device)
     execution = Execution(compile=kwargs.get("compile_step", False))
-    return MaskedLM(model, execution=execution), tokenizer, config, seeded
+    policy = find_commit_policy(
+        kwargs["model_path"], tokenizer, required=config.policy == "learned"
+    )
+    lm = MaskedLM(model, execution=execution, commit_policy=policy)
+    return lm, tokenizer, config, seeded
 
 
 def model_inputs(name_or_path: str) -> list[str]:

@@ -6,7 +6,9 @@
   and generator) advanced by one denoising step per call, added and removed between steps.
 * :func:`generate` - LLaDA / dLLM iterative unmasking after a prompt (``SamplerConfig`` with
   ``threshold=None`` is the reference sampler; a threshold gives confidence-threshold parallel
-  decoding); the output layer runs only where logits are needed.
+  decoding; the entropy bound, margin, KLASS, dilation and a learned policy are the other commit
+  rules); the output layer runs only where logits are needed.
+* :class:`CommitPolicy` - the learned commit policy ``diffutron-train policy`` writes.
 * :func:`infill` - fill mask tokens placed anywhere.
 * :class:`ChatSession`, :func:`prompt_ids`, :func:`trim`, :func:`render_canvas` - chat and text.
 * :func:`load_model` - a model directory or Hub id (safetensors only).
@@ -21,6 +23,7 @@ from diffutron_sample.config import SAMPLER_CONFIG_NAME, SamplerConfig
 from diffutron_sample.engine import Engine, Request, StepEvent, check_fits
 from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import generate_texts, infill_text
+from diffutron_sample.learned import CommitPolicy, find_commit_policy, tokenizer_fingerprint
 from diffutron_sample.masked_lm import Execution, MaskedLM
 from diffutron_sample.model import available_devices, load_model, resolve_device
 from diffutron_sample.penalty import apply_repetition_penalty
@@ -42,6 +45,7 @@ __all__ = [
     "END_MARKERS",
     "SAMPLER_CONFIG_NAME",
     "ChatSession",
+    "CommitPolicy",
     "Engine",
     "Execution",
     "MaskedLM",
@@ -58,6 +62,7 @@ __all__ = [
     "batch_prompt_ids",
     "check_fits",
     "decode_new",
+    "find_commit_policy",
     "generate",
     "generate_texts",
     "infill",
@@ -68,5 +73,6 @@ __all__ = [
     "read_prompts",
     "render_canvas",
     "resolve_device",
+    "tokenizer_fingerprint",
     "trim",
 ]

@@ -14,6 +14,7 @@ from diffutron_core import PAPER_SAMPLER
 from diffutron_sample.adapters import adapter_base, is_adapter_folder
 from diffutron_sample.cache import CACHE_MODES
 from diffutron_sample.errors import SampleError
+from diffutron_sample.policies import check_policy, rule_of
 from diffutron_sample.settings import parse_setting, parse_settings
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,11 @@ class SamplerConfig:
             (docs/sampling.md#block-cache). Other models generate without it.
         cache_interval: with ``cache``, also refresh the stored keys and values after this many
             cached steps inside a block; ``None`` refreshes at block starts only.
+        entropy_bound, margin_threshold, kl_threshold: the other parallel rules (the EB-sampler's
+            entropy bound, margin confidence, KLASS's stability), each instead of ``threshold``
+            (docs/sampling.md#commit-policies).
+        dilation: positions committed in one step lie at least this far apart; 1 is off.
+        policy: ``"learned"``: commit what the model's learned commit policy calls final.
     """
 
     steps: int = 128
@@ -69,6 +75,11 @@ class SamplerConfig:
     early_stop: bool = False
     cache: Literal["prefix", "dual"] | None = None
     cache_interval: int | None = None
+    entropy_bound: float | None = None
+    margin_threshold: float | None = None
+    kl_threshold: float | None = None
+    dilation: int = 1
+    policy: Literal["learned"] | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -76,6 +87,12 @@ class SamplerConfig:
     @property
     def num_blocks(self) -> int:
         return self.max_new_tokens // self.block_length
+
+    @property
+    def rule(self) -> str | None:
+        """The parallel commit rule in use (docs/sampling.md#commit-policies); None for the
+        reference schedule, whose ``steps`` then apply."""
+        return rule_of(self)
 
     def validate(self) -> None:
         """Raise :class:`SampleError` naming the fix for a wrong type, a value that is not finite
@@ -126,10 +143,6 @@ class SamplerConfig:
             error=SampleError,
             hint="1.0 is off",
         )
-        if self.threshold is not None:
-            check_number(
-                "threshold", self.threshold, minimum=0, maximum=1, min_open=True, error=SampleError
-            )
 
     def _check_choices(self) -> None:
         """The switches are booleans and ``remasking`` a known strategy."""
@@ -174,13 +187,7 @@ class SamplerConfig:
                 f"steps {self.steps} do not split evenly over {self.num_blocks} blocks; use a "
                 f"multiple of {self.num_blocks}"
             )
-        if self.threshold is not None and (
-            self.remasking != "low_confidence" or self.stochastic_transfer
-        ):
-            raise SampleError(
-                "threshold decoding ranks positions by confidence: use "
-                "remasking='low_confidence' without stochastic_transfer"
-            )
+        check_policy(self)
 
     def replace(self, **changes: Any) -> SamplerConfig:
         return dataclasses.replace(self, **changes)

@@ -41,6 +41,15 @@ def check_fits(length: int, limit: int | None) -> None:
         )
 
 
+def check_policy_loaded(config: SamplerConfig, lm: MaskedLM) -> None:
+    """``policy="learned"`` needs the model's learned commit policy loaded."""
+    if config.policy == "learned" and lm.commit_policy is None:
+        raise SampleError(
+            "policy 'learned' needs the model's learned commit policy, and none is loaded; "
+            "train one with `diffutron-train policy --model DIR` (it is loaded with the model)"
+        )
+
+
 class Engine:
     """Holds the model and the requests in flight; :meth:`step` advances all of them. At most
     ``max_batch`` requests share a pass (None: all); the others wait their turn in order.
@@ -109,6 +118,7 @@ class Engine:
         """A request to generate ``config.max_new_tokens`` tokens after ``prompt`` (token ids)."""
         ids = self._ids(prompt)
         width, size = len(ids), config.block_length
+        check_policy_loaded(config, self.lm)
         check_fits(width + config.max_new_tokens, self.lm.max_positions)
         masks = torch.full((config.max_new_tokens,), self.mask_token_id, device=ids.device)
         blocks = [(width + b * size, width + (b + 1) * size) for b in range(config.num_blocks)]
@@ -139,6 +149,7 @@ class Engine:
         positions, left to right, each holding masks given ``steps / num_blocks`` steps; neither
         the mask nor ``pad_token_id`` (when it is a padding id of its own) is ever written."""
         canvas = self._ids(text).clone()
+        check_policy_loaded(config, self.lm)
         check_fits(len(canvas), self.lm.max_positions)
         flags = (canvas == self.mask_token_id).tolist()  # once, at admission
         size, blocks, remaining = config.block_length, [], []

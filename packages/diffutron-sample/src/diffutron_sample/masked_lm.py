@@ -49,8 +49,12 @@ class MaskedLM:
         *,
         restrict_head: bool = True,
         execution: Execution | None = None,
+        commit_policy: Any = None,
     ):
         self.model = model
+        self.commit_policy = commit_policy
+        """The model's learned commit policy (a :class:`~diffutron_sample.learned.CommitPolicy`),
+        for ``policy="learned"``; None when it has none loaded."""
         self.execution = execution or Execution()
         parts = ("model", "head", "decoder")
         self.splittable = all(hasattr(model, p) for p in parts)

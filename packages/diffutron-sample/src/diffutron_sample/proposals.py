@@ -179,14 +179,48 @@ def _entries_of(
     return torch.isin(rows, torch.tensor(group, device=rows.device)).nonzero(as_tuple=True)[0]
 
 
+@dataclass
+class Entries:
+    """What a pass proposed beyond its scores, filled in by :func:`propose`: the candidate
+    entries (``rows``, ``cols``, row major) and their proposed ``tokens``, and the ``measures``
+    the commit rules asked for, one value per entry: ``margin`` (the two most probable tokens'
+    gap), ``entropy``, ``logprobs`` ``(M, V)`` (the log-softmax, for KLASS)."""
+
+    rows: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    cols: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    tokens: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    measures: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _measure(logits: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Tensor]:
+    """What ``wanted`` names, read from ``logits`` before they are spent: the two largest
+    logits (``top2``), the log-softmax and the entropy."""
+    found: dict[str, torch.Tensor] = {}
+    if "margin" in wanted:
+        found["top2"] = logits.topk(min(2, logits.shape[1]), dim=1).values
+    if wanted & {"entropy", "logprobs"}:
+        logprobs = torch.log_softmax(logits, dim=1)
+        found["entropy"] = torch.special.entr(logprobs.exp()).sum(dim=1)
+        if "logprobs" in wanted:
+            found["logprobs"] = logprobs
+    return found
+
+
 def propose(
-    lm: MaskedLM, batch: Batch, *, mask_token_id: int, eos_token_id: int | None
+    lm: MaskedLM,
+    batch: Batch,
+    *,
+    mask_token_id: int,
+    eos_token_id: int | None,
+    measure: frozenset[str] = frozenset(),
+    entries: Entries | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward pass: ``(scores, tokens, finite)``, the first two ``(B, W)`` like
     ``batch.candidates``: each candidate's proposed token ``x0`` (after guidance and the
     repetition penalty, drawn with its row's temperature and generator; never one of the row's
     ``never`` ids) and its confidence, ``-inf`` where nothing may be chosen; ``finite`` ``(B,)``
-    is False for a row whose logits are not finite.
+    is False for a row whose logits are not finite. ``entries`` receives the candidates and the
+    ``measure`` s the commit rules read (``margin``, ``entropy``, ``logprobs``).
 
     The confidence is the chosen token's probability under the full softmax,
     ``exp(logit[x0] - logsumexp)``, in float32 on the candidates only (never a ``(B, L, V)``
@@ -216,8 +250,12 @@ def propose(
             )
             randoms.append((mine, drawn))
     chosen_logits = logits.gather(1, x0[:, None])[:, 0]
+    measures = _measure(logits, measure) if measure else {}
     lse = logsumexp_into(logits, peak)  # the logits are spent: every confidence, and finiteness
     confidence = (chosen_logits - lse).exp().double()
+    if "top2" in measures:
+        top = (measures.pop("top2") - lse[:, None]).exp()
+        measures["margin"] = top[:, 0] - (top[:, 1] if top.shape[1] > 1 else 0)
     for mine, scores in randoms:
         confidence[mine] = scores
     scores = torch.full(
@@ -228,4 +266,6 @@ def propose(
     chosen[rows, cols] = x0
     bad = torch.zeros(len(batch.canvas), dtype=torch.long, device=logits.device)
     bad.index_add_(0, rows, (~torch.isfinite(lse)).long())
+    if entries is not None:
+        entries.rows, entries.cols, entries.tokens, entries.measures = rows, cols, x0, measures
     return scores, chosen, bad == 0

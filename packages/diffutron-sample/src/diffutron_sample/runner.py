@@ -10,26 +10,14 @@ from typing import NamedTuple
 
 import torch
 
+from diffutron_sample.acceptance import Tracer, decide, measures_for
+from diffutron_sample.commits import select_commits, spread
 from diffutron_sample.masked_lm import MaskedLM
-from diffutron_sample.proposals import Batch, propose
+from diffutron_sample.proposals import Batch, Entries, propose
 from diffutron_sample.scheduler import NOT_FINITE, StepOutput, StepPlan
+
+__all__ = ["Runner", "end_early", "select_commits"]
 from diffutron_sample.slots import CanvasSlots
-
-
-def select_commits(
-    scores: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor
-) -> torch.Tensor:
-    """(B, W) bool: each row's ``counts[b]`` best scores, or for a row whose ``thresholds[b]`` is
-    not NaN every score at or above it plus the row's best. ``-inf`` marks positions that cannot
-    be chosen. One sort over the padded batch, no loop over rows."""
-    valid = scores > float("-inf")
-    order = scores.argsort(dim=1, descending=True, stable=True)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(scores.shape[1], device=scores.device).expand_as(order))
-    by_count = ranks < counts[:, None]
-    by_threshold = (scores >= thresholds[:, None]) | (ranks == 0)
-    use_threshold = ~torch.isnan(thresholds)[:, None]
-    return valid & torch.where(use_threshold, by_threshold, by_count)
 
 
 def end_early(
@@ -85,6 +73,9 @@ class Runner:
         )
         ends = [i for i in (eos_token_id, pad_token_id) if i is not None]
         self.ends = torch.tensor(ends, device=slots.device)
+        self.tracer: Tracer | None = None
+        """Called with every candidate's features after each pass (``diffutron-train
+        policy``)."""
 
     def _batch(self, plan: StepPlan) -> tuple[Batch, _Rows]:
         """The pass's :class:`Batch` and its rows' values on the device, which reach it as one
@@ -125,14 +116,31 @@ class Runner:
         """One forward pass over the plan's rows; their canvases are updated in place."""
         batch, rows = self._batch(plan)
         requests = plan.requests
+        entries = Entries()
         scores, chosen, finite = propose(
-            self.lm, batch, mask_token_id=self.mask_token_id, eos_token_id=self.eos_token_id
+            self.lm,
+            batch,
+            mask_token_id=self.mask_token_id,
+            eos_token_id=self.eos_token_id,
+            measure=measures_for(requests, self.tracer is not None),
+            entries=entries,
         )
-        thresholds = torch.tensor(
-            [float("nan") if r.threshold is None else r.threshold for r in requests],
-            dtype=torch.float64,
-        ).to(scores.device)
-        commit = select_commits(scores, rows.counts, thresholds) & finite[:, None]
+        width = batch.canvas.shape[1]
+        decision = decide(
+            requests,
+            scores,
+            entries,
+            [width - r.length for r in requests],
+            policy=self.lm.commit_policy,
+            tracer=self.tracer,
+        )
+        commit = select_commits(scores, rows.counts, decision.thresholds, decision.accepted)
+        if any(r.config.dilation > 1 for r in requests):
+            dilation = torch.tensor([r.config.dilation for r in requests]).to(scores.device)
+            counted = torch.isnan(decision.thresholds)
+            depth = max(batch.entries or [width])
+            commit = spread(commit, scores, rows.counts, dilation, counted, depth)
+        commit &= finite[:, None]
         canvas = torch.where(commit, chosen, batch.canvas)
         if any(r.stops for r in requests):  # the host knows: no work for rows without it
             columns = torch.arange(canvas.shape[1], device=canvas.device)

@@ -1,11 +1,11 @@
 """The engine's scheduler (vLLM v1's shape): it owns the requests, their admission and where each
 one's schedule stands, all on the host. :meth:`Scheduler.schedule` returns a :class:`StepPlan`
-(the rows, each one's active block, commit count or threshold, and cache span) without reading
+(the rows, each one's active block, commit count or rule, and cache span) without reading
 the device; :meth:`Scheduler.update` turns the runner's :class:`StepOutput` into events.
 
 Every request walks its own blocks left to right, whatever else shares its batch: LLaDA's per-block
-transfer counts (docs/sampling.md#transfer-counts) or confidence thresholds
-(docs/sampling.md#threshold-decoding), skipping steps that would commit nothing, so a request alone
+transfer counts (docs/sampling.md#transfer-counts) or parallel commit rules
+(docs/sampling.md#commit-policies), skipping steps that would commit nothing, so a request alone
 takes exactly the passes it takes in any batch.
 """
 
@@ -23,6 +23,7 @@ from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.kvslots import BlockCache, KVSlots
 from diffutron_sample.slots import CanvasSlots
+from diffutron_sample.traces import Trace
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Request:
     left: torch.Tensor | None = field(default=None, repr=False)
     """Its canvas as it stood when it left the engine (popped or cancelled)."""
     slots: CanvasSlots | None = field(default=None, repr=False)
+    trace: Trace | None = field(default=None, repr=False)
+    """Its past proposals, for the rules that read them (:mod:`diffutron_sample.traces`)."""
 
     @property
     def canvas(self) -> torch.Tensor:
@@ -76,6 +79,12 @@ class Request:
     @property
     def threshold(self) -> float | None:
         return self.config.threshold
+
+    @property
+    def parallel(self) -> bool:
+        """Whether a parallel rule commits for it (docs/sampling.md#commit-policies), not the
+        schedule's counts."""
+        return self.config.rule is not None
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,7 @@ class Scheduler:
         """Move ``request``'s cursor to its next pass that commits something; False when every
         block is filled."""
         config = request.config
-        if config.threshold is not None:  # the first block that still has masks
+        if config.rule is not None:  # the first block that still has masks
             while request.block < len(request.blocks) and not request.remaining[request.block]:
                 request.block += 1
             return request.block < len(request.blocks)
@@ -244,7 +253,7 @@ class Scheduler:
             committed = output.committed[row]
             request.passes += 1
             request.remaining[request.block] -= len(committed)
-            if request.config.threshold is None:
+            if request.config.rule is None:
                 request.step, request.drawn = request.step + 1, None
             if output.ended[row]:
                 request.remaining = [0] * len(request.remaining)

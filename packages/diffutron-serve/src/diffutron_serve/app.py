@@ -20,7 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from diffutron_common import check_model_source
-from diffutron_sample import Execution, SampleError, SamplerConfig, load_model
+from diffutron_sample import (
+    Execution,
+    SampleError,
+    SamplerConfig,
+    find_commit_policy,
+    load_model,
+)
 from diffutron_serve.errors import APIError, model_not_found
 from diffutron_serve.metrics import CONTENT_TYPE
 from diffutron_serve.middleware import Guard
@@ -104,6 +110,9 @@ def create_app(
         ),
         defaults,
         name,
+        policy=lambda tokenizer: find_commit_policy(
+            model_dir, tokenizer, required=defaults.policy == "learned"
+        ),
         max_batch=max_batch,
         max_queue=max_queue,
         execution=Execution(compile=compile),

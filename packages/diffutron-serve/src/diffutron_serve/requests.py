@@ -16,6 +16,7 @@ from diffutron_core import check_seed
 from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample import check_fits as fits
 from diffutron_sample.config import MAX_COUNT
+from diffutron_sample.policies import PARALLEL_RULES
 from diffutron_sample.text import infill_ids, prompt_ids
 from diffutron_serve.errors import APIError, bad_request, model_not_found
 from diffutron_serve.schema import ChatRequest, Common, CompletionRequest, Diffusion, refusal
@@ -58,6 +59,8 @@ EXTRA_FIELDS = tuple(Diffusion.model_fields)
 """Diffusion settings accepted as extra body fields (the model's ``sampler_config.json`` gives
 the defaults); ``canvas`` asks for the denoising stream."""
 SETTINGS = tuple(n for n in EXTRA_FIELDS if n != "canvas")
+RULES = (*PARALLEL_RULES, "policy")
+"""The commit rules, of which a request's replaces the model's default."""
 
 
 def _validated(model: type[Request], data: dict[str, Any]) -> Request:
@@ -76,9 +79,11 @@ def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) ->
         changes = {n: SamplerConfig.parse(n, v) for n, v in given.items()}
     except SampleError as exc:
         raise bad_request(str(exc), param=_named(str(exc))) from None
-    for name in ("threshold", "cache"):
+    for name in (*RULES, "cache"):
         if name in request.model_fields_set and getattr(request, name) is None:
             changes[name] = None  # explicitly the reference sampler, or no cache
+    if any(changes.get(name) is not None for name in RULES):  # a request's rule replaces the
+        changes = {**dict.fromkeys(RULES), **changes}  # model's default one
     if request.temperature is not None:
         changes["temperature"] = request.temperature
     block = changes.pop("block_length", defaults.block_length)

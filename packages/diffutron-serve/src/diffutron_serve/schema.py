@@ -46,6 +46,21 @@ class Diffusion(BaseModel):
     threshold: Number | None = Field(
         None, description="Commit every position at least this confident; null: the reference."
     )
+    entropy_bound: Number | None = Field(
+        None, description="EB-sampler: commit while summed entropy less its largest is below it."
+    )
+    margin_threshold: Number | None = Field(
+        None, description="Commit every position whose top-two probability gap is at least it."
+    )
+    kl_threshold: Number | None = Field(
+        None, description="KLASS: commit every position whose KL since the last step is below it."
+    )
+    dilation: StrictInt | None = Field(
+        None, description="Positions committed in one step lie at least this far apart."
+    )
+    policy: StrictStr | None = Field(
+        None, description="learned: the model's learned commit policy; null: none."
+    )
     remasking: StrictStr | None = Field(None, description="low_confidence or random.")
     cfg_scale: Number | None = Field(None, description="Classifier-free guidance scale.")
     repetition_penalty: Number | None = None

@@ -19,7 +19,7 @@ from diffutron_common import reason
 from diffutron_sample import SamplerConfig
 from diffutron_serve import replies
 from diffutron_serve.answers import Progress
-from diffutron_serve.errors import APIError
+from diffutron_serve.errors import APIError, bad_request
 from diffutron_serve.metrics import Metrics
 from diffutron_serve.requests import Job, check_fits, parse_json
 from diffutron_serve.tickets import Limits, Ticket
@@ -52,9 +52,17 @@ class Server:
     load failed, ``"draining"`` from :meth:`drain` on."""
 
     def __init__(
-        self, loader: Loader, defaults: SamplerConfig, name: str, **limits: Unpack[Limits]
+        self,
+        loader: Loader,
+        defaults: SamplerConfig,
+        name: str,
+        *,
+        policy: Callable[[Any], Any] | None = None,
+        **limits: Unpack[Limits],
     ) -> None:
         self.loader, self.defaults, self.name, self.limits = loader, defaults, name, limits
+        self.policy = policy
+        """``policy(tokenizer)``: the model's learned commit policy, or None."""
         self.state = LOADING
         self.failure: str | None = None
         self.worker: Worker | None = None
@@ -71,6 +79,8 @@ class Server:
         try:
             model, tokenizer = self.loader()
             worker = Worker(model, tokenizer, observer=self.metrics, **self.limits)
+            if self.policy is not None:
+                worker.engine.lm.commit_policy = self.policy(tokenizer)
             worker.start()
         except Exception as exc:  # said to every caller, never a crash of the server
             with self.changing:
@@ -155,6 +165,12 @@ class Server:
         data = await self.body(request)
         job = build(data, tokenizer, self.defaults, self.name, self.limit)
         check_fits(job, self.limit)
+        if job.config.policy == "learned" and worker.engine.lm.commit_policy is None:
+            raise bad_request(
+                "this model has no learned commit policy; train one with `diffutron-train "
+                "policy --model DIR` and restart the server, or leave 'policy' unset",
+                param="policy",
+            )
         ticket = worker.submit(job, asyncio.get_running_loop())
         reply_id = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         if job.stream:
