@@ -18,13 +18,14 @@ MEMBERS = {
     "diffutron-cli": ROOT / "apps/diffutron-cli",
 }
 # docs/architecture.md#dependencies-point-one-way: common (the shared policies; standard library
-# only) <- every package; core <- sample; core, data <- train; core, sample <- eval, serve.
+# only) <- every package; core <- sample; core, data, sample <- train (the learned commit policy
+# runs the sampler); core, sample <- eval, serve.
 ALLOWED = {
     "diffutron-common": set(),
     "diffutron-core": set(),
     "diffutron-data": {"diffutron-common"},
     "diffutron-sample": {"diffutron-common", "diffutron-core"},
-    "diffutron-train": {"diffutron-common", "diffutron-core", "diffutron-data"},
+    "diffutron-train": {"diffutron-common", "diffutron-core", "diffutron-data", "diffutron-sample"},
     "diffutron-eval": {"diffutron-common", "diffutron-core", "diffutron-sample"},
     "diffutron-serve": {"diffutron-common", "diffutron-core", "diffutron-sample"},
     "diffutron-cli": set(MEMBERS) - {"diffutron-cli"},

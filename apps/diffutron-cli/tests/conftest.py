@@ -77,7 +77,7 @@ FILES: dict[str, bytes] = {
 }
 
 
-def _tiny_model(folder: Path, *, sampler: dict | None) -> Path:
+def _tiny_model(folder: Path, *, sampler: dict | None, init: float = 0.02) -> Path:
     import torch
     from transformers import ModernBertConfig, ModernBertForMaskedLM
 
@@ -97,6 +97,7 @@ def _tiny_model(folder: Path, *, sampler: dict | None) -> Path:
         bos_token_id=2,
         cls_token_id=2,
         sep_token_id=1,
+        initializer_range=init,
     )
     ModernBertForMaskedLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -153,3 +154,11 @@ def bad_input(world):
         return errors[0]
 
     return check
+
+
+@pytest.fixture
+def fresh_model(tmp_path):
+    """A tiny model of the test's own, to write into (the world's stays as it was); its weights
+    large enough that its guesses move as the canvas fills."""
+    sampler = {"steps": 8, "max_new_tokens": 16, "block_length": 8}
+    return _tiny_model(tmp_path / "model", sampler=sampler, init=0.3)

@@ -211,3 +211,24 @@ def test_training_never_replaces_a_model_folder_it_did_not_make(tmp_path):
     assert result.exit_code == 1 and "holds files Diffutron did not make" in result.output
     assert (out / "model" / "weights.bin").read_bytes() == b"mine"
     assert sorted(p.name for p in out.rglob("*")) == ["model", "weights.bin"]
+
+
+POLICY = [
+    (["--model", "{w}/missing-model"], 2, "does not exist"),
+    (["--model", "{w}/notes.txt"], 2, "is a file"),
+    (["--model", "{m}", "--precision", "nan"], 2, "'nan' is not a finite number"),
+    (["--model", "{m}", "--precision", "1"], 2, "is not in the range 0.5<=x<1"),
+    (["--model", "{m}", "--prompts", "{w}/missing.txt"], 1, "file {w}/missing.txt does not"),
+    (["--model", "{m}", "--prompts", "{w}/prompts-empty.jsonl"], 1, "prompts-empty.jsonl"),
+    (["--model", "{m}", "--prompts", "{w}/prompts-bad.jsonl"], 1, "no prompt to generate for (3"),
+    (["--model", "{m}", "--prompts", "{w}/mine"], 2, "is a directory"),
+    (["--model", "{m}", "--device", "tpu"], 1, "tpu"),
+    (["--model", "{m}", "--prompts", "{w}/prompts.jsonl"], 1, "72 logged positions are too few"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "expected"), POLICY, ids=[str(i) for i in range(len(POLICY))]
+)
+def test_policy(bad_input, world, args, code, expected):
+    bad_input(train, ["policy", *args], code, expected)

@@ -4,7 +4,8 @@ from diffutron_cli.options import app_group
 
 train = app_group(
     "diffutron-train",
-    "Train Diffutron models: LoRA continual pre-training (cpt) and MDLM instruction tuning (sft).",
+    "Train Diffutron models: LoRA continual pre-training (cpt), MDLM instruction tuning (sft) "
+    "and the learned commit policy (policy).",
     envvar_prefix="DIFFUTRON_TRAIN",
     lazy_subcommands={
         "prepare": "diffutron_cli.prepare:prepare",
@@ -12,6 +13,7 @@ train = app_group(
         "sft": "diffutron_cli.sft:sft",
         "configs": "diffutron_cli.configs_cmd:configs",
         "export": "diffutron_cli.export_cmd:export",
+        "policy": "diffutron_cli.policy_cmd:policy",
     },
 )
 

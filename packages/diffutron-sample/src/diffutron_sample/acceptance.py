@@ -44,8 +44,18 @@ class Decision(NamedTuple):
     accepted: torch.Tensor | None
 
 
-def _per_row(requests: list[Request], value: Callable[[Request], float], device: Any):
+def _per_row(
+    requests: list[Request], value: Callable[[Request], float], device: Any
+) -> torch.Tensor:
     return torch.tensor([value(r) for r in requests], dtype=torch.float64).to(device)
+
+
+def _threshold(request: Request) -> float:
+    """The confidence bound of the threshold rule; NaN: the schedule; +inf: another rule."""
+    rule, threshold = request.config.rule, request.config.threshold
+    if rule is None:
+        return float("nan")
+    return float(threshold) if rule == "threshold" and threshold is not None else float("inf")
 
 
 def _setting(name: str) -> Callable[[Request], float]:
@@ -69,17 +79,7 @@ def decide(
     """What each row's rule accepts in this pass; ``offsets`` are the rows' left padding."""
     device = scores.device
     rules = [r.config.rule for r in requests]
-    thresholds = _per_row(
-        requests,
-        lambda r: (
-            float("nan")
-            if r.config.rule is None
-            else float(r.config.threshold)
-            if r.config.rule == "threshold"
-            else float("inf")
-        ),
-        device,
-    )
+    thresholds = _per_row(requests, _threshold, device)
     if all(rule in (None, "threshold") for rule in rules) and tracer is None:
         return Decision(thresholds, None)
     accepted = torch.zeros_like(scores, dtype=torch.bool)
@@ -142,14 +142,16 @@ def _traced(
                 proposal.measures["logprobs"][part],
             ).double()
     ok = divergence < _per_row(requests, _setting("kl_threshold"), device)[rows]
-    if policy is None and tracer is None:
+    learning = [r.config.rule == "learned" for r in requests]
+    if tracer is None and not any(learning):
         return ok
     found = _features(requests, scores, proposal, columns, unchanged)
     if tracer is not None:
         tracer(requests, rows, columns, found, proposal.tokens)
-    learned = torch.tensor([r.config.rule == "learned" for r in requests], device=device)[rows]
-    if policy is not None and bool(learned.any()):
-        ok |= learned & policy.accepts(found)
+    if any(learning):
+        learned = torch.tensor(learning, device=device)[rows]
+        accepts: torch.Tensor = policy.accepts(found)
+        ok |= learned & accepts
     return ok
 
 

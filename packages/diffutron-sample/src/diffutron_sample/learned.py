@@ -59,7 +59,8 @@ class CommitPolicy(torch.nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(M,)`` logits of "final" for ``(M, F)`` features."""
         mean, std = self.get_buffer("mean"), self.get_buffer("std")
-        return self.net((features - mean) / std)[:, 0]
+        logits: torch.Tensor = self.net((features - mean) / std)
+        return logits[:, 0]
 
     @torch.no_grad()
     def accepts(self, features: torch.Tensor) -> torch.Tensor:

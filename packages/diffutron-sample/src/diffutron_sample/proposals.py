@@ -206,6 +206,34 @@ def _measure(logits: torch.Tensor, wanted: frozenset[str]) -> dict[str, torch.Te
     return found
 
 
+_Randoms = list[tuple[torch.Tensor | slice, torch.Tensor]]
+
+
+def _draw_all(
+    batch: Batch, logits: torch.Tensor, rows: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, _Randoms]:
+    """Every candidate's token and its logit's peak, drawn group by group (rows that share a
+    sampling setting), and the random scores of the ``remasking="random"`` groups."""
+    x0 = torch.zeros(len(rows), dtype=torch.long, device=logits.device)
+    peak = torch.empty(len(rows), dtype=logits.dtype, device=logits.device)
+    randoms: _Randoms = []
+    starts = _entry_starts(batch)  # once per step, not once per group
+    for group in _draw_groups(batch):
+        mine = _entries_of(starts, rows, group)
+        own = logits[mine]
+        if len(own) == 0:
+            continue
+        config, generator = batch.configs[group[0]], batch.generators[group[0]]
+        banned = torch.tensor(batch.never[group[0]], dtype=torch.long, device=own.device)
+        x0[mine], peak[mine] = _draw(own, banned, config, generator)
+        if config.remasking == "random":  # drawn after the tokens, from the same generator
+            drawn = torch.rand(
+                (len(own),), generator=generator, device=own.device, dtype=torch.float64
+            )
+            randoms.append((mine, drawn))
+    return x0, peak, randoms
+
+
 def propose(
     lm: MaskedLM,
     batch: Batch,
@@ -232,23 +260,7 @@ def propose(
     logits = batch_logits(
         lm, batch, (rows, cols), mask_token_id=mask_token_id, eos_token_id=eos_token_id
     )
-    x0 = torch.zeros(len(rows), dtype=torch.long, device=logits.device)
-    peak = torch.empty(len(rows), dtype=logits.dtype, device=logits.device)
-    randoms: list[tuple[torch.Tensor | slice, torch.Tensor]] = []
-    starts = _entry_starts(batch)  # once per step, not once per group
-    for group in _draw_groups(batch):
-        mine = _entries_of(starts, rows, group)
-        own = logits[mine]
-        if len(own) == 0:
-            continue
-        config, generator = batch.configs[group[0]], batch.generators[group[0]]
-        banned = torch.tensor(batch.never[group[0]], dtype=torch.long, device=own.device)
-        x0[mine], peak[mine] = _draw(own, banned, config, generator)
-        if config.remasking == "random":  # drawn after the tokens, from the same generator
-            drawn = torch.rand(
-                (len(own),), generator=generator, device=own.device, dtype=torch.float64
-            )
-            randoms.append((mine, drawn))
+    x0, peak, randoms = _draw_all(batch, logits, rows)
     chosen_logits = logits.gather(1, x0[:, None])[:, 0]
     measures = _measure(logits, measure) if measure else {}
     lse = logsumexp_into(logits, peak)  # the logits are spent: every confidence, and finiteness
