@@ -1,15 +1,18 @@
 """The quality-versus-passes frontier of every commit policy × cache setting on a chat model.
 
     uv run python benchmarks/decoding_frontier.py [--model runs/demo/sft/model] [--rows 16]
-        [--out frontier.png] [--json frontier.json]
+        [--out frontier.png] [--json frontier.json] [--caches none,fixed,adaptive]
 
 The demo's graded tasks (each task's chat prompts on the embedded held-out sentences), greedy,
 the model's blocks and length. For each setting it prints the forward passes per answer, the
 wall time of the whole set (one engine, 16 rows a pass), the token agreement with the reference
 sampler (one token a step, no cache) over every new position and over the reference's answers
-up to their end token, and the exact match on the tasks. It saves ``frontier.png`` (answer
-agreement against passes per answer). A model folder without a learned commit policy gets one
-trained in memory first (nothing is written into the folder; ``diffutron-train policy`` does).
+up to their end token, and the exact match on the tasks; every policy without a cache and with
+the dual cache under its fixed and its adaptive refresh, then the refresh rules at threshold 0.9
+(fixed intervals against adaptive drift bounds). It saves ``frontier.png``: answer agreement
+against passes per answer, and, for the refresh rules, against wall time. A model folder
+without a learned commit policy gets one trained in memory first (nothing is written into the
+folder; ``diffutron-train policy`` does).
 """
 
 from __future__ import annotations
@@ -47,7 +50,19 @@ RULES = [
     ("klass 0.1", {"kl_threshold": 0.1}),
     ("learned", {"policy": "learned"}),
 ]
-CACHES = [("none", {}), ("dual", {"cache": "dual"})]
+CACHES = [
+    ("none", {}),
+    ("fixed", {"cache": "dual", "cache_refresh": "fixed"}),
+    ("adaptive", {"cache": "dual", "cache_refresh": "adaptive"}),
+]
+REFRESHES = [  # at threshold 0.9: the adaptive bound against fixed intervals, at equal time
+    ("fixed, block starts", {"cache_refresh": "fixed"}),
+    *((f"fixed, every {k}", {"cache_refresh": "fixed", "cache_interval": k}) for k in (1, 2, 4)),
+    *(
+        (f"adaptive, drift {d:g}", {"cache_refresh": "adaptive", "cache_drift": d})
+        for d in (0.0, 0.05, 0.1, 0.2, 0.5)
+    ),
+]
 
 
 def prompts_and_rows(rows: int):
@@ -104,6 +119,38 @@ def exact_match(tokenizer, tasks, canvases):
     return sum(scores) / len(scores)
 
 
+class Measure:
+    """One setting's row: passes, wall time (the best of two runs), agreement, exact match."""
+
+    def __init__(self, lm, tokenizer, tasks, reference, ends):
+        self.lm, self.tokenizer, self.tasks = lm, tokenizer, tasks
+        self.reference, self.ends = reference, ends
+
+    def __call__(self, name, cache_name, config):
+        prompts = [p for _, _, p in self.tasks]
+        self.lm.refreshes = 0
+        canvases, passes, seconds = run(self.lm, self.tokenizer, prompts, config)
+        refreshes = self.lm.refreshes / len(prompts)
+        seconds = min(seconds, run(self.lm, self.tokenizer, prompts, config)[2])
+        every, answer = agreement(self.reference, canvases, self.ends)
+        em = exact_match(self.tokenizer, self.tasks, canvases)
+        print(
+            f"{name:<24} {cache_name:<20} {passes:7.2f} {seconds:8.2f} {every:10.1%} "
+            f"{answer:13.1%} {em:12.1%}" + (f"  refreshes {refreshes:.2f}" if refreshes else ""),
+            flush=True,
+        )
+        return {
+            "setting": name,
+            "cache": cache_name,
+            "passes": passes,
+            "seconds": seconds,
+            "refreshes": refreshes,
+            "agree_all": every,
+            "agree_answer": answer,
+            "exact_match": em,
+        }
+
+
 def learned_policy(model_dir, model, tokenizer, defaults):
     policy = find_commit_policy(model_dir, tokenizer, required=False)
     if policy is not None:
@@ -124,7 +171,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16, help="prompts per task")
     parser.add_argument("--out", default="frontier.png")
     parser.add_argument("--json", default=None)
-    parser.add_argument("--caches", default="none,dual")
+    parser.add_argument("--caches", default="none,fixed,adaptive")
     args = parser.parse_args()
     torch.manual_seed(0)
     model, tokenizer = load_model(args.model, device="cpu", dtype=torch.float32)
@@ -147,9 +194,10 @@ def main() -> None:
         f"blocks of {base.block_length}, greedy"
     )
     print(
-        f"{'setting':<24} {'cache':<6} {'passes':>7} {'seconds':>8} {'agree all':>10} "
+        f"{'setting':<24} {'cache':<20} {'passes':>7} {'seconds':>8} {'agree all':>10} "
         f"{'agree answer':>13} {'exact match':>12}"
     )
+    measure = Measure(lm, tokenizer, tasks, reference, ends)
     results = []
     wanted = args.caches.split(",")
     for cache_name, cache in CACHES:
@@ -159,53 +207,52 @@ def main() -> None:
             changes = dict(changes)
             share = changes.pop("steps_share", 1)
             config = base.replace(steps=base.steps // share, **changes, **cache)
-            canvases, passes, seconds = run(lm, tokenizer, prompts, config)
-            every, answer = agreement(reference, canvases, ends)
-            em = exact_match(tokenizer, tasks, canvases)
-            results.append(
-                {
-                    "setting": name,
-                    "cache": cache_name,
-                    "passes": passes,
-                    "seconds": seconds,
-                    "agree_all": every,
-                    "agree_answer": answer,
-                    "exact_match": em,
-                }
-            )
-            print(
-                f"{name:<24} {cache_name:<6} {passes:7.1f} {seconds:8.2f} {every:10.1%} "
-                f"{answer:13.1%} {em:12.1%}",
-                flush=True,
-            )
+            results.append(measure(name, cache_name, config))
+    print("\nthe dual cache's refresh at threshold 0.9 (refreshes: full passes per answer)")
+    for name, changes in REFRESHES:
+        config = base.replace(threshold=0.9, cache="dual", **changes)
+        results.append(measure("threshold 0.9", name, config))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot(results, args.out)
 
 
 def plot(results, out):
+    """Left: answer agreement against passes per answer, for each policy and cache; right: the
+    refresh rules at threshold 0.9, against wall time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for cache, marker in (("none", "o"), ("dual", "s"), ("adaptive", "^")):
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for cache, marker in (("none", "o"), ("fixed", "s"), ("adaptive", "^")):
         points = [r for r in results if r["cache"] == cache]
-        if not points:
-            continue
-        axes.scatter(
-            [r["passes"] for r in points],
-            [100 * r["agree_answer"] for r in points],
-            marker=marker,
-            label=f"cache {cache}",
-        )
+        if points:
+            left.scatter(
+                [r["passes"] for r in points],
+                [100 * r["agree_answer"] for r in points],
+                marker=marker,
+                label={"none": "no cache"}.get(cache, f"dual cache, {cache} refresh"),
+            )
         for r in points:
-            axes.annotate(r["setting"], (r["passes"], 100 * r["agree_answer"]), fontsize=6)
-    axes.set_xlabel("forward passes per answer")
-    axes.set_ylabel("answer agreement with the reference (%)")
-    axes.legend()
+            left.annotate(r["setting"], (r["passes"], 100 * r["agree_answer"]), fontsize=6)
+    left.set_xscale("log")
+    left.set_xlabel("forward passes per answer (log scale)")
+    left.set_ylabel("answer agreement with the reference (%)")
+    left.legend(fontsize=8)
+    sweep = [r for r in results if "," in r["cache"]] + [
+        r for r in results if r["cache"] == "none" and r["setting"] == "threshold 0.9"
+    ]
+    for r in sweep:
+        marker = "^" if r["cache"].startswith("adaptive") else "s" if "," in r["cache"] else "o"
+        right.scatter(r["seconds"], 100 * r["agree_answer"], marker=marker, color="C0")
+        label = r["cache"] if "," in r["cache"] else "no cache"
+        right.annotate(label, (r["seconds"], 100 * r["agree_answer"]), fontsize=6)
+    right.set_xlabel("wall time of the 48 answers (s), threshold 0.9")
+    right.set_ylabel("answer agreement with the reference (%)")
     figure.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
     print(f"saved {out}")
 

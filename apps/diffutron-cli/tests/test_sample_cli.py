@@ -173,3 +173,31 @@ def test_a_bad_cache_option_is_one_line(model_dir):
     assert result.exit_code == 2 and "'full' is not one of" in result.output
     result = run("generate", "--model", model_dir, "--prompt", "x", "--cache-interval", "0")
     assert result.exit_code == 2 and "--cache-interval" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"cache": "dual"}, {"cache": "dual", "cache_refresh": "adaptive"}),
+        ({"cache": "dual", "cache_interval": 2}, {"cache": "dual", "cache_interval": 2}),
+        ({"cache": "prefix", "cache_drift": 0.3}, {"cache": "prefix", "cache_drift": 0.3}),
+        (
+            {"cache": "dual", "cache_refresh": "fixed"},
+            {"cache": "dual", "cache_refresh": "fixed"},
+        ),
+        ({"cache": "none"}, {"cache": None}),
+    ],
+)
+def test_cache_alone_refreshes_adaptively_unless_a_refresh_is_asked_for(args, expected):
+    from diffutron_cli.sampler_options import cache_settings
+
+    assert cache_settings(args) == expected
+
+
+def test_a_bad_refresh_option_is_one_line(model_dir):
+    args = ("generate", "--model", model_dir, "--prompt", "x", "--cache", "dual")
+    result = run(*args, "--cache-drift", "-1")
+    assert result.exit_code == 2 and "--cache-drift" in result.output
+    result = run(*args, "--cache-refresh", "fixed", "--cache-drift", "0.2")
+    assert result.exit_code == 1 and result.output.count("Error:") == 1
+    assert "cache_drift applies to cache_refresh 'adaptive'" in result.output

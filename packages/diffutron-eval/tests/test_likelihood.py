@@ -115,3 +115,30 @@ def test_generate_until_takes_the_block_cache_from_model_args(model_dir, monkeyp
     assert calls
     with pytest.raises(EvalError, match="unknown cache 'full'"):
         DiffutronLM(str(model_dir), device="cpu", cache="full")
+
+
+def test_generate_until_takes_the_commit_rule_and_refresh_from_model_args(model_dir, monkeypatch):
+    from diffutron_eval import EvalError
+
+    request = Request("Bugün hava", {"until": ["\n"], "max_gen_toks": 16})
+    seen = []
+    import diffutron_eval.lm as lm_module
+
+    real = lm_module.generate_texts
+    monkeypatch.setattr(
+        lm_module, "generate_texts", lambda *a, **k: seen.append(a[3]) or real(*a, **k)
+    )
+    DiffutronLM(str(model_dir), device="cpu", cache="dual").generate_until([request])
+    assert (seen[-1].cache, seen[-1].cache_refresh) == ("dual", "adaptive")
+    model = DiffutronLM(str(model_dir), device="cpu", entropy_bound="0.5", cache_drift="0")
+    model.generate_until([request])
+    assert (seen[-1].rule, seen[-1].entropy_bound, seen[-1].cache_drift) == (
+        "entropy_bound",
+        0.5,
+        0.0,
+    )
+    assert seen[-1].threshold is None  # the asked rule replaced the model's default
+    with pytest.raises(EvalError, match="margin_threshold must be"):
+        DiffutronLM(str(model_dir), device="cpu", margin_threshold="2")
+    with pytest.raises(EvalError, match="has no learned commit policy"):
+        DiffutronLM(str(model_dir), device="cpu", policy="learned")

@@ -1,6 +1,7 @@
 """The server driven by the official openai client: chat and completions, streamed and not,
 suffix infilling, seeds, and answers equal to diffutron-sample's."""
 
+import openai
 import pytest
 import torch
 
@@ -156,3 +157,37 @@ def test_streamed_text_equals_the_non_streamed_text_over_200_sampled_requests(cl
     differ = [(i, s, w) for i, s, w in results if s != w]
     assert not differ, differ[:5]
     assert len({w for _, _, w in results}) > 20  # sampled: many different answers
+
+
+def test_the_adaptive_refresh_is_an_extra_field(client, model_name):
+    """At drift 0 every cached step is computed again in full: the uncached answer."""
+
+    def ask(**extra):
+        return client.chat.completions.create(
+            model=model_name,
+            messages=[{"role": "user", "content": PROMPT}],
+            max_tokens=16,
+            extra_body={"steps": 16, "block_length": 8, **extra},
+        )
+
+    plain = ask().choices[0].message.content
+    for mode in ("prefix", "dual"):
+        exact = ask(cache=mode, cache_refresh="adaptive", cache_drift=0)
+        assert exact.choices[0].message.content == plain
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(cache="dual", cache_drift=-1)
+    assert caught.value.body["param"] == "cache_drift"
+
+
+def test_a_requests_cache_alone_refreshes_adaptively():
+    from diffutron_sample import SamplerConfig
+    from diffutron_serve.requests import sampler_config
+    from diffutron_serve.schema import CompletionRequest
+
+    defaults = SamplerConfig(steps=16, max_new_tokens=16, block_length=8)
+    asked = CompletionRequest(model="m", prompt="x", cache="dual")
+    assert sampler_config(asked, defaults, 16).cache_refresh == "adaptive"
+    fixed = CompletionRequest(model="m", prompt="x", cache="dual", cache_interval=2)
+    assert sampler_config(fixed, defaults, 16).cache_refresh is None
+    server_fixed = defaults.replace(cache="dual", cache_refresh="fixed")
+    assert sampler_config(asked, server_fixed, 16).cache_refresh == "fixed"

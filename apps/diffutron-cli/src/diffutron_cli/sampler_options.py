@@ -24,6 +24,20 @@ CACHE_OPTIONS = [
         "[block starts only].",
     ),
     click.option(
+        "--cache-refresh",
+        type=click.Choice(["fixed", "adaptive"]),
+        help="With --cache: 'fixed' refreshes at block starts (and every --cache-interval "
+        "steps); 'adaptive' also computes a row again in full once the columns beside its "
+        "block drift --cache-drift from their states at the refresh [adaptive; fixed with "
+        "--cache-interval].",
+    ),
+    click.option(
+        "--cache-drift",
+        type=FiniteFloat(min=0),
+        help="The adaptive refresh's bound on the relative drift: 0 refreshes at every step "
+        "(the uncached sampler), larger refreshes less [0.1].",
+    ),
+    click.option(
         "--compile",
         "compile_step",
         is_flag=True,
@@ -66,21 +80,26 @@ POLICY_OPTIONS = [
 
 
 def cache_settings(kwargs) -> dict:
-    """The sampler changes ``--cache`` and ``--cache-interval`` ask for ('none' is no cache)."""
+    """The sampler changes the cache options ask for ('none' is no cache; ``--cache`` alone
+    refreshes adaptively)."""
     from diffutron_sample import SamplerConfig
 
     found = {}
     if kwargs.get("cache") is not None:
         found["cache"] = SamplerConfig.parse("cache", kwargs["cache"])
-    if kwargs.get("cache_interval") is not None:
-        found["cache_interval"] = kwargs["cache_interval"]
+    for name in ("cache_interval", "cache_refresh", "cache_drift"):
+        if kwargs.get(name) is not None:
+            found[name] = kwargs[name]
+    refresh = ("cache_interval", "cache_refresh", "cache_drift")
+    if found.get("cache") is not None and not any(name in found for name in refresh):
+        found["cache_refresh"] = "adaptive"  # --cache alone: the refresh that keeps fidelity
     if kwargs.get("policy") is not None:
         found["policy"] = SamplerConfig.parse("policy", kwargs["policy"])
     return found
 
 
 def cache_options(function):
-    """``--cache``, ``--cache-interval`` and ``--compile`` (generation commands and serve)."""
+    """``--cache`` and its refresh options, and ``--compile`` (generation commands and serve)."""
     return with_options(function, CACHE_OPTIONS)
 
 

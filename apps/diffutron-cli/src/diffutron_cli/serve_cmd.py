@@ -75,7 +75,8 @@ def serve(
     from diffutron_serve import serve as run
 
     sampler = cache_settings(options)
-    options.pop("cache"), options.pop("cache_interval")
+    for name in ("cache", "cache_interval", "cache_refresh", "cache_drift"):
+        options.pop(name)
     options["compile"] = options.pop("compile_step")
     run(
         model_path,

@@ -40,11 +40,17 @@ from diffutron_sample import (
     MaskedLM,
     SampleError,
     SamplerConfig,
+    find_commit_policy,
     generate_texts,
     load_model,
 )
 
 logger = logging.getLogger(__name__)
+
+RULE_ARGS = ("threshold", "entropy_bound", "margin_threshold", "kl_threshold", "policy")
+REFRESH_ARGS = ("cache_interval", "cache_refresh", "cache_drift")
+SAMPLER_ARGS = (*RULE_ARGS, "dilation", *REFRESH_ARGS)
+"""The sampler settings ``generate_until`` takes from the model arguments."""
 
 
 def _flag(value: Any) -> bool:
@@ -56,8 +62,11 @@ class DiffutronLM(LM):
     """``pretrained``: a model dir or Hub id (safetensors only; ``trust_remote_code`` off unless
     asked). ``mc_num``: Monte-Carlo samples per multi-token continuation (dLLM: 128; 32 for BERT
     models). ``batch_size``: rows per forward pass. ``seed``: of the mask draws. ``cache``
-    (``prefix`` or ``dual``): the block cache for ``generate_until``; ``compile``: the compiled step
-    on CUDA (docs/sampling.md#block-cache)."""
+    (``prefix`` or ``dual``): the block cache for ``generate_until`` (refreshed adaptively unless
+    a refresh argument is given); ``compile``: the compiled step on CUDA
+    (docs/sampling.md#block-cache). The :data:`SAMPLER_ARGS` (``threshold=0.9``,
+    ``policy=learned``, ``cache_drift=0.05``, …) set ``generate_until``'s commit rule, dilation and
+    cache refresh (docs/sampling.md#commit-policies)."""
 
     def __init__(
         self,
@@ -78,12 +87,16 @@ class DiffutronLM(LM):
         **unused: Any,
     ) -> None:
         super().__init__()
+        self.sampler = {k: str(unused.pop(k)) for k in list(unused) if k in SAMPLER_ARGS}
+        """``generate_until``'s commit rule and cache refresh, as text (docs/evaluation.md)."""
         if unused:
             logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
         try:  # checked before the (slow) model load
             self.cache = SamplerConfig.parse("cache", cache)
             """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual``)."""
-            SamplerConfig(cache=self.cache)
+            if self.cache is not None and not set(self.sampler) & set(REFRESH_ARGS):
+                self.sampler["cache_refresh"] = "adaptive"  # as --cache alone does
+            SamplerConfig(cache=self.cache).with_text(**self.sampler)
         except SampleError as exc:
             raise EvalError(f"diffutron: {exc}") from None
         processes = start_processes(device or None)
@@ -93,7 +106,14 @@ class DiffutronLM(LM):
         if tokenizer is None or tokenizer.mask_token_id is None:
             raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.lm = MaskedLM(model, execution=Execution(compile=_flag(compile)))
+        learned = self.sampler.get("policy") == "learned"
+        try:
+            policy = (
+                find_commit_policy(pretrained, tokenizer, required=learned) if pretrained else None
+            )
+        except SampleError as exc:
+            raise EvalError(f"diffutron: {exc}") from None
+        self.lm = MaskedLM(model, execution=Execution(compile=_flag(compile)), commit_policy=policy)
         self._device = self.lm.device
         self.shard: dict[str, set[int]] = {}
         """The documents this process scored, by task (its share under a multi-process launch)."""
@@ -214,6 +234,9 @@ class DiffutronLM(LM):
             config = defaults.replace(max_new_tokens=new, steps=new, block_length=block)
             if self.cache is not None:
                 config = config.replace(cache=self.cache)
+            if set(self.sampler) & set(RULE_ARGS):  # a rule asked for replaces the model's
+                config = config.replace(**dict.fromkeys(RULE_ARGS))
+            config = config.with_text(**self.sampler)
             if "temperature" in kwargs:
                 config = config.replace(temperature=float(kwargs["temperature"]))
             (text,) = generate_texts(

@@ -14,31 +14,30 @@ copied (docs/sampling.md#block-cache).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import torch
 from torch import Tensor
 
-from diffutron_sample.kvslots import BlockCache, KVSlots
+from diffutron_sample.kvslots import BlockCache, KVSlots, Span
 from diffutron_sample.layers import Layers, run_layers
+from diffutron_sample.refresh import CACHE_MODES, advance_span, drifted, measure_drift
 
 logger = logging.getLogger(__name__)
 
-CACHE_MODES = ("prefix", "dual")
+__all__ = [
+    "CACHE_MODES",
+    "BlockCache",
+    "Span",
+    "advance_span",
+    "cache_support",
+    "cached_states",
+    "run_layers",
+    "usable",
+]
 
 _WARNED: set[str] = set()
-
-
-@dataclass(frozen=True)
-class Span:
-    """What one row of a pass computes: columns ``[start, end)`` of its own canvas from its
-    ``store`` (cached), or every column, storing them (``refresh``)."""
-
-    store: BlockCache | None
-    start: int
-    end: int
-    refresh: bool
 
 
 def cache_support(model: torch.nn.Module) -> str | None:
@@ -216,54 +215,56 @@ def cached_states(
     *,
     layers: Layers = run_layers,
     buckets: Buckets = Buckets(),
+    meter: Any = None,
 ) -> Tensor:
     """``(B, W, H)`` final states of one pass over left-padded canvases ``ids`` ``(B, W)``
     (``keys`` marks the real columns), each row computed as its :class:`Span` says (zeros at the
     columns it does not compute); refreshing rows store their keys and values. ``layers`` runs
-    the layers (:func:`run_layers`, or a compiled copy of it, on ``buckets``' shapes)."""
+    the layers (:func:`run_layers`, or a compiled copy of it, on ``buckets``' shapes). Rows
+    whose watched columns drifted past their bound are computed again in full, and counted in
+    ``meter``'s ``refreshes`` and ``positions_run`` (docs/sampling.md#adaptive-refresh)."""
     out, lengths = None, keys.sum(1).tolist()
+    passes = (layers, buckets)
     for refresh in (True, False):
         group = [row for row, span in enumerate(spans) if span.refresh is refresh]
-        if not group:
-            continue
-        index = torch.tensor(group, device=ids.device)
-        mine, sizes = [spans[row] for row in group], [lengths[row] for row in group]
-        states, fresh, columns, valid = _group_pass(
-            model, ids[index], keys[index], positions[index], mine, sizes, layers, buckets
-        )
-        if out is None:
-            out = states.new_zeros(*ids.shape, states.shape[-1])
-        rows = index[:, None].expand_as(columns)
-        out[rows[valid], columns[valid]] = states[valid]
-        width = fresh.shape[-2] if fresh is not None else 0
-        for slot, (span, length) in enumerate(zip(mine, sizes, strict=True)):
-            if fresh is not None and span.store is not None:
-                span.store.save(fresh[:, :, slot, :, width - length :])
+        if group:
+            out = _rows_pass(model, (ids, keys, positions), spans, lengths, group, passes, out)
     assert out is not None
+    measure_drift(out, spans, lengths, range(len(spans)))
+    redo = drifted(spans)  # the adaptive refresh: this pass again, in full, for these rows
+    if redo:
+        spans = [replace(s, refresh=True) if row in redo else s for row, s in enumerate(spans)]
+        out = _rows_pass(model, (ids, keys, positions), spans, lengths, redo, passes, out)
+        measure_drift(out, spans, lengths, redo)
+        if meter is not None:
+            meter.refreshes += len(redo)
+            meter.positions_run += sum(lengths[row] for row in redo)
     return out
 
 
-def advance_span(
-    store: BlockCache | None,
-    mode: str | None,
-    interval: int | None,
-    block: tuple[int, int],
-    index: int,
-    length: int,
-) -> Span:
-    """Advance the row's cache ``store`` by one step and return the span of its next pass (the
-    store's block and count of cached steps change: call it once per pass). The span is columns
-    ``block`` ``(start, end)`` (its ``index``-th block) in ``dual`` mode, from ``start`` to the
-    end of its ``length`` columns in ``prefix`` mode; a full pass that stores its keys and values
-    when the row has no cache for this block yet or has run ``interval`` cached steps from it.
-    With ``mode`` None (or no ``store``) a full pass that keeps nothing."""
-    if mode is None or store is None:
-        return Span(None, 0, length, True)
-    stale = store.kv is None or store.block != index
-    refresh = stale or (interval is not None and store.since >= interval)
-    if refresh:
-        store.block, store.since = index, 0
-    else:
-        store.since += 1
-    start, end = block
-    return Span(store, start, end if mode == "dual" else length, refresh)
+def _rows_pass(
+    model: Any,
+    canvas: tuple[Tensor, Tensor, Tensor],
+    spans: list[Span],
+    lengths: list[int],
+    group: list[int],
+    passes: tuple[Layers, Buckets],
+    out: Tensor | None,
+) -> Tensor:
+    """Rows ``group`` of the batch (``canvas``: ids, keys, positions), which all refresh or all
+    read their cache, computed into ``out`` (made at the first group); refreshes stored."""
+    ids, keys, positions = canvas
+    index = torch.tensor(group, device=ids.device)
+    mine, sizes = [spans[row] for row in group], [lengths[row] for row in group]
+    states, fresh, columns, valid = _group_pass(
+        model, ids[index], keys[index], positions[index], mine, sizes, *passes
+    )
+    if out is None:
+        out = states.new_zeros(*ids.shape, states.shape[-1])
+    rows = index[:, None].expand_as(columns)
+    out[rows[valid], columns[valid]] = states[valid]
+    width = fresh.shape[-2] if fresh is not None else 0
+    for slot, (span, length) in enumerate(zip(mine, sizes, strict=True)):
+        if fresh is not None and span.store is not None:
+            span.store.save(fresh[:, :, slot, :, width - length :])
+    return out

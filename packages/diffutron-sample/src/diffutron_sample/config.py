@@ -12,9 +12,9 @@ from typing import Any, Literal, cast
 from diffutron_common import DiffutronError, check_number, read_text, write_text
 from diffutron_core import PAPER_SAMPLER
 from diffutron_sample.adapters import adapter_base, is_adapter_folder
-from diffutron_sample.cache import CACHE_MODES
 from diffutron_sample.errors import SampleError
 from diffutron_sample.policies import check_policy, rule_of
+from diffutron_sample.refresh import check_cache
 from diffutron_sample.settings import parse_setting, parse_settings
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,10 @@ class SamplerConfig:
             (docs/sampling.md#block-cache). Other models generate without it.
         cache_interval: with ``cache``, also refresh the stored keys and values after this many
             cached steps inside a block; ``None`` refreshes at block starts only.
+        cache_refresh, cache_drift: ``"fixed"`` (block starts, ``cache_interval``; the
+            default) or ``"adaptive"`` (what ``--cache`` gives; ``cache_drift`` alone asks for
+            it too): also refresh once the columns beside the block drift ``cache_drift`` from
+            their states at the refresh (docs/sampling.md#adaptive-refresh).
         entropy_bound, margin_threshold, kl_threshold: the other parallel rules (the EB-sampler's
             entropy bound, margin confidence, KLASS's stability), each instead of ``threshold``
             (docs/sampling.md#commit-policies).
@@ -75,6 +79,8 @@ class SamplerConfig:
     early_stop: bool = False
     cache: Literal["prefix", "dual"] | None = None
     cache_interval: int | None = None
+    cache_refresh: Literal["fixed", "adaptive"] | None = None
+    cache_drift: float | None = None
     entropy_bound: float | None = None
     margin_threshold: float | None = None
     kl_threshold: float | None = None
@@ -153,21 +159,7 @@ class SamplerConfig:
             raise SampleError(
                 f"unknown remasking {self.remasking!r}; use one of {', '.join(REMASKING)}"
             )
-        if self.cache is not None and self.cache not in CACHE_MODES:
-            raise SampleError(
-                f"unknown cache {self.cache!r}; use {' or '.join(CACHE_MODES)} (or no cache: "
-                "leave it unset)"
-            )
-        if self.cache_interval is not None:
-            check_number(
-                "cache_interval",
-                self.cache_interval,
-                minimum=1,
-                maximum=MAX_COUNT,
-                integer=True,
-                error=SampleError,
-                hint="omit it to refresh at block starts only",
-            )
+        check_cache(self)
 
     def _check_combination(self) -> None:
         """Blocks divide the generation, steps divide over the blocks, and threshold decoding

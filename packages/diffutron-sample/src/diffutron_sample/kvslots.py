@@ -70,6 +70,10 @@ class BlockCache:
     slot: int = -1
     length: int = 0
     own: torch.Tensor | None = field(default=None, repr=False)
+    anchor: torch.Tensor | None = field(default=None, repr=False)
+    """The adaptive refresh's watched columns' final states at the block's refresh."""
+    drift: float = 0.0
+    """Their drift from ``anchor`` at the last cached pass (docs/sampling.md#adaptive-refresh)."""
 
     @property
     def kv(self) -> torch.Tensor | None:
@@ -95,4 +99,19 @@ class BlockCache:
         """Give its row back (the request has left)."""
         if self.slots is not None and self.slot >= 0:
             self.slots.release(self.slot)
-        self.slot, self.length, self.own = -1, 0, None
+        self.slot, self.length, self.own, self.anchor = -1, 0, None, None
+
+
+@dataclass(frozen=True)
+class Span:
+    """What one row of a pass computes: columns ``[start, end)`` of its own canvas from its
+    ``store`` (cached), or every column, storing them (``refresh``); the adaptive refresh's
+    ``watch``ed columns and the drift ``bound`` past which the row is computed again in full
+    (docs/sampling.md#adaptive-refresh)."""
+
+    store: BlockCache | None
+    start: int
+    end: int
+    refresh: bool
+    watch: tuple[int, ...] = ()
+    bound: float | None = None

@@ -133,7 +133,9 @@ class MaskedLM:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)
             position_ids = position_ids.expand_as(input_ids)
         if self.layers is None:
-            return cached_states(self.model, input_ids, attention_mask, position_ids, spans)
+            return cached_states(
+                self.model, input_ids, attention_mask, position_ids, spans, meter=self
+            )
         return cached_states(
             self.model,
             input_ids,
@@ -142,6 +144,7 @@ class MaskedLM:
             spans,
             layers=self.layers,
             buckets=self.layers.buckets,
+            meter=self,
         )
 
     def head_logits(self, states: torch.Tensor, where: Where) -> torch.Tensor:

@@ -22,6 +22,7 @@ from diffutron_sample.cache import Span, advance_span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.errors import SampleError
 from diffutron_sample.kvslots import BlockCache, KVSlots
+from diffutron_sample.refresh import refresh_of
 from diffutron_sample.slots import CanvasSlots
 from diffutron_sample.traces import Trace
 
@@ -229,11 +230,11 @@ class Scheduler:
         for request in rows:
             config = request.config
             where = (request.blocks[request.block], request.block, request.length)
-            mode, every = config.cache, config.cache_interval
-            spans.append(advance_span(self._store(request, "cond"), mode, every, *where))
+            mode, every, drift = config.cache, config.cache_interval, refresh_of(config)[1]
+            spans.append(advance_span(self._store(request, "cond"), mode, every, *where, drift))
             guided = config.cfg_scale > 0
             store = self._store(request, "uncond") if guided else None
-            uncond.append(advance_span(store, mode, every, *where) if guided else None)
+            uncond.append(advance_span(store, mode, every, *where, drift) if guided else None)
         return spans, uncond
 
     def _store(self, request: Request, kind: str) -> BlockCache:

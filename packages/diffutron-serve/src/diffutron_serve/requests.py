@@ -86,6 +86,10 @@ def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) ->
         changes = {**dict.fromkeys(RULES), **changes}  # model's default one
     if request.temperature is not None:
         changes["temperature"] = request.temperature
+    refresh = ("cache_interval", "cache_refresh", "cache_drift")
+    asked = any(changes.get(n) is not None or getattr(defaults, n) is not None for n in refresh)
+    if changes.get("cache") is not None and not asked:
+        changes["cache_refresh"] = "adaptive"  # a cache alone refreshes as --cache does
     block = changes.pop("block_length", defaults.block_length)
     if block < 1:
         raise bad_request("'block_length' must be at least 1", param="block_length")

@@ -68,6 +68,12 @@ class Diffusion(BaseModel):
         None, description="Block cache: prefix, dual, or none (as null)."
     )
     cache_interval: StrictInt | None = None
+    cache_refresh: StrictStr | None = Field(
+        None, description="fixed or adaptive (the default with a cache and no interval)."
+    )
+    cache_drift: Number | None = Field(
+        None, description="The adaptive refresh's drift bound; 0 refreshes at every step."
+    )
     canvas: StrictBool | None = Field(
         None, description="Stream the denoising canvas with each chunk."
     )
