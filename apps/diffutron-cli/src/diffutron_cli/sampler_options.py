@@ -15,7 +15,8 @@ CACHE_OPTIONS = [
         type=click.Choice(["none", "prefix", "dual"]),
         help="Block cache for ModernBERT models: 'prefix' recomputes the active block and what "
         "follows it at each step, 'dual' the active block only; the other columns' keys and "
-        "values come from a full pass at each block's start [none; other models: none].",
+        "values come from a full pass at each block's start, and again when they drift "
+        "(--cache-refresh) [none; other models: none].",
     ),
     click.option(
         "--cache-interval",
