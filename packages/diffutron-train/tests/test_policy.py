@@ -18,27 +18,13 @@ DEFAULTS = SamplerConfig(steps=4, max_new_tokens=16, block_length=8, repetition_
 
 @pytest.fixture(scope="module")
 def tiny():
-    from transformers import ModernBertConfig, ModernBertForMaskedLM
-
     from diffutron_data import load_tokenizer
+    from diffutron_train import build_model, model_config
 
     tokenizer = load_tokenizer("tiny")
-    torch.manual_seed(0)
-    config = ModernBertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
-        cls_token_id=2,
-        sep_token_id=1,
-        initializer_range=0.3,
-    )
-    return ModernBertForMaskedLM(config).eval(), tokenizer
+    shape = {"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2}
+    config = model_config("tiny", vocab_size=len(tokenizer), initializer_range=0.3, **shape)
+    return build_model(config, seed=0).eval(), tokenizer
 
 
 def test_the_traces_label_the_step_each_final_token_was_proposed(tiny):
