@@ -57,7 +57,7 @@ CACHES = [
 ]
 REFRESHES = [  # at threshold 0.9: the adaptive bound against fixed intervals, at equal time
     ("fixed, block starts", {"cache_refresh": "fixed"}),
-    *((f"fixed, every {k}", {"cache_refresh": "fixed", "cache_interval": k}) for k in (1, 2, 4)),
+    *((f"fixed, interval {k}", {"cache_refresh": "fixed", "cache_interval": k}) for k in (1, 2, 4)),
     *(
         (f"adaptive, drift {d:g}", {"cache_refresh": "adaptive", "cache_drift": d})
         for d in (0.0, 0.05, 0.1, 0.2, 0.5)

@@ -52,3 +52,12 @@ def test_learned_without_a_policy_or_with_another_tokenizers_is_one_line(fresh_m
     result = CliRunner().invoke(sample, args)
     assert result.exit_code == 1 and result.output.count("Error:") == 1
     assert "commit_policy.json was written for other features" in result.output
+
+
+def test_a_rule_flag_replaces_the_models_own_rule(fresh_model):
+    config = fresh_model / "sampler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "threshold": 0.9}))
+    args = ["generate", "--model", str(fresh_model), "--prompt", "merhaba"]
+    for flag in (["--entropy-bound", "0.1"], ["--kl-threshold", "0.5"]):
+        result = CliRunner().invoke(sample, [*args, *flag])
+        assert result.exit_code == 0, result.output

@@ -146,3 +146,9 @@ def test_saving_again_replaces_our_own_policy_and_leaves_no_temporary_file(saved
     loaded = CommitPolicy.load(folder, tokenizer)
     assert not loaded.accepts(torch.zeros(3, len(loaded.net[0].weight[0]))).any()
     assert sorted(p.name for p in folder.iterdir()) == [POLICY_CARD, POLICY_WEIGHTS]
+
+
+def test_the_policy_follows_its_features_to_their_device():
+    policy = fixed_policy(True)
+    features = torch.zeros(3, policy.net[0].in_features, device="meta")
+    assert policy.accepts(features).device.type == "meta"  # a CUDA model's features likewise

@@ -191,3 +191,17 @@ def test_a_requests_cache_alone_refreshes_adaptively():
     assert sampler_config(fixed, defaults, 16).cache_refresh is None
     server_fixed = defaults.replace(cache="dual", cache_refresh="fixed")
     assert sampler_config(asked, server_fixed, 16).cache_refresh == "fixed"
+
+
+def test_a_null_rule_asks_for_the_reference_whatever_the_models_rule():
+    from diffutron_sample import SamplerConfig
+    from diffutron_serve.requests import sampler_config
+    from diffutron_serve.schema import CompletionRequest
+
+    defaults = SamplerConfig(steps=16, max_new_tokens=16, block_length=8, entropy_bound=0.5)
+    null = CompletionRequest(model="m", prompt="x", threshold=None)
+    assert sampler_config(null, defaults, 16).rule is None
+    other = CompletionRequest(model="m", prompt="x", margin_threshold=0.8)
+    assert sampler_config(other, defaults, 16).rule == "margin_threshold"
+    unset = CompletionRequest(model="m", prompt="x")
+    assert sampler_config(unset, defaults, 16).rule == "entropy_bound"

@@ -83,3 +83,16 @@ def test_a_foreign_policy_file_stops_the_work_before_it_starts(tiny, tmp_path, m
     with pytest.raises(Exception, match="is not a commit policy Diffutron wrote"):
         train_policy(tmp_path, model, tokenizer, PROMPTS, DEFAULTS)
     assert (tmp_path / POLICY_WEIGHTS).read_bytes() == b"someone else's"
+
+
+def test_a_target_no_cut_off_reaches_is_said_with_what_was_measured():
+    from diffutron_train.policy import choose_cutoff
+
+    probs = torch.full((10,), 0.9999)
+    labels = torch.tensor([True, False] * 5)
+    cutoff, found = choose_cutoff(probs, labels, 0.99)
+    assert cutoff == pytest.approx(0.999) and found["reached"] is False
+    assert found["precision"] == pytest.approx(0.5) and found["recall"] == pytest.approx(1.0)
+    probs = torch.linspace(0.5, 1.0, 10)
+    cutoff, found = choose_cutoff(probs, probs > 0.7, 0.99)
+    assert found["reached"] and found["precision"] == 1.0 and probs[3] < cutoff <= probs[4]

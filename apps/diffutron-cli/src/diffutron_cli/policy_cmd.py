@@ -63,6 +63,12 @@ def policy(model_path, prompts_file, precision, seed, device, trust_remote_code)
     info = train_policy(
         model_path, model, tokenizer, prompts, defaults, seed=seed, precision=precision
     )
+    if not info["reached"]:
+        click.echo(
+            f"warning: no cut-off reached held-out precision {precision:g}; the policy keeps "
+            "the highest, and will commit little early (more or other prompts may help)",
+            err=True,
+        )
     click.echo(
         f"commit policy saved to {model_path}: {info['positions']:,} positions logged, cut-off "
         f"{info['cutoff']:.3f}, held-out precision {info['precision']:.1%}, recall "

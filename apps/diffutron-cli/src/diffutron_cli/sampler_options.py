@@ -172,6 +172,9 @@ def load_for_sampling(kwargs):
     names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
     given = {k: kwargs[k] for k in names if kwargs.get(k) is not None}
     given.update(cache_settings(kwargs))
+    rules = ("threshold", "entropy_bound", "margin_threshold", "kl_threshold", "policy")
+    if any(given.get(name) is not None for name in rules):  # a rule asked for replaces the
+        given = {**dict.fromkeys(rules), **given}  # model's own (as a server request's does)
     if kwargs["preset"] == "paper":
         config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
     else:  # settings are checked before the (slow) model load

@@ -64,29 +64,32 @@ class CommitPolicy(torch.nn.Module):
 
     @torch.no_grad()
     def accepts(self, features: torch.Tensor) -> torch.Tensor:
-        """``(M,)`` bool: the positions whose proposal the policy calls final."""
-        return torch.sigmoid(self(features.to(self.get_buffer("mean").dtype))) >= self.cutoff
+        """``(M,)`` bool: the positions whose proposal the policy calls final (the policy moves
+        to the features' device the first time they differ)."""
+        mean = self.get_buffer("mean")
+        if mean.device != features.device:
+            self.to(features.device)
+        return torch.sigmoid(self(features.to(mean.dtype))) >= self.cutoff
 
     def save(self, folder: str | Path, *, fingerprint: str, info: dict[str, Any]) -> None:
-        """Write the weights, then the card naming them (both atomic); an existing policy is
+        """Write the card, then the weights it names (each atomic); an existing policy is
         replaced only when its card says it is one of ours."""
         folder = Path(folder)
         check_replaceable_policy(folder)
         weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(folder / POLICY_WEIGHTS, option="--model") as tmp:
             save_file(weights, str(tmp))
-            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        card = {
-            "kind": POLICY_KIND,
-            "format": FORMAT,
-            "features": list(FEATURES),
-            "hidden": self.hidden,
-            "cutoff": self.cutoff,
-            "tokenizer": fingerprint,
-            "weights_sha256": digest,
-            **info,
-        }
-        write_text(folder / POLICY_CARD, json.dumps(card, indent=2) + "\n", option="--model")
+            card = {
+                "kind": POLICY_KIND,
+                "format": FORMAT,
+                "features": list(FEATURES),
+                "hidden": self.hidden,
+                "cutoff": self.cutoff,
+                "tokenizer": fingerprint,
+                "weights_sha256": hashlib.sha256(Path(tmp).read_bytes()).hexdigest(),
+                **info,
+            }  # the card lands first: an interrupted save leaves a policy known to be ours
+            write_text(folder / POLICY_CARD, json.dumps(card, indent=2) + "\n", option="--model")
 
     @classmethod
     def load(cls, folder: str | Path, tokenizer: Any) -> CommitPolicy:

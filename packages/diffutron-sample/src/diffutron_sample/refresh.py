@@ -104,7 +104,7 @@ def measure_drift(
         now = out[row, columns].float()
         anchor = store.anchor
         if span.refresh or anchor is None or anchor.shape != now.shape:
-            store.anchor, store.drift = now.clone(), 0.0
+            store.anchor, store.drift, store.since = now.clone(), 0.0, 0
             continue
         change = (now - anchor).norm(dim=-1) / anchor.norm(dim=-1).clamp(min=1e-6)
         pending.append((store, change.max()))

@@ -1,7 +1,8 @@
 """The engine's runner: executes a :class:`~diffutron_sample.scheduler.StepPlan` as one forward
 pass, then proposes, selects commits and applies early stop for every row at once on the device
 (docs/sampling.md#step-level-engine). It reads back once per step: the committed positions, the
-rows early stop ended and the rows whose logits were not finite, whatever the batch size.
+rows early stop ended and the rows whose logits were not finite, whatever the batch size (the
+adaptive cache refresh reads its drifts once more, the whole batch's at once).
 """
 
 from __future__ import annotations

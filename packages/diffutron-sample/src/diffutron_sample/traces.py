@@ -61,7 +61,7 @@ class Trace:
         probs = logprobs.exp()
         terms = torch.where(probs > 0, probs * (logprobs - before), 0)
         self.logprobs[inside] = logprobs
-        return terms.sum(dim=1)
+        return terms.sum(dim=1).clamp(min=0)  # rounding can take a tiny KL below 0
 
 
 def features(

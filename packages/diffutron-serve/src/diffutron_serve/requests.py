@@ -82,8 +82,8 @@ def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) ->
     for name in (*RULES, "cache"):
         if name in request.model_fields_set and getattr(request, name) is None:
             changes[name] = None  # explicitly the reference sampler, or no cache
-    if any(changes.get(name) is not None for name in RULES):  # a request's rule replaces the
-        changes = {**dict.fromkeys(RULES), **changes}  # model's default one
+    if any(name in changes for name in RULES):  # a request's rule (or null: the reference)
+        changes = {**dict.fromkeys(RULES), **changes}  # replaces the model's default one
     if request.temperature is not None:
         changes["temperature"] = request.temperature
     refresh = ("cache_interval", "cache_refresh", "cache_drift")

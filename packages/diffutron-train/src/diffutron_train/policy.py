@@ -138,19 +138,26 @@ def fit(
 
 
 def choose_cutoff(probs: torch.Tensor, labels: torch.Tensor, precision: float) -> tuple:
-    """The lowest cut-off whose accepted positions are right at least ``precision`` of the time
-    (among cut-offs from 0.5 up), with its precision and recall."""
-    best = (0.999, 0.0, 0.0)
-    for cutoff in torch.linspace(0.5, 0.999, 500).tolist()[::-1]:
+    """Going down from 0.999 (to 0.5), the last cut-off before the accepted positions' share of
+    right ones first falls below ``precision``, with its precision and recall measured. When
+    none reaches it, 0.999, with what it measured and ``reached`` False."""
+
+    def measured(cutoff: float) -> tuple[float, float]:
         accepted = probs >= cutoff
-        if not accepted.any():
+        hit = float(labels[accepted].float().mean()) if accepted.any() else 0.0
+        return hit, float(accepted[labels].float().mean()) if labels.any() else 0.0
+
+    best: tuple[float, float, float] | None = None
+    for cutoff in torch.linspace(0.5, 0.999, 500).tolist()[::-1]:
+        if not (probs >= cutoff).any():
             continue
-        hit = float(labels[accepted].float().mean())
+        hit, recall = measured(cutoff)
         if hit < precision:
             break
-        best = (cutoff, hit, float(accepted[labels].float().mean()) if labels.any() else 0.0)
-    cutoff, hit, recall = best
-    return cutoff, {"cutoff": cutoff, "precision": hit, "recall": recall}
+        best = (cutoff, hit, recall)
+    reached = best is not None
+    cutoff, hit, recall = best if best is not None else (0.999, *measured(0.999))
+    return cutoff, {"cutoff": cutoff, "precision": hit, "recall": recall, "reached": reached}
 
 
 def train_policy(
