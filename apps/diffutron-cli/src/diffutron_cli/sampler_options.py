@@ -84,15 +84,15 @@ def cache_settings(kwargs) -> dict:
     """The sampler changes the cache options ask for ('none' is no cache; ``--cache`` alone
     refreshes adaptively)."""
     from diffutron_sample import SamplerConfig
+    from diffutron_sample.refresh import REFRESH_SETTINGS, adaptive_by_default
 
     found = {}
     if kwargs.get("cache") is not None:
         found["cache"] = SamplerConfig.parse("cache", kwargs["cache"])
-    for name in ("cache_interval", "cache_refresh", "cache_drift"):
+    for name in REFRESH_SETTINGS:
         if kwargs.get(name) is not None:
             found[name] = kwargs[name]
-    refresh = ("cache_interval", "cache_refresh", "cache_drift")
-    if found.get("cache") is not None and not any(name in found for name in refresh):
+    if adaptive_by_default(found):
         found["cache_refresh"] = "adaptive"  # --cache alone: the refresh that keeps fidelity
     if kwargs.get("policy") is not None:
         found["policy"] = SamplerConfig.parse("policy", kwargs["policy"])
@@ -167,14 +167,14 @@ def load_for_sampling(kwargs):
     from diffutron_common import check_model_source
     from diffutron_core import generator
     from diffutron_sample import Execution, MaskedLM, SamplerConfig, find_commit_policy, load_model
+    from diffutron_sample.policies import RULE_SETTINGS
 
     check_model_source(kwargs["model_path"])  # a missing folder is named before anything else
     names = [field.name for field in dataclasses.fields(SamplerConfig)]  # one option each
     given = {k: kwargs[k] for k in names if kwargs.get(k) is not None}
     given.update(cache_settings(kwargs))
-    rules = ("threshold", "entropy_bound", "margin_threshold", "kl_threshold", "policy")
-    if any(given.get(name) is not None for name in rules):  # a rule asked for replaces the
-        given = {**dict.fromkeys(rules), **given}  # model's own (as a server request's does)
+    if any(given.get(name) is not None for name in RULE_SETTINGS):  # a rule asked for replaces
+        given = {**dict.fromkeys(RULE_SETTINGS), **given}  # the model's own (as a request's does)
     if kwargs["preset"] == "paper":
         config = SamplerConfig.paper(given.pop("max_new_tokens", 128), **given)
     else:  # settings are checked before the (slow) model load

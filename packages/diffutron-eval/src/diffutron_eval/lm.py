@@ -44,12 +44,12 @@ from diffutron_sample import (
     generate_texts,
     load_model,
 )
+from diffutron_sample.policies import RULE_SETTINGS
+from diffutron_sample.refresh import REFRESH_SETTINGS, adaptive_by_default
 
 logger = logging.getLogger(__name__)
 
-RULE_ARGS = ("threshold", "entropy_bound", "margin_threshold", "kl_threshold", "policy")
-REFRESH_ARGS = ("cache_interval", "cache_refresh", "cache_drift")
-SAMPLER_ARGS = (*RULE_ARGS, "dilation", *REFRESH_ARGS)
+SAMPLER_ARGS = (*RULE_SETTINGS, "dilation", *REFRESH_SETTINGS)
 """The sampler settings ``generate_until`` takes from the model arguments."""
 
 
@@ -94,7 +94,7 @@ class DiffutronLM(LM):
         try:  # checked before the (slow) model load
             self.cache = SamplerConfig.parse("cache", cache)
             """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual``)."""
-            if self.cache is not None and not set(self.sampler) & set(REFRESH_ARGS):
+            if adaptive_by_default({**self.sampler, "cache": self.cache}):
                 self.sampler["cache_refresh"] = "adaptive"  # as --cache alone does
             SamplerConfig(cache=self.cache).with_text(**self.sampler)
         except SampleError as exc:
@@ -234,8 +234,8 @@ class DiffutronLM(LM):
             config = defaults.replace(max_new_tokens=new, steps=new, block_length=block)
             if self.cache is not None:
                 config = config.replace(cache=self.cache)
-            if set(self.sampler) & set(RULE_ARGS):  # a rule asked for replaces the model's
-                config = config.replace(**dict.fromkeys(RULE_ARGS))
+            if set(self.sampler) & set(RULE_SETTINGS):  # a rule asked for replaces the model's
+                config = config.replace(**dict.fromkeys(RULE_SETTINGS))
             config = config.with_text(**self.sampler)
             if "temperature" in kwargs:
                 config = config.replace(temperature=float(kwargs["temperature"]))

@@ -32,6 +32,9 @@ from diffutron_sample.errors import SampleError
 PARALLEL_RULES = ("threshold", "entropy_bound", "margin_threshold", "kl_threshold")
 """The settings that turn on a parallel rule; at most one of them, or ``policy``, is set."""
 POLICIES = ("learned",)
+RULE_SETTINGS = (*PARALLEL_RULES, "policy")
+"""Every setting that names a commit rule: one asked for at a door (a flag, a request field, an
+lm-eval argument) replaces the model's default rule."""
 MAX_BOUND = 1000.0
 MAX_DILATION = 1_000_000
 

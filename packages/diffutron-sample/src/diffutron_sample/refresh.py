@@ -16,7 +16,7 @@ which is the uncached sampler exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -32,6 +32,19 @@ DEFAULT_DRIFT = 0.1
 WATCHED = 4
 """Columns watched (and recomputed) on each side of the active block."""
 MAX_DRIFT = 1000.0
+
+
+REFRESH_SETTINGS = ("cache_interval", "cache_refresh", "cache_drift")
+
+
+def adaptive_by_default(changes: Mapping[str, Any], defaults: Any = None) -> bool:
+    """Whether a door's ``changes`` ask for a cache and no refresh setting (nor do the
+    ``defaults`` they apply to): the doors' cache alone refreshes adaptively."""
+    asked = any(
+        changes.get(name) is not None or getattr(defaults, name, None) is not None
+        for name in REFRESH_SETTINGS
+    )
+    return changes.get("cache") is not None and not asked
 
 
 def refresh_of(config: Any) -> tuple[str | None, float | None]:
@@ -93,15 +106,20 @@ def measure_drift(
 ) -> None:
     """After a pass whose final states are ``out`` ``(B, W, H)`` (left-padded), for each of
     ``rows`` that watches: its store keeps the watched columns' states at a refresh, and their
-    drift from them after a cached pass (one transfer to the host for the whole batch)."""
+    drift from them after a cached pass (one copy of the columns to the device and one transfer
+    of the drifts to the host, for the whole batch)."""
+    watching = [row for row in rows if spans[row].store is not None and spans[row].watch]
+    if not watching:
+        return
+    width = out.shape[1]
+    where = [(row, width - lengths[row] + c) for row in watching for c in spans[row].watch]
+    index = torch.tensor(where, device=out.device)  # one copy to the device for the batch
+    sizes = [len(spans[row].watch) for row in watching]
+    watched_states = torch.split(out[index[:, 0], index[:, 1]].float(), sizes)
     pending = []
-    for row in rows:
-        span, length = spans[row], lengths[row]
-        store = span.store
-        if store is None or not span.watch:
-            continue
-        columns = torch.tensor(span.watch, device=out.device) + (out.shape[1] - length)
-        now = out[row, columns].float()
+    for row, now in zip(watching, watched_states, strict=True):
+        span, store = spans[row], spans[row].store
+        assert store is not None  # kept above
         anchor = store.anchor
         if span.refresh or anchor is None or anchor.shape != now.shape:
             store.anchor, store.drift, store.since = now.clone(), 0.0, 0

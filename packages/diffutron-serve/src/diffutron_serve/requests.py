@@ -16,7 +16,8 @@ from diffutron_core import check_seed
 from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample import check_fits as fits
 from diffutron_sample.config import MAX_COUNT
-from diffutron_sample.policies import PARALLEL_RULES
+from diffutron_sample.policies import RULE_SETTINGS
+from diffutron_sample.refresh import adaptive_by_default
 from diffutron_sample.text import infill_ids, prompt_ids
 from diffutron_serve.errors import APIError, bad_request, model_not_found
 from diffutron_serve.schema import ChatRequest, Common, CompletionRequest, Diffusion, refusal
@@ -59,8 +60,6 @@ EXTRA_FIELDS = tuple(Diffusion.model_fields)
 """Diffusion settings accepted as extra body fields (the model's ``sampler_config.json`` gives
 the defaults); ``canvas`` asks for the denoising stream."""
 SETTINGS = tuple(n for n in EXTRA_FIELDS if n != "canvas")
-RULES = (*PARALLEL_RULES, "policy")
-"""The commit rules, of which a request's replaces the model's default."""
 
 
 def _validated(model: type[Request], data: dict[str, Any]) -> Request:
@@ -79,16 +78,14 @@ def sampler_config(request: Common, defaults: SamplerConfig, max_tokens: int) ->
         changes = {n: SamplerConfig.parse(n, v) for n, v in given.items()}
     except SampleError as exc:
         raise bad_request(str(exc), param=_named(str(exc))) from None
-    for name in (*RULES, "cache"):
+    for name in (*RULE_SETTINGS, "cache"):
         if name in request.model_fields_set and getattr(request, name) is None:
             changes[name] = None  # explicitly the reference sampler, or no cache
-    if any(name in changes for name in RULES):  # a request's rule (or null: the reference)
-        changes = {**dict.fromkeys(RULES), **changes}  # replaces the model's default one
+    if any(name in changes for name in RULE_SETTINGS):  # a request's rule (or null: the reference)
+        changes = {**dict.fromkeys(RULE_SETTINGS), **changes}  # replaces the model's default one
     if request.temperature is not None:
         changes["temperature"] = request.temperature
-    refresh = ("cache_interval", "cache_refresh", "cache_drift")
-    asked = any(changes.get(n) is not None or getattr(defaults, n) is not None for n in refresh)
-    if changes.get("cache") is not None and not asked:
+    if adaptive_by_default(changes, defaults):
         changes["cache_refresh"] = "adaptive"  # a cache alone refreshes as --cache does
     block = changes.pop("block_length", defaults.block_length)
     if block < 1:
