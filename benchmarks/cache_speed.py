@@ -6,7 +6,8 @@
    relative to threshold 0.9 alone), wall time and token agreement with the reference.
 2. On an mmBERT-base-shaped model (random weights) with a 64-token prompt and 256 new tokens in
    blocks of 32 and a fixed step schedule (no threshold): milliseconds per step and seconds per
-   answer of uncached decoding, the prefix cache and the dual cache, at batch 1 and 8 (CPU
+   answer of uncached decoding, the prefix cache and the dual cache (fixed and adaptive refresh,
+   with and without delayed caching), at batch 1 and 8 (CPU
    float32) or 1 and 32 (CUDA bf16, each mode compiled and not, with tokens/s beside the
    compute-bound estimate: backbone parameters x positions run x 2 FLOPs / the card's bf16 peak).
 """
@@ -22,6 +23,17 @@ from diffutron_sample import Execution, MaskedLM, SamplerConfig, generate
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 """Dense bf16 tensor-core peaks (TFLOP/s) of the cards the estimate knows, by name fragment."""
+
+
+MODES = [
+    ("uncached", {}),
+    ("prefix", {"cache": "prefix"}),
+    ("dual", {"cache": "dual"}),
+    ("dual delayed", {"cache": "dual", "cache_delayed": True}),
+    ("dual adaptive", {"cache": "dual", "cache_refresh": "adaptive"}),
+    ("dual adapt. delayed", {"cache": "dual", "cache_refresh": "adaptive", "cache_delayed": True}),
+]
+"""The mmBERT-shape modes: no cache, the fixed refresh, delayed caching, the adaptive refresh."""
 
 
 def _timed(
@@ -120,7 +132,7 @@ def mmbert_modes(model, batches, steps: int, compiled_too: bool, peak_tflops=Non
         f"\nmmBERT-base shape (random weights), {device.type} {dtype}: 64-token prompts, 256 new "
         f"tokens, blocks of 32, {steps} steps (no threshold)"
     )
-    head = f"{'batch':>5} | {'mode':>16} | {'ms/step':>8} | {'s/answer':>8} | {'speed-up':>8}"
+    head = f"{'batch':>5} | {'mode':>20} | {'ms/step':>8} | {'s/answer':>8} | {'speed-up':>8}"
     extra = " | tokens/s | bound ms/step" if peak_tflops else ""
     print(head + extra)
     for batch in batches:
@@ -131,16 +143,16 @@ def mmbert_modes(model, batches, steps: int, compiled_too: bool, peak_tflops=Non
         base = None
         for compiled in variants:
             ids = {"mask_token_id": 4, "eos_token_id": 1, "execution": Execution(compile=compiled)}
-            for cache in (None, "prefix", "dual"):
-                mode = (cache or "uncached") + (" compiled" if compiled else "")
-                cfg = config.replace(cache=cache)
+            for name, changes in MODES:
+                mode = name + (" compiled" if compiled else "")
+                cfg = config.replace(**changes)
                 if compiled:  # warm-up: compile every shape this run will meet
                     _timed(model, prompts, cfg, **ids)
                 _, lm, seconds = _timed(model, prompts, cfg, **ids)
                 per_step = seconds / lm.forward_passes * 1e3
                 base = base or seconds
                 line = (
-                    f"{batch:>5} | {mode:>16} | {per_step:>8.1f} | {seconds / batch:>8.2f} | "
+                    f"{batch:>5} | {mode:>20} | {per_step:>8.1f} | {seconds / batch:>8.2f} | "
                     f"{base / seconds:>7.2f}x"
                 )
                 bound = _estimate_ms(model, lm.positions_run, lm.forward_passes, peak_tflops)

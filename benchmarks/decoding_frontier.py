@@ -1,18 +1,21 @@
 """The quality-versus-passes frontier of every commit policy × cache setting on a chat model.
 
     uv run python benchmarks/decoding_frontier.py [--model runs/demo/sft/model] [--rows 16]
-        [--out frontier.png] [--json frontier.json] [--caches none,fixed,adaptive]
+        [--out frontier.png] [--json frontier.json]
+        [--caches none,fixed,adaptive,adaptive+delayed]
 
 The demo's graded tasks (each task's chat prompts on the embedded held-out sentences), greedy,
 the model's blocks and length. For each setting it prints the forward passes per answer, the
 wall time of the whole set (one engine, 16 rows a pass), the token agreement with the reference
 sampler (one token a step, no cache) over every new position and over the reference's answers
 up to their end token, and the exact match on the tasks; every policy without a cache and with
-the dual cache under its fixed and its adaptive refresh, then the refresh rules at threshold 0.9
-(fixed intervals against adaptive drift bounds). It saves ``frontier.png``: answer agreement
-against passes per answer, and, for the refresh rules, against wall time. A model folder
-without a learned commit policy gets one trained in memory first (nothing is written into the
-folder; ``diffutron-train policy`` does).
+the dual cache under its fixed and its adaptive refresh (and with delayed caching), then the
+refresh rules at threshold 0.9 (fixed intervals against adaptive drift bounds), then the oracle
+that bounds every learned filter: it commits each position whose proposal already is the
+reference's final token (at least one a step, the most confident). It saves ``frontier.png``:
+answer agreement against passes per answer, and, for the refresh rules, against wall time. A
+model folder without a learned commit policy gets one trained in memory first (nothing is
+written into the folder; ``diffutron-train policy`` does).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ CACHES = [
     ("none", {}),
     ("fixed", {"cache": "dual", "cache_refresh": "fixed"}),
     ("adaptive", {"cache": "dual", "cache_refresh": "adaptive"}),
+    ("adaptive+delayed", {"cache": "dual", "cache_refresh": "adaptive", "cache_delayed": True}),
 ]
 REFRESHES = [  # at threshold 0.9: the adaptive bound against fixed intervals, at equal time
     ("fixed, block starts", {"cache_refresh": "fixed"}),
@@ -165,13 +169,43 @@ def learned_policy(model_dir, model, tokenizer, defaults):
     return policy, f"trained in memory in {seconds:.0f} s on {len(prompts)} prompts ({report})"
 
 
+def oracle(measure, model, base, reference):
+    """The oracle's row: the learned policy's rule, where the classifier is replaced by the
+    truth (the proposal equals the reference's final token at that column)."""
+    import diffutron_sample.runner as runner
+    from diffutron_sample.acceptance import Decision
+
+    finals = [torch.tensor(canvas) for canvas, _ in reference]
+    decide = runner.decide
+
+    def knowing(requests, scores, proposal, offsets, **kw):
+        thresholds = decide(requests, scores, proposal, offsets, **kw).thresholds
+        columns = (proposal.cols - torch.tensor(offsets)[proposal.rows]).tolist()
+        ids = [requests[row].id for row in proposal.rows.tolist()]
+        truth = torch.tensor([int(finals[i][c]) for i, c in zip(ids, columns, strict=True)])
+        accepted = torch.zeros_like(scores, dtype=torch.bool)
+        accepted[proposal.rows, proposal.cols] = proposal.tokens == truth
+        return Decision(thresholds, accepted)
+
+    class Nothing:  # the learned rule's classifier, unused: the oracle decides
+        def accepts(self, features):
+            return torch.zeros(len(features), dtype=torch.bool)
+
+    runner.decide, lm = knowing, measure.lm
+    measure.lm = MaskedLM(model, commit_policy=Nothing())
+    try:
+        return measure("oracle filter", "none", base.replace(policy="learned"))
+    finally:
+        runner.decide, measure.lm = decide, lm
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="runs/demo/sft/model")
     parser.add_argument("--rows", type=int, default=16, help="prompts per task")
     parser.add_argument("--out", default="frontier.png")
     parser.add_argument("--json", default=None)
-    parser.add_argument("--caches", default="none,fixed,adaptive")
+    parser.add_argument("--caches", default=",".join(name for name, _ in CACHES))
     args = parser.parse_args()
     torch.manual_seed(0)
     model, tokenizer = load_model(args.model, device="cpu", dtype=torch.float32)
@@ -212,6 +246,8 @@ def main() -> None:
     for name, changes in REFRESHES:
         config = base.replace(threshold=0.9, cache="dual", **changes)
         results.append(measure("threshold 0.9", name, config))
+    print("\nthe bound of a learned filter: the oracle, which knows the reference's tokens")
+    results.append(oracle(measure, model, base, reference))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot(results, args.out)
@@ -226,7 +262,12 @@ def plot(results, out):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for cache, marker in (("none", "o"), ("fixed", "s"), ("adaptive", "^")):
+    for cache, marker in (
+        ("none", "o"),
+        ("fixed", "s"),
+        ("adaptive", "^"),
+        ("adaptive+delayed", "v"),
+    ):
         points = [r for r in results if r["cache"] == cache]
         if points:
             left.scatter(

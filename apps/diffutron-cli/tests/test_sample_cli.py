@@ -186,6 +186,10 @@ def test_a_bad_cache_option_is_one_line(model_dir):
             {"cache": "dual", "cache_refresh": "fixed"},
         ),
         ({"cache": "none"}, {"cache": None}),
+        (
+            {"cache": "dual", "cache_delayed": True},
+            {"cache": "dual", "cache_delayed": True, "cache_refresh": "adaptive"},
+        ),
     ],
 )
 def test_cache_alone_refreshes_adaptively_unless_a_refresh_is_asked_for(args, expected):

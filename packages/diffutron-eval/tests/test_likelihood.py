@@ -130,6 +130,10 @@ def test_generate_until_takes_the_commit_rule_and_refresh_from_model_args(model_
     )
     DiffutronLM(str(model_dir), device="cpu", cache="dual").generate_until([request])
     assert (seen[-1].cache, seen[-1].cache_refresh) == ("dual", "adaptive")
+    assert not seen[-1].cache_delayed
+    model = DiffutronLM(str(model_dir), device="cpu", cache="dual", cache_delayed="true")
+    model.generate_until([request])
+    assert (seen[-1].cache_refresh, seen[-1].cache_delayed) == ("adaptive", True)
     model = DiffutronLM(str(model_dir), device="cpu", entropy_bound="0.5", cache_drift="0")
     model.generate_until([request])
     assert (seen[-1].rule, seen[-1].entropy_bound, seen[-1].cache_drift) == (

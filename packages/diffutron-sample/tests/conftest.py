@@ -10,7 +10,12 @@ VOCAB = 48
 
 
 def tiny_model(
-    seed: int = 0, *, vocab_size: int = VOCAB, max_positions: int = 128, local_attention: int = 16
+    seed: int = 0,
+    *,
+    vocab_size: int = VOCAB,
+    max_positions: int = 128,
+    local_attention: int = 16,
+    layers: int = 3,
 ):
     """A random ModernBertForMaskedLM small enough for exact, fast tests (peaked logits)."""
     from transformers import ModernBertConfig, ModernBertForMaskedLM
@@ -20,7 +25,7 @@ def tiny_model(
         vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=48,
-        num_hidden_layers=3,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         max_position_embeddings=max_positions,
         global_attn_every_n_layers=2,

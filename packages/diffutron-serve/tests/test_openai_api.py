@@ -174,9 +174,14 @@ def test_the_adaptive_refresh_is_an_extra_field(client, model_name):
     for mode in ("prefix", "dual"):
         exact = ask(cache=mode, cache_refresh="adaptive", cache_drift=0)
         assert exact.choices[0].message.content == plain
+        exact = ask(cache=mode, cache_drift=0, cache_delayed=True)
+        assert exact.choices[0].message.content == plain
     with pytest.raises(openai.BadRequestError) as caught:
         ask(cache="dual", cache_drift=-1)
     assert caught.value.body["param"] == "cache_drift"
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(cache="dual", cache_delayed="sometimes")
+    assert caught.value.body["param"] == "cache_delayed"
 
 
 def test_a_requests_cache_alone_refreshes_adaptively():

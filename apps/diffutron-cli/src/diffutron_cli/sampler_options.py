@@ -39,6 +39,13 @@ CACHE_OPTIONS = [
         "(the uncached sampler), larger refreshes less [0.1].",
     ),
     click.option(
+        "--cache-delayed/--no-cache-delayed",
+        default=None,
+        help="With --cache, delayed caching: a committed column of the block is computed once "
+        "more, then read from the cache (faster, less faithful: docs/sampling.md"
+        "#delayed-caching) [off].",
+    ),
+    click.option(
         "--compile",
         "compile_step",
         is_flag=True,
@@ -89,7 +96,7 @@ def cache_settings(kwargs) -> dict:
     found = {}
     if kwargs.get("cache") is not None:
         found["cache"] = SamplerConfig.parse("cache", kwargs["cache"])
-    for name in REFRESH_SETTINGS:
+    for name in (*REFRESH_SETTINGS, "cache_delayed"):
         if kwargs.get(name) is not None:
             found[name] = kwargs[name]
     if adaptive_by_default(found):

@@ -72,10 +72,11 @@ def serve(
     /v1/models), probes at /health and /ready, Prometheus metrics at /metrics, and a page at /
     that shows each answer denoising live. SIGTERM or Ctrl-C drains: requests in flight
     finish, new ones get 503."""
+    from diffutron_sample.refresh import CACHE_SETTINGS
     from diffutron_serve import serve as run
 
     sampler = cache_settings(options)
-    for name in ("cache", "cache_interval", "cache_refresh", "cache_drift"):
+    for name in CACHE_SETTINGS:
         options.pop(name)
     options["compile"] = options.pop("compile_step")
     run(

@@ -45,11 +45,11 @@ from diffutron_sample import (
     load_model,
 )
 from diffutron_sample.policies import RULE_SETTINGS
-from diffutron_sample.refresh import REFRESH_SETTINGS, adaptive_by_default
+from diffutron_sample.refresh import CACHE_SETTINGS, adaptive_by_default
 
 logger = logging.getLogger(__name__)
 
-SAMPLER_ARGS = (*RULE_SETTINGS, "dilation", *REFRESH_SETTINGS)
+SAMPLER_ARGS = (*RULE_SETTINGS, "dilation", *CACHE_SETTINGS[1:])
 """The sampler settings ``generate_until`` takes from the model arguments."""
 
 
@@ -65,8 +65,8 @@ class DiffutronLM(LM):
     (``prefix`` or ``dual``): the block cache for ``generate_until`` (refreshed adaptively unless
     a refresh argument is given); ``compile``: the compiled step on CUDA
     (docs/sampling.md#block-cache). The :data:`SAMPLER_ARGS` (``threshold=0.9``,
-    ``policy=learned``, ``cache_drift=0.05``, …) set ``generate_until``'s commit rule, dilation and
-    cache refresh (docs/sampling.md#commit-policies)."""
+    ``policy=learned``, ``cache_drift=0.05``, ``cache_delayed=true``, …) set ``generate_until``'s
+    commit rule, dilation and cache refresh (docs/sampling.md#commit-policies)."""
 
     def __init__(
         self,

@@ -81,7 +81,11 @@ def _columns(
     for span, length in zip(spans, lengths, strict=True):
         offset = width - length
         start, end = (0, length) if span.refresh else (span.start, span.end)
-        ranges.append(torch.arange(offset + start, offset + end, device=device))
+        if span.refresh or not span.skip:
+            ranges.append(torch.arange(offset + start, offset + end, device=device))
+            continue
+        wanted = [offset + c for c in range(start, end) if c not in span.skip]
+        ranges.append(torch.tensor(wanted, dtype=torch.long, device=device))
     longest = _bucket(max(len(r) for r in ranges), step)
     columns = torch.stack([torch.cat([r, r[:1].expand(longest - len(r))]) for r in ranges])
     valid = (
@@ -197,7 +201,7 @@ def _group_pass(
     ids, keys, positions = _padded((ids, keys, positions), rows, width)
     kv = _stored(model, spans, lengths, width, rows)
     columns = _padded((columns,), rows, columns.shape[1])[0]
-    keep = any(span.refresh and span.store is not None for span in spans)
+    keep = any((span.refresh or span.skip is not None) and span.store is not None for span in spans)
     states, fresh = layers(
         model, ids, None if bool(keys.all()) else keys, positions, columns, kv, keep
     )

@@ -60,6 +60,10 @@ class SamplerConfig:
             default) or ``"adaptive"`` (what ``--cache`` gives; ``cache_drift`` alone asks for
             it too): also refresh once the columns beside the block drift ``cache_drift`` from
             their states at the refresh (docs/sampling.md#adaptive-refresh).
+        cache_delayed: with ``cache``, delayed caching (dKV-Cache): a column of the active block
+            is computed once more in the pass after its commit, its keys and values stored,
+            then read from the cache like the columns outside the block
+            (docs/sampling.md#delayed-caching).
         entropy_bound, margin_threshold, kl_threshold: the other parallel rules (the EB-sampler's
             entropy bound, margin confidence, KLASS's stability), each instead of ``threshold``
             (docs/sampling.md#commit-policies).
@@ -81,6 +85,7 @@ class SamplerConfig:
     cache_interval: int | None = None
     cache_refresh: Literal["fixed", "adaptive"] | None = None
     cache_drift: float | None = None
+    cache_delayed: bool = False
     entropy_bound: float | None = None
     margin_threshold: float | None = None
     kl_threshold: float | None = None
@@ -152,7 +157,7 @@ class SamplerConfig:
 
     def _check_choices(self) -> None:
         """The switches are booleans and ``remasking`` a known strategy."""
-        for name in ("stochastic_transfer", "early_stop"):
+        for name in ("stochastic_transfer", "early_stop", "cache_delayed"):
             if not isinstance(getattr(self, name), bool):
                 raise SampleError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.remasking not in REMASKING:

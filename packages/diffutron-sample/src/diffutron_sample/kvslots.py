@@ -74,6 +74,11 @@ class BlockCache:
     """The adaptive refresh's watched columns' final states at the block's refresh."""
     drift: float = 0.0
     """Their drift from ``anchor`` at the last cached pass (docs/sampling.md#adaptive-refresh)."""
+    settled: set[int] = field(default_factory=set, repr=False)
+    """Delayed caching: the active block's committed columns whose stored keys and values were
+    computed with their committed token (a pass read them from the store)."""
+    unsettled: set[int] = field(default_factory=set, repr=False)
+    """Columns committed since the last pass: the next pass computes and stores them."""
 
     @property
     def kv(self) -> torch.Tensor | None:
@@ -100,6 +105,7 @@ class BlockCache:
         if self.slots is not None and self.slot >= 0:
             self.slots.release(self.slot)
         self.slot, self.length, self.own, self.anchor = -1, 0, None, None
+        self.settled, self.unsettled = set(), set()
 
 
 @dataclass(frozen=True)
@@ -115,3 +121,7 @@ class Span:
     refresh: bool
     watch: tuple[int, ...] = ()
     bound: float | None = None
+    skip: frozenset[int] | None = None
+    """Delayed caching (None: off): the columns of ``[start, end)`` a cached pass reads from
+    ``store`` instead of computing them; what it computes is stored
+    (docs/sampling.md#delayed-caching)."""

@@ -125,7 +125,7 @@ class MaskedLM:
             ).last_hidden_state
             return states
         self.positions_run += sum(
-            length if s.refresh else s.end - s.start
+            length if s.refresh else s.end - s.start - len(s.skip or ())
             for length, s in zip(lengths, spans, strict=True)
         )
         self.refreshes += sum(s.refresh and s.store is not None for s in spans)

@@ -35,6 +35,9 @@ MAX_DRIFT = 1000.0
 
 
 REFRESH_SETTINGS = ("cache_interval", "cache_refresh", "cache_drift")
+CACHE_SETTINGS = ("cache", *REFRESH_SETTINGS, "cache_delayed")
+"""Every block-cache setting a door passes on (delayed caching is not a refresh rule: with it
+alone a cache still refreshes adaptively)."""
 
 
 def adaptive_by_default(changes: Mapping[str, Any], defaults: Any = None) -> bool:
@@ -152,6 +155,7 @@ def advance_span(
     index: int,
     length: int,
     drift: float | None = None,
+    delayed: bool = False,
 ) -> Span:
     """Advance the row's cache ``store`` by one step and return the span of its next pass (the
     store's block and count of cached steps change: call it once per pass). The span is columns
@@ -159,18 +163,33 @@ def advance_span(
     end of its ``length`` columns in ``prefix`` mode; a full pass that stores its keys and values
     when the row has no cache for this block yet or has run ``interval`` cached steps from it;
     with a ``drift`` bound (adaptive) a span that also takes and watches the columns beside the
-    block. With ``mode`` None (or no ``store``) a full pass that keeps nothing."""
+    block; ``delayed``, a span that skips the block's settled columns (delayed caching). With
+    ``mode`` None (or no ``store``) a full pass that keeps nothing."""
     if mode is None or store is None:
         return Span(None, 0, length, True)
+    if store.block != index:
+        store.settled.clear()
+        store.unsettled.clear()
     stale = store.kv is None or store.block != index
     refresh = stale or (interval is not None and store.since >= interval)
     if refresh:
         store.block, store.since = index, 0
     else:
         store.since += 1
+    skip = settle(store, refresh) if delayed else None
     start, end = block
     if drift is None:
-        return Span(store, start, end if mode == "dual" else length, refresh)
+        return Span(store, start, end if mode == "dual" else length, refresh, skip=skip)
     watch = watched(start, end, length)
     first, last = min((start, *watch)), max((end, *(c + 1 for c in watch)))
-    return Span(store, first, last if mode == "dual" else length, refresh, watch, drift)
+    last = last if mode == "dual" else length
+    return Span(store, first, last, refresh, watch, drift, skip)
+
+
+def settle(store: BlockCache, refresh: bool) -> frozenset[int]:
+    """Delayed caching's columns for this pass to read from ``store`` (none when it refreshes);
+    the columns committed since the last pass are computed in it, and settled after it."""
+    skip = frozenset() if refresh else frozenset(store.settled)
+    store.settled |= store.unsettled
+    store.unsettled.clear()
+    return skip

@@ -230,11 +230,12 @@ class Scheduler:
         for request in rows:
             config = request.config
             where = (request.blocks[request.block], request.block, request.length)
-            mode, every, drift = config.cache, config.cache_interval, refresh_of(config)[1]
-            spans.append(advance_span(self._store(request, "cond"), mode, every, *where, drift))
+            rule = (config.cache, config.cache_interval, *where, refresh_of(config)[1])
+            delayed = config.cache_delayed
+            spans.append(advance_span(self._store(request, "cond"), *rule, delayed))
             guided = config.cfg_scale > 0
             store = self._store(request, "uncond") if guided else None
-            uncond.append(advance_span(store, mode, every, *where, drift) if guided else None)
+            uncond.append(advance_span(store, *rule, delayed) if guided else None)
         return spans, uncond
 
     def _store(self, request: Request, kind: str) -> BlockCache:
@@ -252,6 +253,9 @@ class Scheduler:
                 events.append(self.fail(request, why))
                 continue
             committed = output.committed[row]
+            if request.config.cache_delayed:
+                for store in request.caches.values():
+                    store.unsettled.update(committed)
             request.passes += 1
             request.remaining[request.block] -= len(committed)
             if request.config.rule is None:

@@ -74,6 +74,9 @@ class Diffusion(BaseModel):
     cache_drift: Number | None = Field(
         None, description="The adaptive refresh's drift bound; 0 refreshes at every step."
     )
+    cache_delayed: StrictBool | None = Field(
+        None, description="Delayed caching: settled columns of the block come from the cache."
+    )
     canvas: StrictBool | None = Field(
         None, description="Stream the denoising canvas with each chunk."
     )
