@@ -31,6 +31,7 @@ FILES: dict[str, bytes] = {
     "corpus.txt": "Bugün hava çok güzel.\nKedi süt içer.\n".encode(),
     "empty.txt": b"",
     "blank.txt": b"\n  \n\n",
+    "huge-line.txt": b"a" * 40_000 + b"\n",
     "latin1.txt": "Güzel bir gün.\nÇok güzel.\n".encode("cp1254"),
     "table.csv": b"a,b\n1,2\n",
     "latin1.csv": "text\nGüzel\n".encode("cp1254"),

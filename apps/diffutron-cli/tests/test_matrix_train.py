@@ -15,6 +15,17 @@ PREPARE = [
         1,
         "latin1.txt:1: invalid utf8 (byte 0xfc at column 2)",
     ),
+    (
+        ["cpt", "--source", "{w}/huge-line.txt", "--max-length", "64"],
+        1,
+        "no usable text (1 record(s) skipped, the first: {w}/huge-line.txt:1: too long (a line "
+        "over 28672 bytes)",
+    ),
+    (
+        ["cpt", "--source", "{w}/corpus.txt", "--source", "{w}/./corpus.txt"],
+        1,
+        "source {w}/./corpus.txt is given twice (as {w}/corpus.txt); give each source once",
+    ),
     (["cpt", "--source", "{w}/mine"], 1, "mine is a folder; give the data files themselves"),
     (["cpt", "--source", "{w}/table.csv"], 1, "unsupported file type '.csv'"),
     (["cpt", "--source", "{w}/corpus.txt?mode=bogus"], 1, "mode must be 'line' or 'paragraph'"),
@@ -49,6 +60,11 @@ PREPARE = [
         "no usable instruction rows (2 record(s) skipped",
     ),
     (["sft", "--source", "{w}/sft-latin1.jsonl"], 1, "no usable instruction rows"),
+    (
+        ["sft", "--source", "{w}/sft-bad.jsonl", "--source", "{w}/sft-bad.jsonl"],
+        1,
+        "source {w}/sft-bad.jsonl is given twice; give each source once",
+    ),
     (["sft", "--synthetic-task", "poetry"], 1, "unknown synthetic task(s) poetry"),
     (["sft", "--stage", "3"], 2, "is not in the range 1<=x<=2"),
     (["sft", "--schema", "chatml"], 2, "'chatml' is not one of"),

@@ -28,10 +28,11 @@ from diffutron_data.build import (
     write_arrow,
 )
 from diffutron_data.errors import DataError, ReadReport
+from diffutron_data.lines import BYTES_PER_TOKEN
 from diffutron_data.packing import pack_lengths, padding_fraction
 from diffutron_data.progress import progress
 from diffutron_data.readers import describe_source, iter_texts
-from diffutron_data.sources import Source
+from diffutron_data.sources import Source, check_distinct
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,14 @@ def _within(lengths: list[int], max_length: int) -> list[bool]:
     return [n <= max_length for n in lengths]
 
 
-def _read_pool(pool: Pool, path: Path, report: ReadReport) -> int:
+def _read_pool(pool: Pool, path: Path, report: ReadReport, max_length: int) -> int:
+    """Write the pool's documents to ``path``; one longer in bytes than ``max_length`` tokens
+    could hold is dropped as ``too_long`` before it is tokenised (or held whole)."""
+
     def records():
         for source in pool.sources:
             before = report.mark()
-            texts = iter_texts(source, report)
+            texts = iter_texts(source, report, max_bytes=max_length * BYTES_PER_TOKEN)
             for text, origin in progress(texts, desc=f"reading {source}"):
                 yield {"text": text, "origin": origin}
             report.check_yielded(source, before)
@@ -91,6 +95,7 @@ def cpt_recipe(
     check_number("seed", seed, minimum=0, integer=True, error=DataError)
     if not pools or not all(p.sources for p in pools):
         raise DataError("every pool needs at least one source")
+    check_distinct([source for pool in pools for source in pool.sources])
     return {
         **recipe_header("cpt", tokenizer, tokenizer_name, max_length),
         "tokenizer_vocab_size": len(tokenizer),
@@ -112,8 +117,8 @@ def _build_pool(pool: Pool, index, report, work: Path, key, tokenizer, max_lengt
     import datasets
 
     raw = work / f"pool-{index}.arrow"
-    count = _read_pool(pool, raw, report)
-    workers = num_proc if count > num_proc else None
+    count = _read_pool(pool, raw, report, max_length)
+    workers = num_proc if 1 < num_proc < count else None  # one process: no worker pool
     ds = datasets.Dataset.from_file(str(raw)).map(
         _tokenize_batch,
         batched=True,
@@ -136,7 +141,7 @@ def _build_pool(pool: Pool, index, report, work: Path, key, tokenizer, max_lengt
     )
     stats = CorpusStats(read=report.read, tokenised=len(ds), kept=len(kept))
     stats.dropped.update(report.skipped)
-    stats.dropped["too_long"] = len(ds) - len(kept)
+    stats.dropped["too_long"] += len(ds) - len(kept)  # and those too long to tokenise
     if pool.sample_size is not None and pool.sample_size < len(kept):
         kept = kept.shuffle(seed=seed).select(range(pool.sample_size))
     elif pool.sample_size is not None:

@@ -14,9 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from diffutron_common.text import decode_message, file_sha256, text_problem
+from diffutron_common.text import file_sha256, text_problem
 from diffutron_data import embedded
 from diffutron_data.errors import DataError, ReadReport, load_error
+from diffutron_data.lines import LINE_CAP, decoded_lines, line_cap
 from diffutron_data.sources import (
     JSONL_SUFFIXES,
     TEXT_SUFFIXES,
@@ -68,26 +69,11 @@ def corpus_split() -> tuple[list[str], list[str]]:
     return embedded.split_heldout(corpus_documents())
 
 
-def _decoded_lines(path: Path, report: ReadReport) -> Iterator[tuple[int, str | None]]:
-    """``(line number, text)``; text is None for a line that is not valid UTF-8 (reported)."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                line = raw.rstrip(b"\r\n")
-                detail = decode_message(path, number, line, exc).split(" (", 1)[1].split(")")[0]
-                report.skip("invalid_utf8", f"{path}:{number}", detail)
-                yield number, None
-
-
-def _txt_texts(path: Path, mode: str, report: ReadReport) -> Iterator[tuple[str, str]]:
+def _txt_texts(path: Path, mode: str, report: ReadReport, cap: int) -> Iterator[tuple[str, str]]:
+    """A text file's documents: its lines, or its paragraphs (separated by blank lines); a
+    paragraph past ``cap`` characters is dropped as ``too_long`` without being held whole."""
     if mode == "line":
-        for number, line in _decoded_lines(path, report):
+        for number, line in decoded_lines(path, report, cap):
             if line is None:
                 continue
             if line.strip():
@@ -95,27 +81,30 @@ def _txt_texts(path: Path, mode: str, report: ReadReport) -> Iterator[tuple[str,
             else:
                 report.skip("empty", f"{path}:{number}")
         return
-    # paragraph mode: documents are separated by blank lines
     lines: list[str] = []
-    start, broken = 0, False
-    for number, line in _decoded_lines(path, report):
+    start, size, broken = 0, 0, False
+    for number, line in decoded_lines(path, report, cap):
         if line is not None and not line.strip():
             if lines and not broken:
                 yield " ".join(lines), f"{path}:{start}"
-            lines, broken = [], False
+            lines, size, broken = [], 0, False
             continue
         if not lines and not broken:
             start = number
         if line is None:
             broken = True  # the invalid line was reported; its paragraph is not used
-        else:
+        elif not broken:
             lines.append(line.strip())
+            size += len(lines[-1]) + 1
+            if size > cap:
+                report.skip("too_long", f"{path}:{start}", f"a paragraph over {cap} characters")
+                lines, broken = [], True
     if lines and not broken:
         yield " ".join(lines), f"{path}:{start}"
 
 
-def _jsonl_rows(path: Path, report: ReadReport) -> Iterator[tuple[dict, str]]:
-    for number, line in _decoded_lines(path, report):
+def _jsonl_rows(path: Path, report: ReadReport, cap: int) -> Iterator[tuple[dict, str]]:
+    for number, line in decoded_lines(path, report, cap):
         if line is None:
             continue
         origin = f"{path}:{number}"
@@ -187,9 +176,10 @@ def _hub_rows(source: Source, column: str | None) -> Iterator[tuple[dict, str]]:
 
 
 def iter_rows(
-    source: Source, report: ReadReport, *, column: str | None = None
+    source: Source, report: ReadReport, *, column: str | None = None, cap: int = LINE_CAP
 ) -> Iterator[tuple[dict, str]]:
-    """Stream ``(row, origin)`` from a .jsonl, .parquet or Hub source.
+    """Stream ``(row, origin)`` from a .jsonl, .parquet or Hub source; a JSONL line longer
+    than ``cap`` bytes is skipped as ``too_long``.
 
     ``column``, when given, must exist in a source with a schema (parquet, Hub), else
     :class:`DataError` names the columns there are.
@@ -204,7 +194,9 @@ def iter_rows(
         if suffix in TEXT_SUFFIXES:
             raise DataError(f"{path}: a text file has no fields; use .jsonl or .parquet here")
         rows = (
-            _jsonl_rows(path, report) if suffix in JSONL_SUFFIXES else _parquet_rows(path, column)
+            _jsonl_rows(path, report, cap)
+            if suffix in JSONL_SUFFIXES
+            else _parquet_rows(path, column)
         )
     for count, item in enumerate(rows):
         if source.limit is not None and count >= source.limit:
@@ -212,13 +204,34 @@ def iter_rows(
         yield item
 
 
-def iter_texts(source: Source, report: ReadReport) -> Iterator[tuple[str, str]]:
+def iter_texts(
+    source: Source, report: ReadReport, *, max_bytes: int | None = None
+) -> Iterator[tuple[str, str]]:
     """Stream ``(text, origin)`` documents; skipped records are counted in ``report``.
 
     Empty or whitespace-only documents are skipped as ``empty``; a row without the text field
-    as ``missing_field``; a field that is not a string as ``malformed_row``. If no row of a
-    JSONL file has the field, that is an error naming the fields the rows do have.
+    as ``missing_field``; a field that is not a string as ``malformed_row``; a document over
+    ``max_bytes`` UTF-8 bytes (and a line too long to hold one) as ``too_long``, never held
+    whole or tokenised. If no row of a JSONL file has the field, that is an error naming the
+    fields the rows do have.
     """
+    for text, origin in _texts(source, report, line_cap(max_bytes)):
+        if max_bytes is not None and _longer(text, max_bytes):
+            report.skip("too_long", origin, f"over {max_bytes} bytes")
+            continue
+        report.yielded += 1
+        yield text, origin
+
+
+def _longer(text: str, max_bytes: int) -> bool:
+    """Whether ``text`` is over ``max_bytes`` UTF-8 bytes (a character is 1 to 4 of them)."""
+    if len(text) > max_bytes or 4 * len(text) <= max_bytes:
+        return len(text) > max_bytes
+    return len(text.encode("utf-8", "surrogatepass")) > max_bytes
+
+
+def _texts(source: Source, report: ReadReport, cap: int) -> Iterator[tuple[str, str]]:
+    """:func:`iter_texts` before the length check (which counts what it yields)."""
     if source.embedded or (
         not source.hub and Path(source.location).suffix.lower() in TEXT_SUFFIXES
     ):
@@ -229,16 +242,15 @@ def iter_texts(source: Source, report: ReadReport) -> Iterator[tuple[str, str]]:
                 for i, t in enumerate(embedded_texts(source.location))
             )
         else:
-            texts = _txt_texts(check_file(source), source.mode, report)
+            texts = _txt_texts(check_file(source), source.mode, report, cap)
         for count, (text, origin) in enumerate(texts):
             if source.limit is not None and count >= source.limit:
                 return
-            report.yielded += 1
             yield text, origin
         return
     seen_fields: set[str] = set()
     found = False
-    for row, origin in iter_rows(source, report, column=source.column):
+    for row, origin in iter_rows(source, report, column=source.column, cap=cap):
         if source.column not in row:
             seen_fields.update(row)
             report.skip("missing_field", origin, f"no field {source.column!r}")
@@ -252,7 +264,6 @@ def iter_texts(source: Source, report: ReadReport) -> Iterator[tuple[str, str]]:
         elif not value.strip():
             report.skip("empty", origin)
         else:
-            report.yielded += 1
             yield value.strip(), origin
     if not found and seen_fields:
         raise DataError(

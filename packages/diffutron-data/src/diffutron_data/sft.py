@@ -35,7 +35,7 @@ from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.instructions import iter_conversations
 from diffutron_data.progress import progress
 from diffutron_data.readers import describe_source
-from diffutron_data.sources import Source
+from diffutron_data.sources import Source, check_distinct
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ def sft_recipe(
     """Everything the SFT rows are made from (sources by content, the extra conversations by
     hash, the tokenizer by content, every setting), as :func:`diffutron_data.corpus.cpt_recipe`."""
     check_number("max_length", max_length, minimum=2, integer=True, error=DataError)
+    sources = list(sources)
+    check_distinct(sources)
     extra = list(extra_conversations)
     blob = json.dumps(extra, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return {
@@ -149,7 +151,7 @@ def _encode(rows, recipe: dict[str, Any], tokenizer, work: Path, key: str, num_p
     encoded = rows.map(
         _encode_batch,
         batched=True,
-        num_proc=num_proc if len(rows) > num_proc else None,
+        num_proc=num_proc if 1 < num_proc < len(rows) else None,  # one process: no pool
         fn_kwargs={
             "tokenizer": tokenizer,
             "max_length": recipe["max_length"],

@@ -112,3 +112,23 @@ def check_file(source: Source) -> Path:
             f"{path}: unsupported file type {path.suffix!r}; use .txt, .jsonl or .parquet"
         )
     return path
+
+
+def check_distinct(sources: list[Source]) -> None:
+    """Refuse a source given twice (the same file, by its resolved path, or the same Hub
+    dataset, read the same way): its records would silently count twice."""
+    seen: dict[tuple, Source] = {}
+    for source in sources:
+        place = source.location
+        if not source.hub and not source.embedded:
+            place = str(Path(source.location).resolve())
+        key = (source.hub, place, source.config, source.split, source.column, source.mode)
+        key += (source.revision,)
+        if key in seen:
+            first = seen[key]
+            also = "" if str(first) == str(source) else f" (as {first})"
+            raise DataError(
+                f"source {source} is given twice{also}; give each source once, or its records "
+                "count twice"
+            )
+        seen[key] = source
