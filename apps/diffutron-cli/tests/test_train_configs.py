@@ -67,14 +67,16 @@ def test_accelerate_loads_the_shipped_launch_configs():
 
     from accelerate.commands.config.config_args import load_config_from_file
 
-    expected = {"1gpu": (1, "NO"), "2gpu": (2, "MULTI_GPU")}
-    for name, (processes, kind) in expected.items():
+    expected = {"1gpu": (1, 1, "NO"), "2gpu": (2, 1, "MULTI_GPU"), "2nodes": (16, 2, "MULTI_GPU")}
+    for name, (processes, machines, kind) in expected.items():
         with as_file(files("diffutron_cli") / "configs" / "accelerate" / f"{name}.yaml") as path:
             config = load_config_from_file(str(path))
-        assert (config.num_processes, config.distributed_type.value) == (processes, kind)
+        found = (config.num_processes, config.num_machines, config.distributed_type.value)
+        assert found == (processes, machines, kind)
         assert config.mixed_precision == "bf16"
     listed = CliRunner().invoke(train, ["configs"]).output
-    assert "accelerate/2gpu" in listed and "paper-sft-stage2" in listed
+    assert "accelerate/2gpu" in listed and "accelerate/2nodes" in listed
+    assert "paper-sft-stage2" in listed
 
 
 def test_push_to_hub_uploads_the_exported_model(tmp_path, monkeypatch):

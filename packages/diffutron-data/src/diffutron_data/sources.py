@@ -117,13 +117,13 @@ def check_file(source: Source) -> Path:
 def check_distinct(sources: list[Source]) -> None:
     """Refuse a source given twice (the same file, by its resolved path, or the same Hub
     dataset, read the same way): its records would silently count twice."""
-    seen: dict[tuple, Source] = {}
+    seen: dict[tuple[object, ...], Source] = {}
     for source in sources:
         place = source.location
         if not source.hub and not source.embedded:
             place = str(Path(source.location).resolve())
-        key = (source.hub, place, source.config, source.split, source.column, source.mode)
-        key += (source.revision,)
+        read = (source.config, source.split, source.column, source.mode, source.revision)
+        key = (source.hub, place, *read)
         if key in seen:
             first = seen[key]
             also = "" if str(first) == str(source) else f" (as {first})"
