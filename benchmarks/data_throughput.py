@@ -1,108 +1,160 @@
-"""Corpus-builder throughput and padding waste, on the shared UD Turkish text.
+"""Corpus-builder throughput, memory and padding; with ``--scale``, how they grow with the corpus.
 
-    uv run python benchmarks/data_throughput.py [--repeat 10] [--max-length 128] [--tokenizer tiny]
+    uv run python benchmarks/data_throughput.py [--repeat 10] [--max-length 128]
+    uv run python benchmarks/data_throughput.py --scale [--sizes 20,200,2000] [--max-length 512]
 
-Reads ../shared/data/ud-turkish/*.txt (one sentence a line), repeated --repeat times so the work
-outweighs process start-up, and reports documents per second for
-  * tokenise + filter (the `datasets.map` / `filter` steps of the builder) at num_proc 1 and 2;
-  * the whole `build_cpt_corpus` (read, tokenise, filter, shuffle, save) at num_proc 1 and 2;
-then the pad fraction of random batches of 64 padded to their longest row, padded to max_length,
-and of packed rows (best-fit decreasing, padded to max_length).
+Default: the shared UD Turkish text (one sentence a line, else the embedded corpus's sentences)
+repeated ``--repeat`` times, built by ``prepare cpt`` at ``--num-proc`` 1 and 2 (and at 1 with
+the tokenizer's own threads off: one core), then the pad fraction of random batches of 64 padded
+to their longest row, to ``max_length``, and of packed rows.
+
+``--scale``: synthetic Turkish documents (3 to 12 of those sentences each, seeded) of each size in
+MB, and for each: ``prepare cpt`` at 1 and 2 processes (wall time, MB/s, tokens/s, peak RSS),
+then ``cpt --data`` on the prepared folder with ``--max-steps 1`` (the time to the first step,
+start-up included) and ``--max-steps 3`` (wall, peak RSS). Every command runs in a process of its
+own, measured from a parent of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("DIFFUTRON_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import datasets
-from common import ud_sentences
+PEAK = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(json.dumps({"code": done.returncode, "err": done.stderr[-2000:],
+    "seconds": time.perf_counter() - start,
+    "peak": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
+"""
+TRAIN = [sys.executable, "-m", "diffutron_cli.train"]
 
-from diffutron_data import (
-    Pool,
-    Source,
-    build_cpt_corpus,
-    load_tokenizer,
-    pack_documents,
-    padding_fraction,
-)
-from diffutron_data.corpus import _tokenize_batch, _within
+
+def measured(argv: list[str], **env: str) -> dict:
+    """Exit code, wall seconds and peak RSS (bytes) of a command."""
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK, *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
+    result = json.loads(done.stdout)
+    if result["code"]:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{result['err']}")
+    return result
+
+
+def sentences() -> list[str]:
+    from common import ud_sentences
+
+    try:
+        return ud_sentences()
+    except SystemExit:
+        from diffutron_data import corpus_sentences
+
+        return list(corpus_sentences())
+
+
+def synthetic(path: Path, megabytes: float, lines: list[str]) -> None:
+    rng, size, target = random.Random(0), 0, int(megabytes * 2**20)
+    with path.open("w", encoding="utf-8") as out:
+        while size < target:
+            document = " ".join(rng.choice(lines) for _ in range(rng.randint(3, 12)))
+            out.write(document + "\n")
+            size += len(document.encode("utf-8")) + 1
+
+
+def prepare(source: Path, out: Path, max_length: int, processes: int, **env: str) -> dict:
+    argv = [*TRAIN, "prepare", "cpt", "--preset", "tiny", "--source", str(source)]
+    argv += ["--output-dir", str(out), "--max-length", str(max_length)]
+    result = measured([*argv, "--num-proc", str(processes), "--overwrite"], **env)
+    result["tokens"] = json.loads((out / "manifest.json").read_text())["tokens"]
+    return result
+
+
+def scale(args) -> None:
+    lines = sentences()
+    print(f"{os.cpu_count()} CPUs; synthetic documents of {len(lines)} sentences, tiny tokenizer")
+    head = "size MB | processes | prepare s | MB/s | tokens/s | peak RSS GB"
+    print(f"{head} | first step s | first-step RSS GB | 3 steps s | 3-step RSS GB")
+    with tempfile.TemporaryDirectory() as tmp:
+        for megabytes in (float(s) for s in args.sizes.split(",")):
+            source = Path(tmp) / f"corpus-{megabytes:g}.txt"
+            synthetic(source, megabytes, lines)
+            for processes in (1, 2):
+                out = Path(tmp) / "prepared"
+                built = prepare(source, out, args.max_length, processes)
+                line = (
+                    f"{megabytes:>7g} | {processes:>9} | {built['seconds']:>9.1f} | "
+                    f"{megabytes / built['seconds']:>4.1f} | "
+                    f"{built['tokens'] / built['seconds']:>8,.0f} | {built['peak'] / 1e9:>11.2f}"
+                )
+                if processes == 1:
+                    steps = []
+                    for count in (1, 3):
+                        run = [*TRAIN, "cpt", "--preset", "tiny", "--data", str(out)]
+                        run += ["--output-dir", str(Path(tmp) / f"run{megabytes:g}-{count}")]
+                        run += ["--max-steps", str(count), "--save-every", "1000"]
+                        steps.append(measured(run))
+                    line += (
+                        f" | {steps[0]['seconds']:>12.1f} | {steps[0]['peak'] / 1e9:>17.2f} | "
+                        f"{steps[1]['seconds']:>9.1f} | {steps[1]['peak'] / 1e9:>13.2f}"
+                    )
+                print(line, flush=True)
+            source.unlink()
+
+
+def throughput(args) -> None:
+    from diffutron_data import padding_fraction
+
+    lines = sentences()
+    texts = lines * args.repeat
+    print(f"{len(lines)} sentences x {args.repeat} = {len(texts)} documents, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "ud.txt"
+        source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        print(f"\n{'prepare':>34} | {'documents/s':>11} | {'peak RSS GB':>11}")
+        runs = [("1 process, tokenizer threads", 1, {}), ("2 processes", 2, {})]
+        runs.insert(1, ("1 process, one thread", 1, {"TOKENIZERS_PARALLELISM": "false"}))
+        for name, processes, env in runs:
+            out = Path(tmp) / "out"
+            built = prepare(source, out, args.max_length, processes, **env)
+            rate = len(texts) / built["seconds"]
+            print(f"{name:>34} | {rate:>11,.0f} | {built['peak'] / 1e9:>11.2f}")
+        import datasets
+
+        corpus = datasets.load_from_disk(str(out))
+        lengths = corpus["length"][: len(corpus) // args.repeat]  # about one copy of the text
+    print(f"\npadding at batch 64 ({len(lengths)} documents):")
+    longest = padding_fraction(lengths, batch_size=64)
+    padded = padding_fraction(lengths, batch_size=64, pad_to=args.max_length)
+    print(f"  padded to the longest in the batch: {longest:6.1%}")
+    print(f"  padded to max_length:               {padded:6.1%}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--tokenizer", default="tiny")
+    parser.add_argument("--max-length", type=int, default=None, help="[128; --scale 512]")
+    parser.add_argument("--scale", action="store_true")
+    parser.add_argument("--sizes", default="20,200,2000", help="--scale: corpus sizes in MB")
     args = parser.parse_args()
-    datasets.disable_progress_bars()
-    tokenizer = load_tokenizer(args.tokenizer)
-    lines = ud_sentences()
-    texts = lines * args.repeat
-    print(
-        f"{len(lines)} UD sentences x {args.repeat} = {len(texts)} documents, "
-        f"tokenizer {args.tokenizer}, max_length {args.max_length}, {os.cpu_count()} CPUs"
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        corpus_file = Path(tmp) / "ud.txt"
-        corpus_file.write_text("\n".join(texts) + "\n", encoding="utf-8")
-        raw = datasets.Dataset.from_dict({"text": texts})
-        print(f"\n{'num_proc':>8} | {'tokenise+filter docs/s':>22} | {'full build docs/s':>17}")
-        for num_proc in (1, 2):
-            start = time.perf_counter()
-            tokens = raw.map(
-                _tokenize_batch,
-                batched=True,
-                num_proc=num_proc if num_proc > 1 else None,
-                fn_kwargs={"tokenizer": tokenizer},
-                remove_columns=["text"],
-                load_from_cache_file=False,
-            )
-            kept = tokens.filter(
-                _within,
-                input_columns="length",
-                batched=True,
-                num_proc=num_proc if num_proc > 1 else None,
-                fn_kwargs={"max_length": args.max_length},
-                load_from_cache_file=False,
-            )
-            map_rate = len(texts) / (time.perf_counter() - start)
-            start = time.perf_counter()
-            build_cpt_corpus(
-                [Pool("ud", [Source(str(corpus_file))])],
-                tokenizer,
-                Path(tmp) / f"out{num_proc}",
-                tokenizer_name=args.tokenizer,
-                max_length=args.max_length,
-                num_proc=num_proc,
-            )
-            build_rate = len(texts) / (time.perf_counter() - start)
-            print(f"{num_proc:>8} | {map_rate:>22,.0f} | {build_rate:>17,.0f}")
-        lengths = kept["length"]
-        lengths = list(lengths[: len(lengths) // args.repeat])  # one copy of the text
-        packed = pack_documents(
-            datasets.Dataset.from_dict({"input_ids": kept["input_ids"][: len(lengths)]}),
-            args.max_length,
-        )
-        rows = [len(r) for r in packed["input_ids"]]
-    print(f"\npadding at batch 64 ({len(lengths)} documents kept of {len(lines)}):")
-    print(
-        f"  unpacked, padded to longest in batch : {padding_fraction(lengths, batch_size=64):6.1%}"
-    )
-    print(
-        f"  unpacked, padded to max_length       : "
-        f"{padding_fraction(lengths, batch_size=64, pad_to=args.max_length):6.1%}"
-    )
-    print(
-        f"  packed ({len(rows)} rows), padded to max_length : "
-        f"{padding_fraction(rows, batch_size=64, pad_to=args.max_length):6.1%}"
-    )
+    if args.scale:
+        args.max_length = args.max_length or 512
+        scale(args)
+    else:
+        args.max_length = args.max_length or 128
+        throughput(args)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,25 @@ def test_impossible_configs(tmp_path, tokenizer):
         build_cpt_corpus(pools, tokenizer, tmp_path / "a", tokenizer_name="tiny", max_length=0)
     with pytest.raises(DataError, match="at least one source"):
         build_cpt_corpus([Pool("p", [])], tokenizer, tmp_path / "b", tokenizer_name="tiny")
+
+
+def test_the_corpus_is_the_same_whatever_the_size_of_its_shuffle_buckets(
+    tmp_path, tokenizer, monkeypatch
+):
+    """The final shuffle is written bucket by bucket (bounded memory): many small buckets give
+    the same files as one, in the order of one seeded shuffle of the sampled pools."""
+    from diffutron_data import stream
+
+    pools = [
+        Pool("train", [Source("embedded:corpus-train")], sample_size=50),
+        Pool("heldout", [Source("embedded:corpus-heldout")]),
+    ]
+    one, many = tmp_path / "one", tmp_path / "many"
+    build_cpt_corpus(pools, tokenizer, one, tokenizer_name="tiny", max_length=256, seed=5)
+    buckets = []
+    real = stream._bucketed
+    monkeypatch.setattr(stream, "BUCKET_TOKENS", 500)
+    monkeypatch.setattr(stream, "_bucketed", lambda *a: buckets.append(real(*a)) or buckets[-1])
+    build_cpt_corpus(pools, tokenizer, many, tokenizer_name="tiny", max_length=256, seed=5)
+    assert len(buckets[0]) > 10
+    assert tree_bytes(one) == tree_bytes(many)

@@ -55,3 +55,28 @@ def test_ud_text_packs_to_at_most_five_percent_padding_at_128(tmp_path, ud_files
     fraction = padding_fraction(rows, batch_size=64, pad_to=128)
     assert fraction <= 0.05
     assert padding_fraction(corpus["length"], batch_size=64) > 0.3  # what packing saves
+
+
+def test_the_stored_plan_gives_the_rows_packing_now_would(tmp_path, tokenizer, monkeypatch):
+    """``prepare cpt`` stores its packing plan; the rows read from it lazily are the rows
+    ``pack_documents`` would make from the corpus, in the same order (windows of 50 documents
+    here, so that there are several)."""
+    import datasets
+
+    from diffutron_data import PackedRows, Pool, Source, build_cpt_corpus, packed_rows, packing
+    from diffutron_data.packing import PLAN
+
+    monkeypatch.setattr(packing, "WINDOW", 50)
+    WINDOW = 50
+    out = tmp_path / "corpus"
+    pools = [Pool("all", [Source("embedded:corpus")])]
+    manifest = build_cpt_corpus(pools, tokenizer, out, tokenizer_name="tiny", max_length=400)
+    assert manifest["packing"] == {"file": PLAN, "max_length": 400, "window": WINDOW}
+    corpus = datasets.load_from_disk(str(out))
+    lazy = packed_rows(corpus, 400)
+    assert isinstance(lazy, PackedRows)
+    eager = pack_documents(corpus, 400, window=WINDOW)
+    assert len(corpus) > 3 * WINDOW
+    assert len(lazy) == len(eager) == manifest["padding"]["packed_rows"]
+    assert [lazy[i] for i in range(len(lazy))] == list(eager)
+    assert not isinstance(packed_rows(corpus, 300), PackedRows)  # another length: packed now

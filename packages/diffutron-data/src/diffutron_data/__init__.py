@@ -10,7 +10,8 @@ preset is the embedded data, offline, and ``paper`` the published recipe. Below 
   response-only maskable rows.
 * :func:`load_prepared` / :func:`read_manifest` - data a ``prepare`` made, checked;
   :func:`data_argument` - what a ``--data`` value is (a prepared folder, a file, a Hub id).
-* :func:`pack_documents`, :class:`CPTCollator`, :class:`SFTCollator` - batching that wastes little.
+* :func:`pack_documents`, :func:`packed_rows` (lazily, from the plan ``prepare`` stores),
+  :class:`CPTCollator`, :class:`SFTCollator` - batching that wastes little.
 * :class:`Source`, :func:`iter_texts`, :func:`iter_rows`, :func:`iter_conversations` - readers.
 * The embedded data (:func:`corpus_documents`, :func:`corpus_split`, :func:`corpus_sentences`,
   :func:`instruction_conversations`), the synthetic tasks (:func:`make_task_rows`) and
@@ -35,7 +36,13 @@ from diffutron_data.instructions import (
     iter_conversations,
     row_to_messages,
 )
-from diffutron_data.packing import pack_documents, pack_lengths, padding_fraction
+from diffutron_data.packing import (
+    PackedRows,
+    pack_documents,
+    pack_lengths,
+    packed_rows,
+    padding_fraction,
+)
 from diffutron_data.presets import cpt_preset, sft_preset
 from diffutron_data.readers import corpus_documents, corpus_split, iter_rows, iter_texts
 from diffutron_data.sft import build_sft_dataset, encode_example, sft_recipe
@@ -56,6 +63,7 @@ __all__ = [
     "CPTDataSpec",
     "CPTPlan",
     "DataError",
+    "PackedRows",
     "Pool",
     "ReadReport",
     "SFTCollator",
@@ -84,6 +92,7 @@ __all__ = [
     "manifest_fingerprint",
     "pack_documents",
     "pack_lengths",
+    "packed_rows",
     "padding_fraction",
     "prepare_data",
     "read_manifest",

@@ -1,8 +1,9 @@
 """Shared machinery of the dataset builders: stream records to Arrow on disk, finish atomically.
 
 Records are written in chunks to an Arrow stream file in a work folder beside the output, so a
-source never sits in memory; ``datasets`` then memory-maps it for tokenising with ``num_proc``. The
-finished dataset and its ``manifest.json`` appear in the output folder by one rename.
+source never sits in memory; the builders then tokenise it with ``num_proc`` processes (the CPT
+corpus in bounded memory: :mod:`diffutron_data.stream`). The finished dataset and its
+``manifest.json`` appear in the output folder by one rename.
 """
 
 from __future__ import annotations

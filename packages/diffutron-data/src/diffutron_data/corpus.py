@@ -1,35 +1,39 @@
 """The continual pre-training corpus builder (the paper's §4.1 recipe, reproducible).
 
 Per pool of sources: stream documents to disk, tokenise with the base tokenizer (``num_proc``
-workers), drop every document longer than ``max_length`` tokens (filter, never truncate),
+processes), drop every document longer than ``max_length`` tokens (filter, never truncate),
 optionally sample ``sample_size`` documents after a seeded shuffle. Then shuffle the union with the
-seed and save it with ``datasets.save_to_disk`` beside a ``manifest.json``. The same inputs, seed
-and tokenizer give the same files, byte for byte, whatever ``num_proc``.
+seed and save it as a ``datasets`` folder beside a ``manifest.json``, in memory that does not grow
+with the corpus (:mod:`diffutron_data.stream`). The same inputs, seed and tokenizer give the same
+files, byte for byte, whatever ``num_proc``.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diffutron_common import check_number
+import numpy as np
+
+from diffutron_common import check_number, write_text
+from diffutron_data import packing, stream
 from diffutron_data.build import (
     atomic_output,
-    column,
+    fingerprint,
     histogram,
     recipe_fingerprint,
     recipe_header,
-    save,
     start_build,
     write_arrow,
 )
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.lines import BYTES_PER_TOKEN
-from diffutron_data.packing import pack_lengths, padding_fraction
+from diffutron_data.packing import PLAN, pack_lengths, padding_fraction, write_plan
 from diffutron_data.progress import progress
 from diffutron_data.readers import describe_source, iter_texts
 from diffutron_data.sources import Source, check_distinct
@@ -55,17 +59,6 @@ class CorpusStats:
     kept: int = 0
     selected: int = 0
     dropped: Counter = field(default_factory=Counter)
-
-
-def _tokenize_batch(batch: dict[str, list], tokenizer) -> dict[str, list]:
-    """Tokenise with the model's special tokens (what the model sees); no truncation."""
-    encodings = tokenizer.backend_tokenizer.encode_batch(batch["text"], add_special_tokens=True)
-    ids = [e.ids for e in encodings]
-    return {"input_ids": ids, "length": [len(x) for x in ids]}
-
-
-def _within(lengths: list[int], max_length: int) -> list[bool]:
-    return [n <= max_length for n in lengths]
 
 
 def _read_pool(pool: Pool, path: Path, report: ReadReport, max_length: int) -> int:
@@ -111,48 +104,43 @@ def cpt_recipe(
     }
 
 
-def _build_pool(pool: Pool, index, report, work: Path, key, tokenizer, max_length, seed, num_proc):
-    """``(kept documents, stats, token lengths)`` of one pool: read, tokenised, filtered to
-    ``max_length`` and sampled to ``pool.sample_size``."""
-    import datasets
-
-    raw = work / f"pool-{index}.arrow"
+def _build_pool(pool: Pool, index, report, work: Path, tokenizer, max_length, seed, num_proc):
+    """``(kept file, kept lengths, selected, stats, token lengths)`` of one pool: read,
+    tokenised and filtered to ``max_length`` into a file of its kept documents, and the kept
+    indices sampled to ``pool.sample_size`` (in sample order), as ``datasets``' ``shuffle(seed)``
+    then ``select`` would take them."""
+    raw, kept_path = work / f"pool-{index}.arrow", work / f"pool-{index}-kept.arrow"
     count = _read_pool(pool, raw, report, max_length)
-    workers = num_proc if 1 < num_proc < count else None  # one process: no worker pool
-    ds = datasets.Dataset.from_file(str(raw)).map(
-        _tokenize_batch,
-        batched=True,
-        num_proc=workers,
-        fn_kwargs={"tokenizer": tokenizer},
-        remove_columns=["text"],
-        cache_file_name=str(work / f"pool-{index}-tokens.arrow"),
-        new_fingerprint=f"{key}-{index}-tokens",
-        desc=f"tokenising {pool.name}",
-    )
-    kept = ds.filter(
-        _within,
-        input_columns="length",
-        batched=True,
-        fn_kwargs={"max_length": max_length},
-        num_proc=workers,
-        cache_file_name=str(work / f"pool-{index}-kept.arrow"),
-        new_fingerprint=f"{key}-{index}-kept",
-        desc=f"filtering {pool.name} to <= {max_length} tokens",
-    )
-    stats = CorpusStats(read=report.read, tokenised=len(ds), kept=len(kept))
+    logger.info("tokenising %s", pool.name)
+    workers = num_proc if count > stream.CHUNK else 1  # a small pool: no worker processes
+    lengths = stream.tokenise(raw, kept_path, tokenizer, max_length, workers)
+    raw.unlink()
+    inside = lengths <= max_length
+    kept = int(inside.sum())
+    stats = CorpusStats(read=report.read, tokenised=len(lengths), kept=kept)
     stats.dropped.update(report.skipped)
-    stats.dropped["too_long"] += len(ds) - len(kept)  # and those too long to tokenise
-    if pool.sample_size is not None and pool.sample_size < len(kept):
-        kept = kept.shuffle(seed=seed).select(range(pool.sample_size))
+    stats.dropped["too_long"] += len(lengths) - kept  # and those too long to tokenise
+    selected = np.arange(kept)
+    if pool.sample_size is not None and pool.sample_size < kept:
+        selected = stream.permutation(kept, seed)[: pool.sample_size]
     elif pool.sample_size is not None:
         logger.warning(
             "pool %s: asked for %d documents, only %d pass the filter; keeping all",
             pool.name,
             pool.sample_size,
-            len(kept),
+            kept,
         )
-    stats.selected = len(kept)
-    return kept, stats, column(ds, "length")
+    stats.selected = len(selected)
+    return kept_path, lengths[inside], selected, stats, lengths
+
+
+def _in_order(kept_lengths: list, places: list) -> np.ndarray:
+    """The corpus's lengths in its order, from each pool's kept lengths and their places."""
+    out = np.zeros(sum(int((p >= 0).sum()) for p in places), np.int64)
+    for lengths, place in zip(kept_lengths, places, strict=True):
+        chosen = place >= 0
+        out[place[chosen]] = lengths[chosen]
+    return out
 
 
 def build_cpt_corpus(
@@ -166,32 +154,41 @@ def build_cpt_corpus(
     num_proc: int = 1,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Build and save the CPT corpus; return its manifest.
+    """Build and save the CPT corpus in bounded memory (:mod:`diffutron_data.stream`); return
+    its manifest.
 
     Columns of the saved dataset: ``input_ids`` (with the tokenizer's special tokens), ``length``
     and ``origin`` (``file:line`` or ``dataset:split:row`` of the document).
     """
-    import datasets
-
     start_build(tokenizer, tokenizer_name, num_proc)
     recipe = cpt_recipe(
         pools, tokenizer, tokenizer_name=tokenizer_name, max_length=max_length, seed=seed
     )
-    key = recipe_fingerprint(recipe)
     with atomic_output(output_dir, kind="cpt-data", overwrite=overwrite) as (work, final):
-        selected, stats, problems, lengths = [], {}, [], []
+        files, kept, selected, stats, problems, lengths = [], [], [], {}, [], []
         for index, pool in enumerate(pools):
             report = ReadReport()
-            kept, stats[pool.name], pool_lengths = _build_pool(
-                pool, index, report, work, key, tokenizer, max_length, seed, num_proc
+            path, pool_kept, chosen, stats[pool.name], pool_lengths = _build_pool(
+                pool, index, report, work, tokenizer, max_length, seed, num_proc
             )
+            files.append(path)
+            kept.append(pool_kept)
+            selected.append(chosen)
             problems += report.problems
-            lengths += pool_lengths
-            selected.append(kept)
-        corpus = datasets.concatenate_datasets(selected).shuffle(seed=seed)
-        manifest = _manifest(recipe, stats, corpus, lengths, problems)
-        manifest["fingerprint"] = key
-        save(corpus, final, manifest)
+            lengths.append(pool_lengths)
+        places = stream.final_places([len(k) for k in kept], selected, seed)
+        order = _in_order(kept, places)
+        packed = write_plan(order.tolist(), max_length, final / PLAN)
+        manifest = _manifest(recipe, stats, order, np.concatenate([[], *lengths]), problems, packed)
+        manifest["fingerprint"] = recipe_fingerprint(recipe)
+
+        def write(out: Path, schema) -> None:
+            stream.write_in_order(files, places, int(order.sum()), work, out, schema)
+
+        stream.save_dataset(final, write, fingerprint(manifest))
+        write_text(
+            final / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        )
     logger.info(
         "saved %d documents (%d tokens) to %s", manifest["rows"], manifest["tokens"], output_dir
     )
@@ -199,14 +196,21 @@ def build_cpt_corpus(
 
 
 def padding_report(
-    lengths: list[int], max_length: int, *, batch_size: int = 64, window: int = 4096
+    lengths: list[int],
+    max_length: int,
+    *,
+    batch_size: int = 64,
+    window: int = 4096,
+    packed_rows: list[int] | None = None,
 ) -> dict[str, Any]:
     """Pad fraction of random batches padded to their longest row, against packed rows
-    (:func:`~diffutron_data.packing.pack_lengths` over windows of ``window`` documents)."""
-    packed_rows = []
-    for start in range(0, len(lengths), window):
-        chunk = lengths[start : start + window]
-        packed_rows += [sum(chunk[i] for i in row) for row in pack_lengths(chunk, max_length)]
+    (``packed_rows``' lengths, else :func:`~diffutron_data.packing.pack_lengths` over windows of
+    ``window`` documents)."""
+    if packed_rows is None:
+        packed_rows = []
+        for start in range(0, len(lengths), window):
+            chunk = lengths[start : start + window]
+            packed_rows += [sum(chunk[i] for i in row) for row in pack_lengths(chunk, max_length)]
     return {
         "batch_size": batch_size,
         "unpacked": round(padding_fraction(lengths, batch_size=batch_size), 6),
@@ -215,7 +219,11 @@ def padding_report(
     }
 
 
-def _manifest(recipe, stats: dict[str, CorpusStats], corpus, lengths, problems) -> dict[str, Any]:
+def _manifest(recipe, stats, order, lengths, problems, packed) -> dict[str, Any]:
+    """The manifest: the recipe, each pool's counts (:class:`CorpusStats`) and the total's, and
+    the corpus's lengths (``order``: in its order; ``lengths``: of every tokenised document;
+    ``packed``: of its packed rows)."""
+
     def counts(s: CorpusStats) -> dict[str, Any]:
         return {
             "read": s.read,
@@ -235,10 +243,14 @@ def _manifest(recipe, stats: dict[str, CorpusStats], corpus, lengths, problems) 
     for entry in manifest["pools"]:
         entry.update(counts(stats[entry["name"]]))
     manifest["total"] = counts(total)
-    manifest["rows"] = len(corpus)
-    corpus_lengths = column(corpus, "length")
-    manifest["tokens"] = sum(corpus_lengths)
+    manifest["rows"] = len(order)
+    manifest["tokens"] = int(order.sum())
     manifest["token_length_histogram"] = histogram(lengths, recipe["max_length"])
-    manifest["padding"] = padding_report(corpus_lengths, recipe["max_length"])
+    manifest["padding"] = padding_report(order.tolist(), recipe["max_length"], packed_rows=packed)
+    manifest["packing"] = {
+        "file": PLAN,
+        "max_length": recipe["max_length"],
+        "window": packing.WINDOW,
+    }
     manifest["problems"] = problems
     return manifest

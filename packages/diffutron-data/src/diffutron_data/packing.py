@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from diffutron_data.errors import DataError
 
@@ -89,3 +91,64 @@ def padding_fraction(
         tokens += sum(batch)
         padded += width * len(batch)
     return 1 - tokens / padded
+
+
+PLAN = "packing.arrow"
+"""The packing plan ``prepare cpt`` stores beside the corpus: each packed row's documents."""
+WINDOW = 4096
+
+
+def write_plan(lengths: Sequence[int], max_length: int, path: Path) -> list[int]:
+    """Pack the corpus's documents (``lengths``, in its order) as :func:`pack_documents` does,
+    window by window, and write each row's document indices to ``path`` (an Arrow stream,
+    column ``documents``); each row's length."""
+    import pyarrow as pa
+
+    schema = pa.schema([("documents", pa.list_(pa.int64()))])
+    rows: list[int] = []
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for start in range(0, len(lengths), WINDOW):
+            chunk = lengths[start : start + WINDOW]
+            packed = pack_lengths(chunk, max_length)
+            rows += [sum(chunk[i] for i in row) for row in packed]
+            documents = [[start + i for i in row] for row in packed]
+            writer.write_batch(pa.record_batch([pa.array(documents, schema[0].type)], schema))
+    return rows
+
+
+class PackedRows:
+    """The packed rows of a prepared corpus, put together when read: row ``i`` is the documents
+    the stored plan lists for it, one after another (``input_ids`` and ``document_lengths``, as
+    :func:`pack_documents` gives them), so training starts without packing the corpus first."""
+
+    def __init__(self, corpus: Any, plan: Path) -> None:
+        import pyarrow as pa
+
+        self.corpus = corpus
+        with pa.memory_map(str(plan)) as source:  # mapped, read as rows are asked for
+            self.plan = pa.ipc.open_stream(source).read_all().column("documents")
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: Any) -> dict[str, list[int]]:
+        documents = self.corpus[self.plan[int(index)].as_py()]["input_ids"]
+        return {
+            "input_ids": [t for d in documents for t in d],
+            "document_lengths": [len(d) for d in documents],
+        }
+
+
+def packed_rows(corpus: Any, max_length: int) -> Any:
+    """``corpus`` packed into rows of ``max_length``: lazily from the plan ``prepare`` stored
+    beside it when it was made for this length, else (data prepared before plans were stored)
+    packed now by :func:`pack_documents`."""
+    files = getattr(corpus, "cache_files", None) or []
+    folder = Path(files[0]["filename"]).parent if files else None
+    if folder is not None and (folder / PLAN).is_file():
+        import json
+
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("packing", {}).get("max_length") == max_length:
+            return PackedRows(corpus, folder / PLAN)
+    return pack_documents(corpus, max_length, window=WINDOW)

@@ -19,7 +19,7 @@ from diffutron_data import (
     CPTDataSpec,
     data_argument,
     load_tokenizer,
-    pack_documents,
+    packed_rows,
 )
 from diffutron_train.errors import TrainError
 from diffutron_train.loop import train_and_export
@@ -161,7 +161,7 @@ def run_cpt(run: CPTRun, *, resume: bool = False, stop_after: int | None = None)
     )
     if state.finished:  # start_run said so
         return state.model
-    rows = pack_documents(corpus, max_length) if run.pack else corpus
+    rows = packed_rows(corpus, max_length) if run.pack else corpus  # lazily, from prepare's plan
     with undo_if_failed(state):
         model = build_backbone(run, tokenizer)
         if run.lora is not None:
