@@ -5,28 +5,20 @@ computed again in full is counted; its settings are one line when wrong."""
 import pytest
 import torch
 
-from diffutron_sample import Engine, MaskedLM, SampleError, SamplerConfig, generate
+from diffutron_sample import SampleError, SamplerConfig
 from diffutron_sample.refresh import WATCHED, refresh_of, watched
 
-from .conftest import EOS, MASK, PAD, VOCAB, tiny_model
+from .conftest import assert_batched_as_alone, generate_alone, random_prompts
 
 CONFIG = SamplerConfig(steps=24, max_new_tokens=48, block_length=16)
 
 
-@pytest.fixture(scope="module")
-def windowed():
-    return tiny_model(3, max_positions=256)
-
-
 def prompts(lengths, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(5, VOCAB, (n,), generator=g) for n in lengths]
+    return random_prompts(lengths, seed)
 
 
 def run(model, prompt, config):
-    lm = MaskedLM(model)
-    out = generate(lm, prompt[None], config, mask_token_id=MASK, eos_token_id=EOS)[0]
-    return out, lm
+    return generate_alone(model, prompt, config)
 
 
 @pytest.mark.parametrize("mode", ["prefix", "dual"])
@@ -54,14 +46,7 @@ def test_a_looser_bound_refreshes_less_but_at_every_block_start(windowed):
 
 def test_an_adaptive_batch_gives_each_request_what_it_gives_alone(windowed):
     config = CONFIG.replace(cache="dual", cache_refresh="adaptive", cache_drift=0.05)
-    rows = prompts([12, 30, 21], seed=1)
-    engine = Engine(MaskedLM(windowed), MASK, EOS, PAD)
-    for row, prompt in enumerate(rows):
-        engine.add(row, prompt, config)
-    while engine.busy:
-        engine.step()
-    for row, prompt in enumerate(rows):
-        assert torch.equal(engine.output(row), run(windowed, prompt, config)[0])
+    assert_batched_as_alone(windowed, prompts([12, 30, 21], seed=1), config)
 
 
 def test_the_watched_columns_flank_the_block_inside_the_canvas():

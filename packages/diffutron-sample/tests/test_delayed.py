@@ -7,32 +7,24 @@ column alone, answers as without it); a batch gives each request what it gives a
 import pytest
 import torch
 
-from diffutron_sample import Engine, Execution, MaskedLM, SampleError, SamplerConfig, generate
+from diffutron_sample import Execution, SampleError, SamplerConfig
 from diffutron_sample.kvslots import BlockCache
 from diffutron_sample.layers import run_layers
 from diffutron_sample.refresh import advance_span
 
-from .conftest import EOS, MASK, PAD, VOCAB, tiny_model
+from .conftest import assert_batched_as_alone, generate_alone, random_prompts, tiny_model
 
 CONFIG = SamplerConfig(steps=24, max_new_tokens=48, block_length=16)
 
 
-@pytest.fixture(scope="module")
-def windowed():
-    return tiny_model(3, max_positions=256)
-
-
 def prompts(lengths, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return [torch.randint(5, VOCAB, (n,), generator=g) for n in lengths]
+    return random_prompts(lengths, seed)
 
 
 def run(model, prompt, config, bucketed=False):
     # bucketed: the compiled step's padded shapes (run eagerly), whose stores are copies
     execution = Execution(compile=True, compiler=run_layers) if bucketed else None
-    lm = MaskedLM(model, execution=execution)
-    out = generate(lm, prompt[None], config, mask_token_id=MASK, eos_token_id=EOS)[0]
-    return out, lm
+    return generate_alone(model, prompt, config, execution)
 
 
 @pytest.mark.parametrize("mode", ["prefix", "dual"])
@@ -75,14 +67,7 @@ def test_what_it_stores_is_what_the_column_computes(rule, bucketed):
 @pytest.mark.parametrize("refresh", ["fixed", "adaptive"])
 def test_a_delayed_batch_gives_each_request_what_it_gives_alone(windowed, refresh):
     config = CONFIG.replace(cache="dual", cache_refresh=refresh, cache_delayed=True, threshold=0.5)
-    rows = prompts([12, 30, 21], seed=1)
-    engine = Engine(MaskedLM(windowed), MASK, EOS, PAD)
-    for row, prompt in enumerate(rows):
-        engine.add(row, prompt, config)
-    while engine.busy:
-        engine.step()
-    for row, prompt in enumerate(rows):
-        assert torch.equal(engine.output(row), run(windowed, prompt, config)[0])
+    assert_batched_as_alone(windowed, prompts([12, 30, 21], seed=1), config)
 
 
 def test_a_column_settles_one_pass_after_its_commit_and_a_new_block_forgets():
