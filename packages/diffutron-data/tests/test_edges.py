@@ -100,3 +100,15 @@ def test_the_corpus_counts_documents_too_long_to_tokenise(tmp_path, tokenizer):
     assert manifest["rows"] == 2
     assert manifest["pools"][0]["dropped"]["too_long"] == 1
     assert manifest["total"]["read"] == 3
+
+
+def test_a_worker_that_dies_is_one_error_not_a_hang():
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from diffutron_data.stream import _ahead
+
+    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"))
+    with pool, pytest.raises(DataError, match="a tokenising worker process died"):
+        list(_ahead(pool, os._exit, iter([3, 3, 3]), 2))

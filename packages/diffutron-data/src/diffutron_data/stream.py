@@ -18,13 +18,16 @@ import multiprocessing
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from diffutron_data.errors import DataError
 
 CHUNK = 4_096
 """Documents a worker tokenises at a time."""
@@ -73,7 +76,7 @@ def _encoder(tokenizer: Any, num_proc: int) -> Iterator[Any]:
         yield lambda chunks: map(_encode, chunks)
         return
     with _started(num_proc, backend) as pool:
-        yield lambda chunks: _ahead(pool, chunks, 2 * num_proc)
+        yield lambda chunks: _ahead(pool, _encode, chunks, 2 * num_proc)
 
 
 def _ready(_: int) -> None:
@@ -102,15 +105,23 @@ def _started(num_proc: int, backend: Any) -> Iterator[ProcessPoolExecutor]:
         yield pool
 
 
-def _ahead(pool: ProcessPoolExecutor, chunks: Iterator[Any], window: int) -> Iterator[Any]:
-    """``_encode`` over ``chunks`` in ``pool``, in order, at most ``window`` chunks in flight."""
+def _ahead(
+    pool: ProcessPoolExecutor, work: Callable[[Any], Any], items: Iterable[Any], window: int
+) -> Iterator[Any]:
+    """``work`` over ``items`` in ``pool``, in order, at most ``window`` items in flight; a
+    worker that dies is one :class:`DataError`, never a hang."""
     pending: collections.deque = collections.deque()
-    for chunk in chunks:
-        pending.append(pool.submit(_encode, chunk))
-        if len(pending) >= window:
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
             yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise DataError(
+            "a tokenising worker process died (out of memory?); run again, or with --num-proc 1"
+        ) from None
 
 
 def _chunks(path: Path) -> Iterator[tuple[list[str], list[str]]]:
