@@ -114,7 +114,7 @@ def _build_pool(pool: Pool, index, report, work: Path, tokenizer, max_length, se
     logger.info("tokenising %s", pool.name)
     workers = num_proc if count > stream.CHUNK else 1  # a small pool: no worker processes
     lengths = stream.tokenise(raw, kept_path, tokenizer, max_length, workers)
-    raw.unlink()
+    raw.unlink()  # this build's own scratch copy of the sources, in its work folder
     inside = lengths <= max_length
     kept = int(inside.sum())
     stats = CorpusStats(read=report.read, tokenised=len(lengths), kept=kept)

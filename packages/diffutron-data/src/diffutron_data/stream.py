@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from diffutron_common import write_text
 from diffutron_data.errors import DataError
 
 CHUNK = 4_096
@@ -220,7 +221,7 @@ def write_in_order(
         for path in buckets:
             with pa.OSFile(str(path), "rb") as source:
                 table = pa.ipc.open_stream(source).read_all()
-            path.unlink()
+            path.unlink()  # a bucket of this build's work folder, written above
             table = table.take(pa.array(np.argsort(table.column("place").to_numpy())))
             table = table.drop_columns(["place"]).select(schema.names).cast(schema)
             pending = pa.concat_tables([pending, table])
@@ -256,4 +257,4 @@ def save_dataset(folder: Path, write, fingerprint: str) -> None:
         "_output_all_columns": False,
         "_split": None,
     }
-    (folder / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    write_text(folder / "state.json", json.dumps(state, indent=2) + "\n")
