@@ -9,10 +9,11 @@ the tokenizer's own threads off: one core), then the pad fraction of random batc
 to their longest row, to ``max_length``, and of packed rows.
 
 ``--scale``: synthetic Turkish documents (3 to 12 of those sentences each, seeded) of each size in
-MB, and for each: ``prepare cpt`` at 1 and 2 processes (wall time, MB/s, tokens/s, peak RSS),
-then ``cpt --data`` on the prepared folder with ``--max-steps 1`` (the time to the first step,
-start-up included) and ``--max-steps 3`` (wall, peak RSS). Every command runs in a process of its
-own, measured from a parent of its own.
+MB, and for each: ``prepare cpt`` with 1 process on one core (the tokenizer's threads off), 1
+process with the tokenizer's threads (the default: all cores) and 2 processes (wall time, the
+speed-up over one core, MB/s, tokens/s, peak RSS), then ``cpt --data`` on the prepared folder
+with ``--max-steps 1`` (the time to the first step, start-up included) and ``--max-steps 3``
+(wall, peak RSS). Every command runs in a process of its own, measured from a parent of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ print(json.dumps({"code": done.returncode, "err": done.stderr[-2000:],
     "peak": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
 """
 TRAIN = [sys.executable, "-m", "diffutron_cli.train"]
+BYTECODE = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+"""The environment of every measured command: Python keeps its compiled bytecode, as it does on
+a user's machine (without it every command compiles the libraries it imports again)."""
 
 
 def measured(argv: list[str], **env: str) -> dict:
@@ -46,7 +50,7 @@ def measured(argv: list[str], **env: str) -> dict:
         [sys.executable, "-c", PEAK, *argv],
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
+        env={**BYTECODE, **env},
     )
     result = json.loads(done.stdout)
     if result["code"]:
@@ -82,36 +86,50 @@ def prepare(source: Path, out: Path, max_length: int, processes: int, **env: str
     return result
 
 
+RUNS = [  # (name, processes, environment): one core, then the tokenizer's threads, then two
+    ("1, one thread", 1, {"TOKENIZERS_PARALLELISM": "false"}),
+    ("1, threads", 1, {}),
+    ("2", 2, {}),
+]
+
+
 def scale(args) -> None:
     lines = sentences()
     print(f"{os.cpu_count()} CPUs; synthetic documents of {len(lines)} sentences, tiny tokenizer")
-    head = "size MB | processes | prepare s | MB/s | tokens/s | peak RSS GB"
+    head = "size MB | processes     | prepare s | speed-up | MB/s | tokens/s | peak RSS GB"
     print(f"{head} | first step s | first-step RSS GB | 3 steps s | 3-step RSS GB")
     with tempfile.TemporaryDirectory() as tmp:
         for megabytes in (float(s) for s in args.sizes.split(",")):
             source = Path(tmp) / f"corpus-{megabytes:g}.txt"
             synthetic(source, megabytes, lines)
-            for processes in (1, 2):
+            single = None
+            for name, processes, env in RUNS:
                 out = Path(tmp) / "prepared"
-                built = prepare(source, out, args.max_length, processes)
+                built = prepare(source, out, args.max_length, processes, **env)
+                single = single or built["seconds"]
                 line = (
-                    f"{megabytes:>7g} | {processes:>9} | {built['seconds']:>9.1f} | "
-                    f"{megabytes / built['seconds']:>4.1f} | "
+                    f"{megabytes:>7g} | {name:<13} | {built['seconds']:>9.1f} | "
+                    f"{single / built['seconds']:>7.2f}x | {megabytes / built['seconds']:>4.1f} | "
                     f"{built['tokens'] / built['seconds']:>8,.0f} | {built['peak'] / 1e9:>11.2f}"
                 )
-                if processes == 1:
-                    steps = []
-                    for count in (1, 3):
-                        run = [*TRAIN, "cpt", "--preset", "tiny", "--data", str(out)]
-                        run += ["--output-dir", str(Path(tmp) / f"run{megabytes:g}-{count}")]
-                        run += ["--max-steps", str(count), "--save-every", "1000"]
-                        steps.append(measured(run))
-                    line += (
-                        f" | {steps[0]['seconds']:>12.1f} | {steps[0]['peak'] / 1e9:>17.2f} | "
-                        f"{steps[1]['seconds']:>9.1f} | {steps[1]['peak'] / 1e9:>13.2f}"
-                    )
+                if name == RUNS[-1][0]:
+                    line += " | " + first_steps(out, Path(tmp) / f"run{megabytes:g}")
                 print(line, flush=True)
             source.unlink()
+
+
+def first_steps(data: Path, runs: Path) -> str:
+    """The time to the first step and the peak RSS of ``cpt --max-steps`` 1 and 3 on ``data``."""
+    steps = []
+    for count in (1, 3):
+        run = [*TRAIN, "cpt", "--preset", "tiny", "--data", str(data)]
+        run += ["--output-dir", f"{runs}-{count}", "--max-steps", str(count)]
+        run += ["--save-every", "1000"]
+        steps.append(measured(run))
+    return (
+        f"{steps[0]['seconds']:>12.1f} | {steps[0]['peak'] / 1e9:>17.2f} | "
+        f"{steps[1]['seconds']:>9.1f} | {steps[1]['peak'] / 1e9:>13.2f}"
+    )
 
 
 def throughput(args) -> None:

@@ -82,8 +82,8 @@ def test_sigterm_while_tokenising_ends_prepare_promptly_leaving_nothing(tmp_path
     )
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
-        if any(p.name == "pool-0.arrow" for p in tmp_path.rglob("*")):
-            break  # read: tokenising begins
+        if any(p.name == "pool-0-kept.arrow" for p in tmp_path.rglob("*")):
+            break  # tokenising has begun
         time.sleep(0.05)
     time.sleep(1.0)
     assert process.poll() is None, "prepare ended before it could be interrupted"

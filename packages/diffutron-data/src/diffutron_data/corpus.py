@@ -1,6 +1,6 @@
 """The continual pre-training corpus builder (the paper's §4.1 recipe, reproducible).
 
-Per pool of sources: stream documents to disk, tokenise with the base tokenizer (``num_proc``
+Per pool of sources: read documents as the base tokenizer tokenises them (``num_proc``
 processes), drop every document longer than ``max_length`` tokens (filter, never truncate),
 optionally sample ``sample_size`` documents after a seeded shuffle. Then shuffle the union with the
 seed and save it as a ``datasets`` folder beside a ``manifest.json``, in memory that does not grow
@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from diffutron_data.build import (
     recipe_fingerprint,
     recipe_header,
     start_build,
-    write_arrow,
 )
 from diffutron_data.errors import DataError, ReadReport
 from diffutron_data.lines import BYTES_PER_TOKEN
@@ -61,21 +61,24 @@ class CorpusStats:
     dropped: Counter = field(default_factory=Counter)
 
 
-def _read_pool(pool: Pool, path: Path, report: ReadReport, max_length: int) -> int:
-    """Write the pool's documents to ``path``; one longer in bytes than ``max_length`` tokens
-    could hold is dropped as ``too_long`` before it is tokenised (or held whole)."""
-
-    def records():
-        for source in pool.sources:
-            before = report.mark()
-            texts = iter_texts(source, report, max_bytes=max_length * BYTES_PER_TOKEN)
-            for text, origin in progress(texts, desc=f"reading {source}"):
-                yield {"text": text, "origin": origin}
-            report.check_yielded(source, before)
-
-    import pyarrow as pa
-
-    return write_arrow(records(), {"text": pa.string(), "origin": pa.string()}, path)
+def _documents(pool: Pool, report: ReadReport, max_length: int) -> Iterator[Any]:
+    """The pool's documents, in chunks of ``(texts, origins)``; one longer in bytes than
+    ``max_length`` tokens could hold is dropped as ``too_long`` before it is tokenised (or held
+    whole)."""
+    texts: list[str] = []
+    origins: list[str] = []
+    for source in pool.sources:
+        before = report.mark()
+        found = iter_texts(source, report, max_bytes=max_length * BYTES_PER_TOKEN)
+        for text, origin in progress(found, desc=f"reading {source}"):
+            texts.append(text)
+            origins.append(origin)
+            if len(texts) == stream.CHUNK:
+                yield texts, origins
+                texts, origins = [], []
+        report.check_yielded(source, before)
+    if texts:
+        yield texts, origins
 
 
 def cpt_recipe(
@@ -109,12 +112,10 @@ def _build_pool(pool: Pool, index, report, work: Path, tokenizer, max_length, se
     tokenised and filtered to ``max_length`` into a file of its kept documents, and the kept
     indices sampled to ``pool.sample_size`` (in sample order), as ``datasets``' ``shuffle(seed)``
     then ``select`` would take them."""
-    raw, kept_path = work / f"pool-{index}.arrow", work / f"pool-{index}-kept.arrow"
-    count = _read_pool(pool, raw, report, max_length)
-    logger.info("tokenising %s", pool.name)
-    workers = num_proc if count > stream.CHUNK else 1  # a small pool: no worker processes
-    lengths = stream.tokenise(raw, kept_path, tokenizer, max_length, workers)
-    raw.unlink()  # this build's own scratch copy of the sources, in its work folder
+    kept_path = work / f"pool-{index}-kept.arrow"
+    logger.info("reading and tokenising %s", pool.name)
+    documents = _documents(pool, report, max_length)
+    lengths = stream.tokenise(documents, kept_path, tokenizer, max_length, num_proc)
     inside = lengths <= max_length
     kept = int(inside.sum())
     stats = CorpusStats(read=report.read, tokenised=len(lengths), kept=kept)

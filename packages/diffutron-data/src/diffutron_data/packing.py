@@ -10,6 +10,8 @@ masked-LM pre-training; ModernBERT's sdpa/eager attention takes a 2-D mask only)
 
 from __future__ import annotations
 
+import bisect
+import collections
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,17 +33,24 @@ def pack_lengths(lengths: Sequence[int], max_length: int) -> list[list[int]]:
             "filter them first"
         )
     rows: list[list[int]] = []
-    by_free: dict[int, list[int]] = {}  # free space -> rows with exactly that much room
+    by_free: dict[int, collections.deque[int]] = {}  # free space -> rows with that much room
+    rooms: list[int] = []  # the keys of by_free, sorted: the best fit is one bisection away
     for index in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
         need = lengths[index]
-        room = next((f for f in range(need, max_length + 1) if by_free.get(f)), None)
-        if room is None:
+        at = bisect.bisect_left(rooms, need)
+        if at == len(rooms):
             rows.append([])
             row, room = len(rows) - 1, max_length
         else:
-            row = by_free[room].pop(0)
+            room = rooms[at]
+            row = by_free[room].popleft()
+            if not by_free[room]:
+                del by_free[room], rooms[at]
         rows[row].append(index)
-        by_free.setdefault(room - need, []).append(row)
+        if room - need not in by_free:
+            by_free[room - need] = collections.deque()
+            bisect.insort(rooms, room - need)
+        by_free[room - need].append(row)
     return [sorted(row) for row in rows]
 
 

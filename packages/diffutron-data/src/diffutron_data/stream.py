@@ -1,6 +1,7 @@
 """The CPT corpus in bounded memory (docs/training.md#bounded-memory): every pass over the data
-reads its Arrow files in record batches with plain reads (no memory map, whose pages would stay
-resident), tokenises them in ``num_proc`` processes, and writes what it keeps as it goes. What
+reads in chunks: the sources as they are tokenised in ``num_proc`` processes, and its own Arrow
+files in record batches with plain reads (no memory map, whose pages would stay resident); it
+writes what it keeps as it goes. What
 is held whole is per document, never per token: the lengths, and the permutations that sample
 each pool and shuffle their union, drawn as ``datasets``' ``shuffle(seed)`` draws them. The
 final order is written bucket by bucket: each kept document goes to the bucket of its place in
@@ -125,13 +126,6 @@ def _ahead(
         ) from None
 
 
-def _chunks(path: Path) -> Iterator[tuple[list[str], list[str]]]:
-    for batch in batches(path):
-        texts, origins = batch.column("text").to_pylist(), batch.column("origin").to_pylist()
-        for start in range(0, len(texts), CHUNK):
-            yield texts[start : start + CHUNK], origins[start : start + CHUNK]
-
-
 def _kept_batch(ids: np.ndarray, sizes: np.ndarray, origins: list[str], max_length: int):
     """The record batch of a chunk's documents of at most ``max_length`` tokens."""
     inside = sizes <= max_length
@@ -146,16 +140,27 @@ def _kept_batch(ids: np.ndarray, sizes: np.ndarray, origins: list[str], max_leng
     return pa.record_batch(columns, schema=SCHEMA)
 
 
-def tokenise(raw: Path, kept: Path, tokenizer: Any, max_length: int, num_proc: int) -> Any:
-    """Tokenise the documents of ``raw`` (``text``, ``origin``) and write those of at most
-    ``max_length`` tokens to ``kept``; the token lengths of every document, in order."""
+def tokenise(
+    chunks: Iterable[tuple[list[str], list[str]]],
+    kept: Path,
+    tokenizer: Any,
+    max_length: int,
+    num_proc: int,
+) -> Any:
+    """Tokenise ``chunks`` of documents (``(texts, origins)``, read as they are asked for: the
+    sources are read while the workers tokenise) and write those of at most ``max_length``
+    tokens to ``kept``; the token lengths of every document, in order. Input of one chunk is
+    tokenised here, without starting worker processes."""
+    chunks = iter(chunks)
+    first = list(itertools.islice(chunks, 2))
+    workers = num_proc if len(first) > 1 else 1
     lengths = [np.zeros(0, np.int64)]
     with (
         pa.OSFile(str(kept), "wb") as sink,
         pa.ipc.new_stream(sink, SCHEMA) as writer,
-        _encoder(tokenizer, num_proc) as encode,
+        _encoder(tokenizer, workers) as encode,
     ):
-        for ids, sizes, origins in encode(_chunks(raw)):
+        for ids, sizes, origins in encode(itertools.chain(first, chunks)):
             lengths.append(sizes)
             writer.write_batch(_kept_batch(ids, sizes, origins, max_length))
     return np.concatenate(lengths)
