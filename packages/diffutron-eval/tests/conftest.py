@@ -183,3 +183,9 @@ def cetvel_dev() -> Path:
     for name in CETVEL_DEV_FILES:
         require_shared(CETVEL_DEV / name)
     return CETVEL_DEV
+
+
+@pytest.fixture(scope="session")
+def turblimp_dir() -> Path:
+    """The shared TurBLiMP folder (16 ``;``-separated phenomenon files); skips when absent."""
+    return require_shared(SHARED / "turblimp" / "augmented_binding.csv").parent
