@@ -2,7 +2,8 @@
 # The GPU figures of #20 in one run (under 8 minutes on an H100): the engine on the mmBERT-base
 # shape in bf16 (batch 1, 16, 64; eager and compiled; no cache and the dual cache; beside the
 # compute-bound estimate), the server under 1, 16 and 64 concurrent clients on CUDA, a soak of
-# mixed requests at 64 concurrent clients (#21), and CPT throughput at the paper's shape.
+# mixed requests at 64 concurrent clients (#21), TurBLiMP pairs per second by each likelihood
+# (#24), and CPT throughput at the paper's shape.
 #
 #   bash benchmarks/gpu_suite.sh [--dry-run] [--model runs/demo/sft/model]
 #
@@ -50,6 +51,12 @@ if [ -f "$model/config.json" ]; then
         --model "$model" --device "$device" --max-batch 64 --no-steady "${soak[@]}"
 else
     echo; echo "## server: skipped, no SFT model at $model (uv run diffutron demo writes one)"
+fi
+if [ -n "$dry" ]; then
+    run "minimal pairs (tiny model, CPU)" uv run python benchmarks/eval_cost.py --pairs --count 8
+else
+    run "minimal pairs (mmBERT-base shape, bf16; #24)" uv run python benchmarks/eval_cost.py \
+        --pairs --mmbert --device cuda --count 256 --batch-size 512
 fi
 if [ -n "$dry" ]; then
     run "CPT throughput (tiny shape, CPU)" uv run python benchmarks/train_throughput.py --dry-run

@@ -178,3 +178,10 @@ def test_the_task_list_is_diffutron_evals():
     from diffutron_eval.tasks import TASKS
 
     assert TASK_NAMES == TASKS and len(TASKS) == 7 and TASKS[0] == "belebele_tr"
+
+
+def test_the_suites_and_likelihoods_are_diffutron_evals():
+    from diffutron_cli.eval_commands import LIKELIHOODS, SUITES
+    from diffutron_eval import METHODS, suites
+
+    assert tuple(suites.SUITES) == SUITES and ("auto", *METHODS) == LIKELIHOODS

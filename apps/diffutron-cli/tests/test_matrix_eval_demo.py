@@ -50,6 +50,7 @@ def test_perplexity(bad_input, args, code, expected):
 
 
 XCOPA = ["--tasks", "xcopa_tr", "--data-files"]
+BLIMP = ["--tasks", "turblimp_binding", "--data-files"]
 BENCH = [
     (["--baseline", "hf:{w}/model,trust_remote_code=True"], 1, "model arguments cannot be given"),
     (["--baseline", "hf:gpt2,dtype=float16"], 1, "model arguments cannot be given"),
@@ -61,7 +62,7 @@ BENCH = [
     ([*XCOPA, "xcopa_tr={w}/xcopa-empty.jsonl"], 1, "xcopa-empty.jsonl has no rows"),
     ([*XCOPA, "xcopa_tr={w}/xcopa-nocolumns.jsonl"], 1, "lacks column(s) choice1"),
     ([*XCOPA, "xcopa_tr={w}/table.csv"], 1, "lacks column(s) premise"),
-    ([*XCOPA, "xcopa_tr={w}/notes.txt"], 1, "is not .jsonl, .csv or .parquet"),
+    ([*XCOPA, "xcopa_tr={w}/notes.txt"], 1, "is not .jsonl, .csv, .tsv or .parquet"),
     ([*XCOPA, "xcopa_tr"], 1, "write TASK=PATH"),
     ([*XCOPA, "copa={w}/xcopa.jsonl"], 1, "unknown task 'copa'"),
     (["--tasks", "ironytr", "--data-files", "ironytr={w}/irony-evet.jsonl"], 1, "got 'Evet'"),
@@ -75,6 +76,25 @@ BENCH = [
     (["--tasks", "xcopa_tr"], 1, "offline and no --data-files for xcopa_tr"),
     ([*XCOPA, "xcopa_tr={w}/xcopa-question.jsonl"], 1, "question must be one of cause, effect"),
     ([*XCOPA, "xcopa_tr={w}/xcopa-emptychoice.jsonl"], 1, "choice1 must be text that is not empty"),
+    ([*BLIMP, "turblimp_binding={w}/turblimp-nocolumn.csv"], 1, "lacks column(s) sentence_good"),
+    ([*BLIMP, "turblimp_binding={w}/turblimp-emptybad.csv"], 1, "sentence_bad must be a sentence"),
+    ([*BLIMP, "turblimp_binding={w}/turblimp-same.csv"], 1, "or pass --drop-equal-pairs to"),
+    ([*BLIMP, "turblimp_binding={w}/turblimp-latin1.csv"], 1, "turblimp-latin1.csv:2: not valid"),
+    ([*BLIMP, "turblimp_binding={w}/turblimp-comma.csv"], 1, "separated by ',', but these files"),
+    (
+        [
+            "--tasks",
+            "multiblimp_tur",
+            "--data-files",
+            "multiblimp_tur={w}/multiblimp-semi.csv",
+        ],
+        1,
+        "its header is separated by ';', but these files are separated by ','",
+    ),
+    ([*BLIMP, "turblimp={w}/mine"], 1, "mine lacks augmented_anaphor_agreement.csv"),
+    (["--suite", "grammer"], 2, "'grammer' is not one of"),
+    (["--suite", "grammar"], 1, "offline and no --data-files for turblimp_anaphor_agreement"),
+    ([*BLIMP, "turblimp_binding={w}/xcopa.jsonl", "--likelihood", "ppl"], 2, "'ppl' is not one of"),
 ]
 
 

@@ -8,6 +8,7 @@ by the tests. Only the checks on the real CETVEL dev files read the shared data 
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from pathlib import Path
@@ -161,6 +162,30 @@ def model_dir(tmp_path_factory, bert_tokenizer):
     return folder
 
 
+HEADER = ["good_sentence", "bad_sentence", "good_cue", "bad_cue", "critical_region", "phenomenon"]
+
+
+def minimal_pairs(sentences: list[str], count: int, offset: int = 0) -> list[tuple[str, str]]:
+    """Pairs made from real sentences: the sentence, and it with its first two words swapped."""
+    found = []
+    for sentence in sentences[offset:]:
+        words = sentence.split()
+        if 4 <= len(words) <= 14 and words[0] != words[1]:
+            found.append((sentence, " ".join([words[1], words[0], *words[2:]])))
+        if len(found) == count:
+            return found
+    raise AssertionError("not enough sentences")
+
+
+def write_turblimp(path, pairs, delimiter=";"):
+    """A TurBLiMP phenomenon file of ``pairs``, as its repository writes them."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(HEADER)
+        writer.writerows([good, bad, "-", "-", "-", "test"] for good, bad in pairs)
+    return path
+
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -174,6 +199,8 @@ def kit():
         train_mlm=train_mlm,
         sentences=corpus_sentences,
         build_bert_tokenizer=build_bert_tokenizer,
+        minimal_pairs=minimal_pairs,
+        write_turblimp=write_turblimp,
     )
 
 
@@ -189,3 +216,41 @@ def cetvel_dev() -> Path:
 def turblimp_dir() -> Path:
     """The shared TurBLiMP folder (16 ``;``-separated phenomenon files); skips when absent."""
     return require_shared(SHARED / "turblimp" / "augmented_binding.csv").parent
+
+
+@pytest.fixture(scope="session")
+def grammar(tmp_path_factory, kit):
+    """``({task: pairs}, --data-files)``: two TurBLiMP phenomena and MultiBLiMP-tur of pairs
+    made from the embedded corpus, in their repositories' formats (``;`` CSV, TSV)."""
+    folder = tmp_path_factory.mktemp("grammar")
+    sentences = kit.sentences()
+    made = {
+        "turblimp_binding": minimal_pairs(sentences, 12),
+        "turblimp_passives": minimal_pairs(sentences, 10, offset=60),
+        "multiblimp_tur": minimal_pairs(sentences, 8, offset=120),
+    }
+    write_turblimp(folder / "binding.csv", made["turblimp_binding"])
+    write_turblimp(folder / "passives.csv", made["turblimp_passives"])
+    with (folder / "tur.tsv").open("w", encoding="utf-8") as handle:
+        handle.write("sen\twrong_sen\n")
+        handle.writelines(f"{g}\t{b}\n" for g, b in made["multiblimp_tur"])
+    files = [
+        f"turblimp_binding={folder / 'binding.csv'}",
+        f"turblimp_passives={folder / 'passives.csv'}",
+        f"multiblimp_tur={folder / 'tur.tsv'}",
+    ]
+    return made, files
+
+
+@pytest.fixture(scope="session")
+def grammar_bench(tmp_path_factory, model_dir, grammar):
+    """``(result, folder)`` of ``bench --suite grammar`` on :func:`grammar`'s files."""
+    from diffutron_eval import run_bench
+
+    _, files = grammar
+    out = tmp_path_factory.mktemp("bench") / "grammar"
+    result = run_bench(
+        str(model_dir), output_dir=out, suite="grammar", tasks=[p.split("=")[0] for p in files],
+        data_files=files, batch_size=16, device="cpu",
+    )  # fmt: skip
+    return result, out

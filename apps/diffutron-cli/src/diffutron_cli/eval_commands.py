@@ -33,6 +33,9 @@ def _task_names() -> tuple[str, ...]:
 
 
 TASK_NAMES = _task_names()
+SUITES = ("cetvel", "grammar", "knowledge", "turkish")
+LIKELIHOODS = ("auto", "pll", "pll-word-l2r", "elbo")
+"""diffutron_eval's suites and likelihoods, named here so that --help does not import it."""
 
 
 def launch_epilog(command: str) -> str:
@@ -123,17 +126,40 @@ def perplexity(
 @click.command(epilog=launch_epilog("bench --model DIR"))
 @click.option("--model", required=True, help="Masked diffusion LM directory or Hub id.")
 @click.option(
+    "--suite",
+    type=click.Choice(SUITES),
+    help="cetvel (the paper's 7 tasks), grammar (TurBLiMP + MultiBLiMP-tur), knowledge "
+    "(TurkishMMLU), turkish (all) [cetvel].",
+)
+@click.option(
     "--tasks",
     "tasks",
     multiple=True,
-    help=f"Tasks (repeat or comma-separate): {', '.join(TASK_NAMES)} [all: diffutron_cetvel].",
+    help=f"Tasks (repeat or comma-separate), instead of a suite: {', '.join(TASK_NAMES)}, "
+    "turblimp_*, multiblimp_tur, turkishmmlu_*; groups diffutron_cetvel, turblimp, turkishmmlu.",
 )
 @click.option(
     "--data-files",
     "data_files",
     multiple=True,
     metavar="TASK=PATH",
-    help="A local JSONL/CSV/parquet file with the Hub dataset's columns, instead of the Hub.",
+    help="A local JSONL/CSV/TSV/parquet file with the Hub dataset's columns, instead of the Hub "
+    "(TurBLiMP's ';'-separated CSVs as shipped; turblimp=DIR or turkishmmlu=DIR: a folder of "
+    "the group's files).",
+)
+@click.option(
+    "--likelihood",
+    type=click.Choice(LIKELIHOODS),
+    default="auto",
+    show_default=True,
+    help="How choices are scored: pll, pll-word-l2r (TurBLiMP's), elbo (the MDLM bound); auto: "
+    "a sentence alone (a minimal pair) by pll-word-l2r, a continuation by elbo.",
+)
+@click.option(
+    "--drop-equal-pairs",
+    is_flag=True,
+    help="Leave out minimal pairs whose two sentences are the same (TurBLiMP's files hold 20), "
+    "counted in table.md; without it such a pair is an error.",
 )
 @click.option("--limit", type=int, help="At most N examples per task (quick checks).")
 @click.option("--mc-num", type=click.IntRange(min=1), default=32, show_default=True)
@@ -158,6 +184,7 @@ def perplexity(
 @friendly_errors
 def bench(
     model,
+    suite,
     tasks,
     data_files,
     limit,
@@ -166,12 +193,15 @@ def bench(
     seed,
     device,
     output_dir,
+    likelihood,
+    drop_equal_pairs,
     baseline,
     turkish_casing,
     trust_remote_code,
 ):
-    """Run the paper's seven CETVEL tasks through lm-eval; write lm-eval's results JSON, a
-    Markdown table beside the paper's eight columns, and a bar chart."""
+    """Run a suite of Turkish tasks through lm-eval (the paper's seven CETVEL tasks unless asked
+    otherwise); write lm-eval's results JSON, a Markdown table beside the published columns, a
+    bar chart and report.html (tables, chart, each phenomenon's worst pairs)."""
     import os
 
     from diffutron_eval import run_bench
@@ -191,6 +221,9 @@ def bench(
         device=device,
         baseline=baseline,
         trust_remote_code=trust_remote_code,
+        suite=suite,
+        likelihood=likelihood,
+        drop_equal_pairs=drop_equal_pairs,
     )
     if result.rank != 0:  # rank 0 writes and prints
         return

@@ -1,5 +1,6 @@
-"""``diffutron-eval bench``: the CETVEL subset through lm-eval, written as lm-eval's results JSON,
-a Markdown table beside the paper's columns and a bar chart."""
+"""``diffutron-eval bench``: a suite of Turkish tasks through lm-eval (the paper's CETVEL subset,
+TurBLiMP and MultiBLiMP's grammar, TurkishMMLU: :mod:`diffutron_eval.suites`), written as lm-eval's
+results JSON, a Markdown table beside the published columns, a bar chart and a report page."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from diffutron_common import (
     reason,
     write_text,
 )
+from diffutron_eval import suites
 from diffutron_eval.errors import EvalError
 from diffutron_eval.lm import DiffutronLM
 from diffutron_eval.report import accuracies, bar_chart, markdown_table
-from diffutron_eval.tasks import parse_data_files, resolve_tasks, task_configs, task_manager
+from diffutron_eval.report_page import report_html, worst_pairs
+from diffutron_eval.tasks import task_manager
+from diffutron_eval.turkish_tasks import PAIR_TASKS
 
 logger = logging.getLogger(__name__)
 BENCH_KIND = "bench"
@@ -38,6 +42,8 @@ class BenchResult:
     processes: int = 1
     shard: dict[str, list[int]] = field(default_factory=dict)
     """``{task: document ids}`` this process scored (all of them in one process)."""
+    worst: dict[str, list[dict]] = field(default_factory=dict)
+    """Per minimal-pair task, our model's pairs that prefer the bad sentence most."""
 
 
 def _offline() -> bool:
@@ -47,7 +53,9 @@ def _offline() -> bool:
     )
 
 
-def _evaluate(model, configs, manager, *, limit, seed, batch_size=None, device=None, args=None):
+def _evaluate(
+    model, configs, manager, *, limit, seed, batch_size=None, device=None, args=None, samples=False
+):
     import lm_eval
 
     try:
@@ -61,7 +69,7 @@ def _evaluate(model, configs, manager, *, limit, seed, batch_size=None, device=N
             batch_size=batch_size,
             device=device,
             bootstrap_iters=1000,
-            log_samples=False,
+            log_samples=samples,
             random_seed=seed,
             numpy_random_seed=seed,
             torch_random_seed=seed,
@@ -122,19 +130,26 @@ def run_bench(
     baseline: str | None = None,
     name: str | None = None,
     trust_remote_code: bool = False,
+    suite: str | None = None,
+    likelihood: str = "auto",
+    drop_equal_pairs: bool = False,
 ) -> BenchResult:
-    """Evaluate ``model`` (a masked diffusion LM dir or Hub id) on the CETVEL subset, and
+    """Evaluate ``model`` (a masked diffusion LM dir or Hub id) on ``suite``'s tasks (``cetvel``
+    unless ``tasks`` names others), its log-likelihoods by ``likelihood``
+    (:class:`~diffutron_eval.lm.DiffutronLM`), a minimal pair of two equal sentences an error
+    unless ``drop_equal_pairs`` leaves such pairs out (their counts in ``table.md``), and
     ``baseline`` (``hf:ID``, an autoregressive model through lm-eval's own ``hf`` model) on the
     same tasks and rows. Remote code runs for neither unless ``trust_remote_code``.
 
     ``output_dir`` must be absent, empty or a folder an earlier bench wrote; its files
-    (``results.json``, ``table.md``, ``chart.png``, ``results-baseline.json``) are replaced only
-    once every evaluation has finished.
+    (``results.json``, ``table.md``, ``chart.png``, ``report.html``, ``results-baseline.json``)
+    are replaced only once every evaluation has finished.
 
     Under ``torchrun`` / ``accelerate launch`` each process scores its share of the documents;
     rank 0 alone writes the files, the others return just their :attr:`BenchResult.shard`."""
+    dropped: dict[str, int] | None = {} if drop_equal_pairs else None
     hub_id, names, files = _checked_inputs(
-        model, output_dir, tasks=tasks, data_files=data_files, limit=limit, baseline=baseline
+        model, output_dir, (suite, tasks), (data_files, dropped), limit=limit, baseline=baseline
     )
     lm = DiffutronLM(
         model,
@@ -143,6 +158,7 @@ def run_bench(
         seed=seed,
         device=device,
         trust_remote_code=trust_remote_code,
+        likelihood=likelihood,
     )
     ours, theirs = _evaluations(
         lm,
@@ -154,6 +170,7 @@ def run_bench(
         batch_size=batch_size,
         device=device,
         trust_remote_code=trust_remote_code,
+        drop_equal=drop_equal_pairs,
     )
     shard = {task: sorted(docs) for task, docs in sorted(lm.shard.items())}
     result = BenchResult(Path(output_dir), rank=lm.rank, processes=lm.world_size, shard=shard)
@@ -161,12 +178,18 @@ def run_bench(
         return result
     texts = {"results.json": _json_text(ours)}
     result.accuracy[name or _column_name(model)] = accuracies(ours["results"])
+    result.worst = worst_pairs(ours.get("samples", {}))
     if theirs is not None:
         texts["results-baseline.json"] = _json_text(theirs)
         result.accuracy[cast(str, hub_id)] = accuracies(theirs["results"])  # set when theirs is
-    texts["table.md"] = markdown_table(result.accuracy, limit=limit)
+    texts["table.md"] = markdown_table(result.accuracy, limit=limit, likelihood=likelihood)
+    if dropped is not None:
+        counts = ", ".join(f"{task} {n}" for task, n in dropped.items()) or "none in local files"
+        texts["table.md"] += (
+            f"\nLeft out, pairs of two equal sentences (--drop-equal-pairs): {counts}.\n"
+        )
     # Every figure is ready: only now is the output folder claimed and its files replaced.
-    result.files.update(_publish(result.output_dir, texts, result.accuracy))
+    result.files.update(_publish(result.output_dir, texts, result))
     return result
 
 
@@ -181,17 +204,20 @@ def _evaluations(
     batch_size: int,
     device: str | None,
     trust_remote_code: bool,
+    drop_equal: bool = False,
 ) -> tuple[dict | None, dict | None]:
     """lm-eval's results for ``lm`` and for the baseline ``hub_id`` (lm-eval's own ``hf`` model;
     ``None`` without one), on tasks ``names``. Every process of a launch runs both (the ``hf``
     model shards across GPUs itself); results come back on rank 0 only, ``None`` elsewhere."""
     manager = task_manager()
-    ours = _evaluate(lm, task_configs(names, files, manager), manager, limit=limit, seed=seed)
+    configs = suites.task_configs(names, files, manager, drop_equal)
+    pairs = any(n in PAIR_TASKS for n in names)  # their samples give the worst pairs
+    ours = _evaluate(lm, configs, manager, limit=limit, seed=seed, samples=pairs)
     if hub_id is None:
         return ours, None
     theirs = _evaluate(
         "hf",
-        task_configs(names, files, manager),
+        suites.task_configs(names, files, manager, drop_equal),
         manager,
         limit=limit,
         seed=seed,
@@ -205,20 +231,22 @@ def _evaluations(
 def _checked_inputs(
     model: str,
     output_dir: str | Path,
+    chosen: tuple[str | None, list[str] | tuple[str, ...] | None],
+    data: tuple[list[str] | tuple[str, ...], dict[str, int] | None],
     *,
-    tasks: list[str] | tuple[str, ...] | None,
-    data_files: list[str] | tuple[str, ...],
     limit: int | None,
     baseline: str | None,
 ) -> tuple[str | None, list[str], dict[str, Path]]:
     """What :func:`run_bench` checks before loading anything: ``(the baseline's Hub id or None,
-    the task names, {task: data file})``, or one :class:`EvalError`."""
+    the task names, {task: data file})``, or one :class:`EvalError`. ``chosen``: the suite and
+    tasks asked for; ``data``: the ``--data-files`` and where to count the equal pairs left out
+    (``None``: they are errors)."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise EvalError(f"--limit must be at least 1, got {limit}")
     hub_id = parse_baseline(baseline) if baseline is not None else None
     _check_output_dir(output_dir, [model])
-    names = resolve_tasks(list(tasks) if tasks else None)
-    files = parse_data_files(list(data_files))
+    names = suites.resolve(chosen[0], list(chosen[1]) if chosen[1] else None)
+    files = suites.parse_data_files(list(data[0]), data[1])
     # a data file inside the output folder could be overwritten by a result of its name
     _check_output_dir(output_dir, list(files.values()))
     missing = [n for n in names if n not in files]
@@ -238,12 +266,10 @@ def _check_output_dir(output_dir: str | Path, inputs: list[str | Path]) -> None:
         raise EvalError(str(exc)) from None
 
 
-def _publish(
-    out: Path, texts: dict[str, str], accuracy: dict[str, dict[str, float]]
-) -> dict[str, Path]:
-    """Claim ``out`` as a bench folder and write ``texts`` (``{file name: text}``) and the chart
-    of ``accuracy`` into it; an earlier bench's baseline results, which this run did not make,
-    are removed. Returns the files written, by role."""
+def _publish(out: Path, texts: dict[str, str], result: BenchResult) -> dict[str, Path]:
+    """Claim ``out`` as a bench folder and write ``texts`` (``{file name: text}``), the chart of
+    the result's accuracy and the report page into it; an earlier bench's baseline results,
+    which this run did not make, are removed. Returns the files written, by role."""
     claim_folder(out, BENCH_KIND, option="--output-dir")
     for file, text in texts.items():
         write_text(out / file, text, option="--output-dir")
@@ -253,5 +279,8 @@ def _publish(
     if "results-baseline.json" in texts:
         files["baseline"] = out / "results-baseline.json"
     files["table"] = out / "table.md"
-    files["chart"] = bar_chart(accuracy, out / "chart.png")
+    files["chart"] = bar_chart(result.accuracy, out / "chart.png")
+    page = report_html(texts["table.md"], files["chart"], result.worst)
+    write_text(out / "report.html", page, option="--output-dir")
+    files["report"] = out / "report.html"
     return files

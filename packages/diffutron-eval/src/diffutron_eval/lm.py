@@ -6,11 +6,13 @@
 (``import diffutron_eval`` registers it; the ``diffutron-eval bench`` command does that for you.)
 
 * ``loglikelihood``: the masked-diffusion bound (docs/evaluation.md#continuation-log-likelihood),
-  exact for one-token continuations. Context and continuation are tokenised separately, without
-  special tokens, and their ids concatenated inside the tokenizer's own special tokens, so no
-  continuation token is lost to a ``[CLS] ... [SEP]`` post-processor; lm-eval's rule is kept:
-  trailing whitespace of the context moves to the front of the continuation. All choices of a
-  question share batches.
+  exact for one-token continuations; a text with an empty context (a minimal pair) by TurBLiMP's
+  within-word left-to-right pseudo-log-likelihood (``likelihood=auto``; ``pll``,
+  ``pll-word-l2r`` or ``elbo`` score every request so: :mod:`diffutron_eval.pairs`). Context and
+  continuation are tokenised separately, without special tokens, and their ids concatenated
+  inside the tokenizer's own special tokens, so no continuation token is lost to a ``[CLS] ...
+  [SEP]`` post-processor; lm-eval's rule is kept: trailing whitespace of the context moves to the
+  front of the continuation. All choices of a question share batches.
 * ``loglikelihood_rolling``: the same bound over windows of the whole text (empty context).
 * ``generate_until``: diffutron-sample's sampler with the model's ``sampler_config.json``.
 
@@ -31,10 +33,11 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from diffutron_core import generator
+from diffutron_eval import pairs
 from diffutron_eval.distributed import all_gather, barrier, gather_object, start_processes
 from diffutron_eval.errors import EvalError
-from diffutron_eval.likelihood import score_continuations
-from diffutron_eval.perplexity import special_affixes
+from diffutron_eval.likelihood import Scored, score_continuations
+from diffutron_eval.loading import load_masked_lm
 from diffutron_sample import (
     Execution,
     MaskedLM,
@@ -42,7 +45,6 @@ from diffutron_sample import (
     SamplerConfig,
     find_commit_policy,
     generate_texts,
-    load_model,
 )
 from diffutron_sample.policies import RULE_SETTINGS
 from diffutron_sample.refresh import CACHE_SETTINGS, adaptive_by_default
@@ -84,6 +86,7 @@ class DiffutronLM(LM):
         max_batch_size: int | None = None,
         cache: str | None = None,
         compile: bool | str = False,
+        likelihood: str = "auto",
         **unused: Any,
     ) -> None:
         super().__init__()
@@ -91,6 +94,9 @@ class DiffutronLM(LM):
         """``generate_until``'s commit rule and cache refresh, as text (docs/evaluation.md)."""
         if unused:
             logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
+        self.likelihood = likelihood if likelihood == "auto" else pairs.check_method(likelihood)
+        """How ``loglikelihood`` scores (:mod:`diffutron_eval.pairs`); ``auto``: a text alone (an
+        empty context: a minimal pair) by ``pll-word-l2r``, after a context by ``elbo``."""
         try:  # checked before the (slow) model load
             self.cache = SamplerConfig.parse("cache", cache)
             """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual``)."""
@@ -102,7 +108,9 @@ class DiffutronLM(LM):
         processes = start_processes(device or None)
         self._rank, self._world_size = processes.rank, processes.world_size
         if model is None:
-            model, tokenizer = _load(pretrained, processes.device, dtype, trust_remote_code)
+            model, tokenizer = load_masked_lm(
+                pretrained, processes.device, dtype, trust_remote_code
+            )
         if tokenizer is None or tokenizer.mask_token_id is None:
             raise EvalError(f"{pretrained or 'the model'}: the tokenizer has no mask token")
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -125,8 +133,9 @@ class DiffutronLM(LM):
         self.seed = int(seed)
         positions = getattr(model.config, "max_position_embeddings", None) or 512
         self.max_length = int(max_length) if max_length else positions
-        self.prefix, self.suffix = special_affixes(tokenizer)
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.affixes = pairs.Affixes.of(tokenizer)
+        self.prefix, self.suffix = self.affixes.prefix, self.affixes.suffix
+        self.pad_token_id = self.affixes.pad_token_id
 
     # -- tokenisation -------------------------------------------------------------------------
 
@@ -151,7 +160,26 @@ class DiffutronLM(LM):
             )
         return context_ids[-room:] if room else [], continuation_ids
 
-    def _score(self, items: list[tuple[list[int], list[int]]]):
+    def _words(self, context: str, continuation: str) -> list[int | None]:
+        """The word of each continuation token (:meth:`encode_pair`'s split)."""
+        spaces = len(context) - len(context.rstrip())
+        return pairs.encode(self.tokenizer, context[len(context) - spaces :] + continuation).words
+
+    def _score(self, items: list[tuple[list[int], list[int]]], args: list | None = None):
+        """Each ``(context, continuation)``'s log-likelihood and greediness, by
+        :attr:`likelihood` (``args``: the requests' texts; ``None`` for the bound)."""
+        method = self.likelihood
+        if method == "auto":
+            method = "pll-word-l2r" if args is not None and not items[0][0] else "elbo"
+        if method != "elbo" and args is not None:
+            texts = [
+                pairs.Text(c, self._words(*a), tuple(x))
+                for (x, c), a in zip(items, args, strict=True)
+            ]
+            found = pairs.pll_greedy(
+                self.lm, texts, self.affixes, method == "pll-word-l2r", self.batch_size
+            )
+            return [Scored(total, greedy) for total, greedy in found]
         return score_continuations(
             self.lm,
             items,
@@ -189,15 +217,15 @@ class DiffutronLM(LM):
         from tqdm.auto import tqdm
 
         self._note(requests)
-        pairs = [self.encode_pair(*req.args) for req in requests]
+        items = [self.encode_pair(*req.args) for req in requests]
         # Requests of one question (same context) are adjacent: score them in one group.
         groups: dict[tuple[int, ...], list[int]] = {}
-        for index, (context, _) in enumerate(pairs):
+        for index, (context, _) in enumerate(items):
             groups.setdefault(tuple(context), []).append(index)
-        results: list[tuple[float, bool] | None] = [None] * len(pairs)
-        bar = tqdm(total=len(pairs), desc="loglikelihood", disable=disable_tqdm or self.rank != 0)
+        results: list[tuple[float, bool] | None] = [None] * len(items)
+        bar = tqdm(total=len(items), desc="loglikelihood", disable=disable_tqdm or self.rank != 0)
         for indices in groups.values():
-            scored = self._score([pairs[i] for i in indices])
+            scored = self._score([items[i] for i in indices], [requests[i].args for i in indices])
             for i, s in zip(indices, scored, strict=True):
                 results[i] = (s.loglikelihood, s.greedy)
                 self.cache_hook.add_partial("loglikelihood", requests[i].args, results[i])
@@ -252,25 +280,3 @@ class DiffutronLM(LM):
             out.append(text)
             self.cache_hook.add_partial("generate_until", req.args, text)
         return out
-
-
-def _load(pretrained: str | None, device: str | None, dtype: str | None, trust_remote_code):
-    """``(model, tokenizer)`` of a masked LM directory or Hub id, or one :class:`EvalError`."""
-    if pretrained is None:
-        raise EvalError("diffutron: give pretrained=DIR (a masked LM directory or Hub id)")
-    try:
-        model, tokenizer = load_model(
-            str(pretrained),
-            device=device,
-            dtype=dtype or None,
-            trust_remote_code=_flag(trust_remote_code),
-        )
-    except SampleError as exc:
-        raise EvalError(str(exc)) from None
-    if not _is_masked_lm(model):
-        raise EvalError(f"{pretrained} is not a masked LM (no masked-LM head)")
-    return model, tokenizer
-
-
-def _is_masked_lm(model) -> bool:
-    return type(model).__name__.endswith("ForMaskedLM")

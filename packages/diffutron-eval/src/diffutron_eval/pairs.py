@@ -93,11 +93,20 @@ def pll(
     """The pseudo-log-likelihood (nats) of each text: ``pll``, or ``pll-word-l2r`` with
     ``word_l2r``. The copies go through the model ``batch_size`` at a time, texts of similar
     length together."""
+    return [total for total, _ in pll_greedy(lm, texts, affixes, word_l2r, batch_size)]
+
+
+def pll_greedy(
+    lm: MaskedLM, texts: Sequence[Text], affixes: Affixes, word_l2r: bool, batch_size: int
+) -> list[tuple[float, bool]]:
+    """:func:`pll`, each with whether every token was the model's first choice where it was
+    masked."""
     if batch_size < 1:
         raise EvalError(f"batch_size must be at least 1, got {batch_size}")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i].context) + len(texts[i].ids))
     copies = [c for i in order for c in _copies(i, texts[i], affixes, word_l2r)]
     totals = [0.0] * len(texts)
+    greedy = [True] * len(texts)
     device = lm.device
     with torch.inference_mode():
         for start in range(0, len(copies), batch_size):
@@ -108,9 +117,11 @@ def pll(
             logits = lm.logits_at(ids.to(device), attention.to(device), None, (rows, columns))
             targets = torch.tensor([c[3] for c in chunk], device=device)
             scores = logits.double().log_softmax(-1).gather(1, targets[:, None])[:, 0]
-            for (index, *_), score in zip(chunk, scores.tolist(), strict=True):
+            best = (logits.argmax(-1) == targets).tolist()
+            for (index, *_), score, first in zip(chunk, scores.tolist(), best, strict=True):
                 totals[index] += score
-    return totals
+                greedy[index] = greedy[index] and first
+    return list(zip(totals, greedy, strict=True))
 
 
 def elbo(

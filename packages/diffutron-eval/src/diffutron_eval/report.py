@@ -1,12 +1,14 @@
-"""The paper's CETVEL table (docs/evaluation.md#published-results) and our results beside it:
-Markdown and a bar chart."""
+"""The paper's CETVEL table (docs/evaluation.md#published-results) and our results beside it, and
+our results on TurBLiMP, MultiBLiMP and TurkishMMLU: Markdown and bar charts."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from diffutron_common import atomic_path
+from diffutron_eval.suites import ALL
 from diffutron_eval.tasks import TASKS
+from diffutron_eval.turkish_tasks import MULTIBLIMP, SUBJECTS, TURBLIMP, TURKISHMMLU
 
 PAPER_MODELS = (
     "Diffutron 1st-stage",
@@ -40,10 +42,28 @@ TASK_LABELS = {
 }
 
 
+FAMILIES = (
+    ("Grammar: TurBLiMP and MultiBLiMP (Turkish)", (*TURBLIMP, *MULTIBLIMP), "TurBLiMP"),
+    ("Knowledge: TurkishMMLU", TURKISHMMLU, "TurkishMMLU"),
+)
+"""The tables after CETVEL's: a title, the tasks, and what their average row averages."""
+
+
+def label(task: str) -> str:
+    """A task's name in tables and charts."""
+    if task in TASK_LABELS:
+        return TASK_LABELS[task]
+    if task in TURKISHMMLU:
+        return SUBJECTS[TURKISHMMLU.index(task)].replace("_", " ")
+    if task in MULTIBLIMP:
+        return "MultiBLiMP (Turkish)"
+    return task.removeprefix("turblimp_").replace("_", " ")
+
+
 def accuracies(results: dict) -> dict[str, float]:
     """``{task: acc in %}`` from lm-eval's ``results`` mapping (``"acc,none"`` keys)."""
     out = {}
-    for task in TASKS:
+    for task in ALL:
         row = results.get(task)
         if row and "acc,none" in row:
             out[task] = 100.0 * float(row["acc,none"])
@@ -55,9 +75,49 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
-def markdown_table(ours: dict[str, dict[str, float]], *, limit: int | None = None) -> str:
-    """Our columns (``{name: {task: acc %}}``) beside the paper's eight, with averages over the
-    tasks each column has; tasks none of ours ran are left out."""
+def markdown_table(
+    ours: dict[str, dict[str, float]], *, limit: int | None = None, likelihood: str = "auto"
+) -> str:
+    """Our columns (``{name: {task: acc %}}``): on CETVEL beside the paper's eight, with averages
+    over the tasks each column has (tasks none of ours ran are left out); then a table for each
+    other family of tasks that ran (:data:`FAMILIES`), with the ``likelihood`` used."""
+    ran = {t for column in ours.values() for t in column}
+    others = [f for f in FAMILIES if ran & set(f[1])]
+    text = _cetvel_table(ours) if ran & set(TASKS) or not others else ""
+    if others:
+        text = f"## CETVEL\n\n{text}\n" if text else ""
+        for title, tasks, average in others:
+            text += f"## {title}\n\n{_family_table(ours, tasks, average)}"
+            if tasks[0] in TURBLIMP:
+                text += f"\nSentences scored alone by likelihood `{likelihood}`.\n"
+            text += "\n"
+        text = text.rstrip("\n") + "\n"
+    note = (
+        f"\nOur columns ran on at most {limit} examples per task (`--limit`); the published "
+        "figures on the full splits, so only the full runs compare.\n"
+        if limit
+        else ""
+    )
+    return text + note
+
+
+def _family_table(ours: dict[str, dict[str, float]], tasks, average: str) -> str:
+    """Our columns on ``tasks`` (those any ran), and their mean over ``average``'s tasks."""
+    names = list(ours)
+    rows = [t for t in tasks if any(t in ours[n] for n in names)]
+    lines = ["| task | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for task in rows:
+        cells = [f"{ours[n][task]:.2f}" if task in ours[n] else "–" for n in names]
+        lines.append(f"| {label(task)} | " + " | ".join(cells) + " |")
+    counted = [t for t in rows if t not in MULTIBLIMP]
+    if counted:
+        means = [f"{_mean(ours[n][t] for t in counted if t in ours[n]):.2f}" for n in names]
+        lines.append(f"| **Average ({average})** | " + " | ".join(means) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cetvel_table(ours: dict[str, dict[str, float]]) -> str:
+    """The CETVEL table: our columns beside the paper's eight."""
     tasks = [t for t in TASKS if any(t in column for column in ours.values())] or list(TASKS)
     names = [*ours, *PAPER_MODELS]
     lines = [
@@ -73,27 +133,47 @@ def markdown_table(ours: dict[str, dict[str, float]], *, limit: int | None = Non
         f"{_mean(PAPER_ACCURACY[t][i] for t in tasks):.2f}" for i in range(len(PAPER_MODELS))
     ]
     lines.append("| **Average** | " + " | ".join(averages) + " |")
-    note = (
-        f"\nOur columns ran on at most {limit} examples per task (`--limit`); the paper's on the "
-        "full splits, so only the full runs compare.\n"
-        if limit
-        else ""
-    )
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n"
 
 
 def bar_chart(ours: dict[str, dict[str, float]], path: str | Path) -> Path:
-    """Grouped bars, one group per task: our columns first (highlighted), then the paper's."""
+    """Grouped bars, one panel per family of tasks that ran: on CETVEL our columns first
+    (highlighted), then the paper's; on TurBLiMP each phenomenon, on TurkishMMLU each subject."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    tasks = [t for t in TASKS if any(t in column for column in ours.values())] or list(TASKS)
+    ran = {t for column in ours.values() for t in column}
+    panels = [(None, TASKS)] if ran & set(TASKS) or not ran else []
+    panels += [(title, tasks) for title, tasks, _ in FAMILIES if ran & set(tasks)]
+    widest = max(len([t for t in tasks if t in ran]) or len(tasks) for _, tasks in panels)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(max(8, 0.9 * widest + 2), 4.5 * len(panels)), dpi=120
+    )
+    for ax, (title, tasks) in zip([axes] if len(panels) == 1 else axes, panels, strict=True):
+        if title is None:
+            _bars(ax, ours, [t for t in TASKS if t in ran] or list(TASKS), paper=True)
+            ax.set_title("CETVEL subset: this run beside the Diffutron paper's table")
+        else:
+            _bars(ax, ours, [t for t in tasks if t in ran], paper=False)
+            ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def _bars(ax, ours: dict[str, dict[str, float]], tasks: list[str], *, paper: bool) -> None:
+    """One group of bars per task: our columns (the first in crimson), then the paper's."""
+    from matplotlib import pyplot as plt
+
     series = [(n, [ours[n].get(t, 0.0) for t in tasks]) for n in ours]
-    series += [(m, [PAPER_ACCURACY[t][i] for t in tasks]) for i, m in enumerate(PAPER_MODELS)]
+    if paper:
+        series += [(m, [PAPER_ACCURACY[t][i] for t in tasks]) for i, m in enumerate(PAPER_MODELS)]
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(tasks)), 4.5), dpi=120)
     palette = plt.get_cmap("tab20")
     for k, (name, values) in enumerate(series):
         xs = [i + (k - len(series) / 2 + 0.5) * width for i in range(len(tasks))]
@@ -107,14 +187,15 @@ def bar_chart(ours: dict[str, dict[str, float]], path: str | Path) -> Path:
             edgecolor="black" if ours_series else "none",
             linewidth=0.8,
         )
-    ax.set_xticks(range(len(tasks)), [TASK_LABELS[t] for t in tasks])
+    ax.set_xticks(
+        range(len(tasks)),
+        [label(t) for t in tasks],
+        rotation=0 if paper else 40,
+        ha="center" if paper else "right",
+        fontsize=8,
+    )
     ax.set_ylabel("accuracy (%)")
-    ax.set_title("CETVEL subset: this run beside the Diffutron paper's table")
+    if not paper:
+        ax.axhline(50, color="grey", linewidth=0.8, linestyle=":")  # chance for a pair
     ax.legend(fontsize=7, ncol=2, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path

@@ -55,7 +55,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 ALIASES = {"sts_tr": {"sentence1_tr": "sentence1", "sentence2_tr": "sentence2"}}
 """Raw-file column names the tasks also accept (STS-B-TR's public CSV)."""
 
-LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
 
 
 def tasks_path() -> Path:
@@ -88,19 +88,22 @@ def parse_data_files(pairs: list[str] | tuple[str, ...]) -> dict[str, Path]:
         if not file.is_file():
             raise EvalError(f"--data-files {task}: {path} does not exist")
         if file.suffix.lower() not in LOADERS:
-            raise EvalError(f"--data-files {task}: {path} is not .jsonl, .csv or .parquet")
+            raise EvalError(f"--data-files {task}: {path} is not .jsonl, .csv, .tsv or .parquet")
         check_columns(task, file)
         files[task] = file
     return files
 
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[str, dict[str, Any]]], bool]:
-    """``(columns, [(origin, row)], textual)`` of a data file; ``textual`` for CSV, whose values
-    are all text until ``datasets`` infers their types."""
+def file_rows(
+    path: Path, delimiter: str = ","
+) -> tuple[list[str], list[tuple[str, dict[str, Any]]], bool]:
+    """``(columns, [(origin, row)], textual)`` of a data file (a ``.csv``'s fields separated by
+    ``delimiter``, a ``.tsv``'s by tabs); ``textual`` for CSV, whose values are all text until
+    ``datasets`` infers their types."""
 
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        header, rows = csv_rows(path)
+    if suffix in (".csv", ".tsv"):
+        header, rows = csv_rows(path, "\t" if suffix == ".tsv" else delimiter)
         return header, [(f"{path}:{i + 2}", row) for i, row in enumerate(rows)], True
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -218,7 +221,7 @@ def _row_problem(task: str, row: dict[str, Any]) -> str | None:
 def check_columns(task: str, path: Path) -> None:
     """The columns the task reads are there, and every row's answer is of the type and in the
     range the task expects; else one :class:`EvalError` naming the file and row."""
-    columns, rows, textual = _rows(path)
+    columns, rows, textual = file_rows(path)
     if not rows:
         raise EvalError(f"--data-files {task}: {path} has no rows")
     present = set(columns) | {ALIASES.get(task, {}).get(c, c) for c in columns}
@@ -262,14 +265,24 @@ def task_configs(names: list[str], data_files: dict[str, Path], manager=None) ->
         split = next(
             config[k] for k in ("test_split", "validation_split") if config.get(k) is not None
         )
-        path = data_files[name]
-        config.update(
-            dataset_path=LOADERS[path.suffix.lower()],
-            dataset_name=None,
-            dataset_kwargs={"data_files": {split: str(path)}},
-            training_split=None,
-            fewshot_split=None,
-        )
+        config.update(local_data(data_files[name], split))
         config.pop("tag", None)
         out.append(config)
     return out
+
+
+def local_data(path: Path, split: str, delimiter: str = ",") -> dict[str, Any]:
+    """The config entries that make a task read ``path`` as its evaluated ``split`` (and nothing
+    else: no training or few-shot split); a ``.csv``'s fields separated by ``delimiter``, a
+    ``.tsv``'s by tabs."""
+    kwargs: dict[str, Any] = {"data_files": {split: str(path)}}
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        kwargs["sep"] = "\t" if suffix == ".tsv" else delimiter
+    return {
+        "dataset_path": LOADERS[suffix],
+        "dataset_name": None,
+        "dataset_kwargs": kwargs,
+        "training_split": None,
+        "fewshot_split": None,
+    }

@@ -30,10 +30,11 @@ def read_file_text(path: Path) -> str:
         raise EvalError(str(exc)) from None
 
 
-def csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """``(header, rows)`` of a CSV file (UTF-8), each failure one :class:`EvalError`."""
+def csv_rows(path: Path, delimiter: str = ",") -> tuple[list[str], list[dict[str, str]]]:
+    """``(header, rows)`` of a CSV file (UTF-8) whose fields are separated by ``delimiter``,
+    each failure one :class:`EvalError`."""
     text = read_file_text(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[dict[str, str]] = []
     try:
         for row in reader:
