@@ -145,7 +145,9 @@ def bar_chart(ours: dict[str, dict[str, float]], path: str | Path) -> Path:
     from matplotlib import pyplot as plt
 
     ran = {t for column in ours.values() for t in column}
-    panels = [(None, TASKS)] if ran & set(TASKS) or not ran else []
+    panels: list[tuple[str | None, tuple[str, ...]]] = []
+    if ran & set(TASKS) or not ran:
+        panels.append((None, TASKS))
     panels += [(title, tasks) for title, tasks, _ in FAMILIES if ran & set(tasks)]
     widest = max(len([t for t in tasks if t in ran]) or len(tasks) for _, tasks in panels)
     fig, axes = plt.subplots(
