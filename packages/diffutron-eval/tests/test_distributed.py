@@ -71,6 +71,8 @@ def test_one_process_and_two_give_the_same_scores_each_scoring_its_share(tmp_pat
     xcopa.write_text("\n".join(rows) + "\n", encoding="utf-8")
     files = [f"xcopa_tr={xcopa}", f"ironytr={FIXTURES / 'ironytr.jsonl'}"]
     files.append(f"news_cat={FIXTURES / 'news_cat.jsonl'}")
+    pairs = kit.write_turblimp(tmp_path / "binding.csv", kit.minimal_pairs(kit.sentences(), 12))
+    files.append(f"turblimp_binding={pairs}")  # scored by pll-word-l2r, its worst pairs gathered
     started = time.perf_counter()
     (alone,) = launch(1, tmp_path / "one", model_dir, texts, files)
     ranks = launch(2, tmp_path / "two", model_dir, texts, files)
@@ -81,13 +83,15 @@ def test_one_process_and_two_give_the_same_scores_each_scoring_its_share(tmp_pat
     # bench: rank 0 alone wrote, and lm-eval's results are the same. (Bootstrap standard errors,
     # F1's, match here because ironytr's two rows keep their order: lm-eval pools the documents
     # rank by rank, so with more rows they may differ; the scores themselves cannot.)
-    assert ranks[0]["bench"] == {"rank": 0, "processes": 2, "files": ["chart", "results", "table"]}
+    files_written = ["chart", "report", "results", "table"]
+    assert ranks[0]["bench"] == {"rank": 0, "processes": 2, "files": files_written}
     assert ranks[1]["bench"] == {"rank": 1, "processes": 2, "files": []}
     one, two = (tmp_path / run / "bench" for run in ("one", "two"))
     results = [json.loads((d / "results.json").read_text())["results"] for d in (one, two)]
-    assert set(results[0]) == {"xcopa_tr", "ironytr", "news_cat"}
+    assert set(results[0]) == {"xcopa_tr", "ironytr", "news_cat", "turblimp_binding"}
     assert results[0] == results[1]
     assert (one / "table.md").read_text() == (two / "table.md").read_text()
+    assert alone["worst"] and ranks[0]["worst"] == alone["worst"]  # every rank's pairs gathered
     for task, docs in alone["bench_shard"].items():
         split_evenly([r["bench_shard"][task] for r in ranks], docs)
     assert alone["bench_shard"]["xcopa_tr"] == [0, 1, 2, 3, 4]

@@ -135,11 +135,10 @@ def run_bench(
     drop_equal_pairs: bool = False,
 ) -> BenchResult:
     """Evaluate ``model`` (a masked diffusion LM dir or Hub id) on ``suite``'s tasks (``cetvel``
-    unless ``tasks`` names others), its log-likelihoods by ``likelihood``
-    (:class:`~diffutron_eval.lm.DiffutronLM`), a minimal pair of two equal sentences an error
-    unless ``drop_equal_pairs`` leaves such pairs out (their counts in ``table.md``), and
-    ``baseline`` (``hf:ID``, an autoregressive model through lm-eval's own ``hf`` model) on the
-    same tasks and rows. Remote code runs for neither unless ``trust_remote_code``.
+    unless ``tasks`` names others; ``likelihood``: :class:`~diffutron_eval.lm.DiffutronLM`'s; a
+    pair of equal sentences is an error unless ``drop_equal_pairs``), and ``baseline`` (``hf:ID``,
+    an autoregressive model through lm-eval's ``hf``) on the same tasks and rows. Remote code
+    runs for neither unless ``trust_remote_code``.
 
     ``output_dir`` must be absent, empty or a folder an earlier bench wrote; its files
     (``results.json``, ``table.md``, ``chart.png``, ``report.html``, ``results-baseline.json``)
@@ -152,14 +151,9 @@ def run_bench(
         model, output_dir, (suite, tasks), (data_files, dropped), limit=limit, baseline=baseline
     )
     lm = DiffutronLM(
-        model,
-        mc_num=mc_num,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        trust_remote_code=trust_remote_code,
-        likelihood=likelihood,
-    )
+        model, mc_num=mc_num, batch_size=batch_size, seed=seed, device=device,
+        trust_remote_code=trust_remote_code, likelihood=likelihood,
+    )  # fmt: skip
     ours, theirs = _evaluations(
         lm,
         hub_id,
@@ -176,12 +170,25 @@ def run_bench(
     result = BenchResult(Path(output_dir), rank=lm.rank, processes=lm.world_size, shard=shard)
     if ours is None:  # another process of a launch: lm-eval gave rank 0 the results to write
         return result
-    texts = {"results.json": _json_text(ours)}
-    result.accuracy[name or _column_name(model)] = accuracies(ours["results"])
-    result.worst = worst_pairs(ours.get("samples", {}))
-    if theirs is not None:
-        texts["results-baseline.json"] = _json_text(theirs)
-        result.accuracy[cast(str, hub_id)] = accuracies(theirs["results"])  # set when theirs is
+    columns = {name or _column_name(model): ours, **({cast(str, hub_id): theirs} if theirs else {})}
+    return _written(result, columns, limit=limit, likelihood=likelihood, dropped=dropped)
+
+
+def _written(
+    result: BenchResult,
+    columns: dict[str, dict],
+    *,
+    limit: int | None,
+    likelihood: str,
+    dropped: dict[str, int] | None,
+) -> BenchResult:
+    """``result`` with the accuracy and worst pairs of lm-eval's ``columns`` (ours first, then
+    the baseline's), once its files are written."""
+    texts = {}
+    for index, (column, results) in enumerate(columns.items()):
+        texts["results-baseline.json" if index else "results.json"] = _json_text(results)
+        result.accuracy[column] = accuracies(results["results"])
+    result.worst = worst_pairs(next(iter(columns.values())).get("samples", {}))
     texts["table.md"] = markdown_table(result.accuracy, limit=limit, likelihood=likelihood)
     if dropped is not None:
         counts = ", ".join(f"{task} {n}" for task, n in dropped.items()) or "none in local files"

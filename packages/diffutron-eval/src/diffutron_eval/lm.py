@@ -55,6 +55,23 @@ SAMPLER_ARGS = (*RULE_SETTINGS, "dilation", *CACHE_SETTINGS[1:])
 """The sampler settings ``generate_until`` takes from the model arguments."""
 
 
+def _generation_settings(unused: dict[str, Any], cache: str | None) -> tuple[dict[str, str], Any]:
+    """``generate_until``'s commit rule and cache refresh, as text (docs/evaluation.md), taken
+    out of the model arguments ``unused`` (the others left are warned about), and its block
+    cache (``cache=prefix`` or ``dual``): checked before the (slow) model load."""
+    sampler = {k: str(unused.pop(k)) for k in list(unused) if k in SAMPLER_ARGS}
+    if unused:
+        logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
+    try:
+        parsed = SamplerConfig.parse("cache", cache)
+        if adaptive_by_default({**sampler, "cache": parsed}):
+            sampler["cache_refresh"] = "adaptive"  # as --cache alone does
+        SamplerConfig(cache=parsed).with_text(**sampler)
+    except SampleError as exc:
+        raise EvalError(f"diffutron: {exc}") from None
+    return sampler, parsed
+
+
 def _flag(value: Any) -> bool:
     return str(value).lower() in ("1", "true", "yes")
 
@@ -68,7 +85,9 @@ class DiffutronLM(LM):
     a refresh argument is given); ``compile``: the compiled step on CUDA
     (docs/sampling.md#block-cache). The :data:`SAMPLER_ARGS` (``threshold=0.9``,
     ``policy=learned``, ``cache_drift=0.05``, ``cache_delayed=true``, …) set ``generate_until``'s
-    commit rule, dilation and cache refresh (docs/sampling.md#commit-policies)."""
+    commit rule, dilation and cache refresh (docs/sampling.md#commit-policies). ``likelihood``:
+    how ``loglikelihood`` scores (:mod:`diffutron_eval.pairs`); ``auto``, a text alone (an empty
+    context: a minimal pair) by ``pll-word-l2r`` and after a context by ``elbo``."""
 
     def __init__(
         self,
@@ -90,21 +109,8 @@ class DiffutronLM(LM):
         **unused: Any,
     ) -> None:
         super().__init__()
-        self.sampler = {k: str(unused.pop(k)) for k in list(unused) if k in SAMPLER_ARGS}
-        """``generate_until``'s commit rule and cache refresh, as text (docs/evaluation.md)."""
-        if unused:
-            logger.warning("diffutron: ignoring model arguments %s", ", ".join(sorted(unused)))
+        self.sampler, self.cache = _generation_settings(unused, cache)
         self.likelihood = likelihood if likelihood == "auto" else pairs.check_method(likelihood)
-        """How ``loglikelihood`` scores (:mod:`diffutron_eval.pairs`); ``auto``: a text alone (an
-        empty context: a minimal pair) by ``pll-word-l2r``, after a context by ``elbo``."""
-        try:  # checked before the (slow) model load
-            self.cache = SamplerConfig.parse("cache", cache)
-            """``generate_until``'s block cache (``cache=prefix`` or ``cache=dual``)."""
-            if adaptive_by_default({**self.sampler, "cache": self.cache}):
-                self.sampler["cache_refresh"] = "adaptive"  # as --cache alone does
-            SamplerConfig(cache=self.cache).with_text(**self.sampler)
-        except SampleError as exc:
-            raise EvalError(f"diffutron: {exc}") from None
         processes = start_processes(device or None)
         self._rank, self._world_size = processes.rank, processes.world_size
         if model is None:

@@ -38,6 +38,7 @@ def main(model_dir: str, texts_file: str, out: Path, data_files: list[str]) -> N
         "backend": dist.get_backend() if dist.is_initialized() else None,
         "bench": {"rank": bench.rank, "processes": bench.processes, "files": sorted(bench.files)},
         "bench_shard": bench.shard,
+        "worst": {t: [p["doc_id"] for p in pairs] for t, pairs in bench.worst.items()},
         "pseudo": pseudo.to_dict(),
         "pseudo_shard": list(pseudo.shard),
         "bound": bound.to_dict(),
