@@ -50,7 +50,10 @@ def test_grammar_writes_its_table_chart_and_report(grammar, grammar_bench):
         assert all(p["good"] in goods for p in worst), task
 
 
-def test_the_real_turblimp_files_give_the_library_accuracy(tmp_path, model_dir, turblimp_dir):
+def test_the_real_turblimp_files_give_the_library_accuracy(
+    tmp_path, trained_model_dir, turblimp_dir
+):
+    model_dir = trained_model_dir
     files = [f"turblimp={turblimp_dir}"]
     with pytest.raises(EvalError, match="pass --drop-equal-pairs to leave out its 10 such pair"):
         run_bench(str(model_dir), output_dir=tmp_path / "no", tasks=["turblimp"], data_files=files)
