@@ -127,8 +127,6 @@ def pairs_cost(model, tokenizer, pairs, batch_size: int, name: str) -> None:
 
 
 def pairs_main(args) -> None:
-    from transformers import AutoTokenizer
-
     from diffutron_sample import load_model
 
     pairs, origin = turblimp_pairs(args.count)
@@ -140,7 +138,9 @@ def pairs_main(args) -> None:
         if args.mmbert:
             from sample_speed import mmbert_shaped
 
-            tiny = AutoTokenizer.from_pretrained(random_model_dir())
+            from diffutron_data import load_tokenizer
+
+            tiny = load_tokenizer("tiny")
             dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
             shaped = mmbert_shaped(dtype, args.device)
             pairs_cost(shaped, tiny, pairs, args.batch_size, f"mmBERT-base shape, {dtype}")
