@@ -34,7 +34,7 @@ def require_shared(path: Path) -> Path:
         return path
     message = (
         f"shared data not found: {path} "
-        "(set DIFFUTRON_SHARED_DATA to the folder holding cetvel-dev/)"
+        "(set DIFFUTRON_SHARED_DATA to the shared data folder, the one holding cetvel-dev/)"
     )
     if os.environ.get("CI") and not os.environ.get("DIFFUTRON_SHARED_DATA"):
         pytest.fail(message)

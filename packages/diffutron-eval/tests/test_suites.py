@@ -73,6 +73,7 @@ def test_the_real_turblimp_files_give_the_library_accuracy(
     assert len(result.worst) == len(PHENOMENA)
     table = (out / "table.md").read_text(encoding="utf-8")
     assert "(--drop-equal-pairs): turblimp_anaphor_agreement 10, turblimp_quantifiers 10." in table
+    assert table.startswith("## Grammar: TurBLiMP\n")  # MultiBLiMP did not run
 
 
 def test_turkishmmlu_runs_from_a_local_file(tmp_path, model_dir):

@@ -49,6 +49,11 @@ FAMILIES = (
 """The tables after CETVEL's: a title, the tasks, and what their average row averages."""
 
 
+def _title(title: str, ran: set[str]) -> str:
+    """A family's title, without MultiBLiMP when it did not run."""
+    return title if ran & set(MULTIBLIMP) or "MultiBLiMP" not in title else "Grammar: TurBLiMP"
+
+
 def label(task: str) -> str:
     """A task's name in tables and charts."""
     if task in TASK_LABELS:
@@ -87,7 +92,7 @@ def markdown_table(
     if others:
         text = f"## CETVEL\n\n{text}\n" if text else ""
         for title, tasks, average in others:
-            text += f"## {title}\n\n{_family_table(ours, tasks, average)}"
+            text += f"## {_title(title, ran)}\n\n{_family_table(ours, tasks, average)}"
             if tasks[0] in TURBLIMP:
                 text += f"\nSentences scored alone by likelihood `{likelihood}`.\n"
             text += "\n"
@@ -148,7 +153,7 @@ def bar_chart(ours: dict[str, dict[str, float]], path: str | Path) -> Path:
     panels: list[tuple[str | None, tuple[str, ...]]] = []
     if ran & set(TASKS) or not ran:
         panels.append((None, TASKS))
-    panels += [(title, tasks) for title, tasks, _ in FAMILIES if ran & set(tasks)]
+    panels += [(_title(title, ran), tasks) for title, tasks, _ in FAMILIES if ran & set(tasks)]
     widest = max(len([t for t in tasks if t in ran]) or len(tasks) for _, tasks in panels)
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(max(8, 0.9 * widest + 2), 4.5 * len(panels)), dpi=120
