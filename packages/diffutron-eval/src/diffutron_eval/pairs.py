@@ -17,6 +17,7 @@ pass, never one text a pass.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,13 +105,12 @@ def pll_greedy(
     if batch_size < 1:
         raise EvalError(f"batch_size must be at least 1, got {batch_size}")
     order = sorted(range(len(texts)), key=lambda i: len(texts[i].context) + len(texts[i].ids))
-    copies = [c for i in order for c in _copies(i, texts[i], affixes, word_l2r)]
+    copies = (c for i in order for c in _copies(i, texts[i], affixes, word_l2r))  # made as used
     totals = [0.0] * len(texts)
     greedy = [True] * len(texts)
     device = lm.device
     with torch.inference_mode():
-        for start in range(0, len(copies), batch_size):
-            chunk = copies[start : start + batch_size]
+        while chunk := list(itertools.islice(copies, batch_size)):
             ids, attention = pad_rows([torch.tensor(c[1]) for c in chunk], affixes.pad_token_id)
             rows = torch.arange(len(chunk), device=device)
             columns = torch.tensor([c[2] for c in chunk], device=device)
