@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from diffutron_eval import EvalError
+from diffutron_eval import EvalError, suites
 from diffutron_eval.tasks import (
     TASKS,
     parse_data_files,
-    resolve_tasks,
     task_configs,
     task_manager,
     tasks_path,
@@ -277,8 +276,8 @@ def test_xcopa_casing_is_cetvels_unless_turkish_casing_is_asked(monkeypatch):
 
 def test_bad_task_input_is_one_line(tmp_path, files):
     with pytest.raises(EvalError, match="unknown task\\(s\\) xnli_tr; known: belebele_tr"):
-        resolve_tasks(["xnli_tr"])
-    assert resolve_tasks(["diffutron_cetvel"]) == list(TASKS)
+        suites.resolve(None, ["xnli_tr"])
+    assert suites.resolve(None, ["diffutron_cetvel"]) == list(TASKS)
     bad = tmp_path / "x.jsonl"
     bad.write_text(json.dumps({"premise": "a", "choice1": "b"}) + "\n", encoding="utf-8")
     with pytest.raises(EvalError, match="lacks column\\(s\\) choice2, question, label"):

@@ -36,7 +36,7 @@ from diffutron_core import generator
 from diffutron_eval import pairs
 from diffutron_eval.distributed import all_gather, barrier, gather_object, start_processes
 from diffutron_eval.errors import EvalError
-from diffutron_eval.likelihood import Scored, score_continuations
+from diffutron_eval.likelihood import Scored
 from diffutron_eval.loading import load_masked_lm
 from diffutron_sample import (
     Execution,
@@ -186,17 +186,10 @@ class DiffutronLM(LM):
                 self.lm, texts, self.affixes, method == "pll-word-l2r", self.batch_size
             )
             return [Scored(total, greedy) for total, greedy in found]
-        return score_continuations(
-            self.lm,
-            items,
-            prefix=self.prefix,
-            suffix=self.suffix,
-            mask_token_id=self.tokenizer.mask_token_id,
-            pad_token_id=self.pad_token_id,
-            mc_num=self.mc_num,
+        return pairs.elbo_scored(
+            self.lm, items, self.affixes, mc_num=self.mc_num, seed=self.seed,
             batch_size=self.batch_size,
-            seed=self.seed,
-        )
+        )  # fmt: skip
 
     # -- lm-eval's collectives, for a multi-process launch (diffutron_eval.distributed) --------
 

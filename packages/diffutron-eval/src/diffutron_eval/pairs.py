@@ -25,7 +25,7 @@ import torch
 
 from diffutron_core import pad_rows
 from diffutron_eval.errors import EvalError
-from diffutron_eval.likelihood import score_continuations
+from diffutron_eval.likelihood import Scored, score_continuations
 from diffutron_eval.perplexity import special_affixes
 from diffutron_sample import MaskedLM
 
@@ -135,9 +135,24 @@ def elbo(
 ) -> list[float]:
     """The masked-diffusion bound on each text's log-likelihood (nats), ``mc_num`` draws seeded
     by ``seed`` and the text's ids (:func:`~diffutron_eval.likelihood.score_continuations`)."""
-    scored = score_continuations(
+    items = [(list(t.context), t.ids) for t in texts]
+    scored = elbo_scored(lm, items, affixes, mc_num=mc_num, seed=seed, batch_size=batch_size)
+    return [s.loglikelihood for s in scored]
+
+
+def elbo_scored(
+    lm: MaskedLM,
+    items: Sequence[tuple[list[int], list[int]]],
+    affixes: Affixes,
+    *,
+    mc_num: int,
+    seed: int,
+    batch_size: int,
+) -> list[Scored]:
+    """:func:`elbo` of ``(context, continuation)`` ids, each with its greediness."""
+    return score_continuations(
         lm,
-        [(list(t.context), t.ids) for t in texts],
+        items,
         prefix=affixes.prefix,
         suffix=affixes.suffix,
         mask_token_id=affixes.mask_token_id,
@@ -146,7 +161,6 @@ def elbo(
         batch_size=batch_size,
         seed=seed,
     )
-    return [s.loglikelihood for s in scored]
 
 
 def score_texts(

@@ -63,16 +63,6 @@ def tasks_path() -> Path:
     return Path(__file__).parent / "lm_tasks"
 
 
-def resolve_tasks(names: list[str] | tuple[str, ...] | None) -> list[str]:
-    """Task names in the paper's order; ``diffutron_cetvel`` (or nothing) means all seven."""
-    if not names or GROUP in names:
-        return list(TASKS)
-    unknown = [n for n in names if n not in TASKS]
-    if unknown:
-        raise EvalError(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}, {GROUP}")
-    return [t for t in TASKS if t in names]
-
-
 def parse_data_files(pairs: list[str] | tuple[str, ...]) -> dict[str, Path]:
     """``["xcopa_tr=path", ...]`` as ``{task: absolute path}``, each checked."""
     files: dict[str, Path] = {}
