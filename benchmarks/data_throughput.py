@@ -2,6 +2,7 @@
 
     uv run python benchmarks/data_throughput.py [--repeat 10] [--max-length 128]
     uv run python benchmarks/data_throughput.py --scale [--sizes 20,200,2000] [--max-length 512]
+    uv run python benchmarks/data_throughput.py --scale --sft [--sizes 20,200,2000]
 
 Default: the shared UD Turkish text (one sentence a line, else the embedded corpus's sentences)
 repeated ``--repeat`` times, built by ``prepare cpt`` at ``--num-proc`` 1 and 2 (and at 1 with
@@ -14,6 +15,10 @@ process with the tokenizer's threads (the default: all cores) and 2 processes (w
 speed-up over one core, MB/s, tokens/s, peak RSS), then ``cpt --data`` on the prepared folder
 with ``--max-steps 1`` (the time to the first step, start-up included) and ``--max-steps 3``
 (wall, peak RSS). Every command runs in a process of its own, measured from a parent of its own.
+
+``--scale --sft``: the same for instruction rows: synthetic Alpaca rows (an instruction of one
+sentence, an input of 0 to 3, an output of 1 to 4) of each size, ``prepare sft`` with 1 and 2
+processes, then ``sft --data`` on the demo's CPT model with ``--max-steps 1``.
 """
 
 from __future__ import annotations
@@ -118,6 +123,50 @@ def scale(args) -> None:
             source.unlink()
 
 
+def synthetic_rows(path: Path, megabytes: float, lines: list[str]) -> None:
+    rng, size, target = random.Random(0), 0, int(megabytes * 2**20)
+    with path.open("w", encoding="utf-8") as out:
+        while size < target:
+            row = {
+                "instruction": rng.choice(lines),
+                "input": " ".join(rng.choice(lines) for _ in range(rng.randint(0, 3))),
+                "output": " ".join(rng.choice(lines) for _ in range(rng.randint(1, 4))),
+            }
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            out.write(line)
+            size += len(line.encode("utf-8"))
+
+
+def scale_sft(args) -> None:
+    lines = sentences()
+    print(f"{os.cpu_count()} CPUs; synthetic Alpaca rows of {len(lines)} sentences, tiny tokenizer")
+    head = "size MB | processes | prepare s | MB/s | tokens/s | peak RSS GB"
+    print(f"{head} | first step s | first-step RSS GB")
+    with tempfile.TemporaryDirectory() as tmp:
+        for megabytes in (float(s) for s in args.sizes.split(",")):
+            source = Path(tmp) / f"rows-{megabytes:g}.jsonl"
+            synthetic_rows(source, megabytes, lines)
+            for processes in (1, 2):
+                out = Path(tmp) / "prepared"
+                argv = [*TRAIN, "prepare", "sft", "--preset", "tiny", "--source", str(source)]
+                argv += ["--output-dir", str(out), "--max-length", str(args.max_length)]
+                argv += ["--synthetic", "0", "--num-proc", str(processes), "--overwrite"]
+                built = measured(argv)
+                tokens = json.loads((out / "manifest.json").read_text())["tokens"]
+                line = (
+                    f"{megabytes:>7g} | {processes:>9} | {built['seconds']:>9.1f} | "
+                    f"{megabytes / built['seconds']:>4.1f} | {tokens / built['seconds']:>8,.0f} | "
+                    f"{built['peak'] / 1e9:>11.2f}"
+                )
+                if processes == 2:
+                    run = [*TRAIN, "sft", "--model", args.model, "--data", str(out)]
+                    run += ["--output-dir", f"{tmp}/sft{megabytes:g}", "--max-steps", "1"]
+                    step = measured([*run, "--save-every", "1000"])
+                    line += f" | {step['seconds']:>12.1f} | {step['peak'] / 1e9:>17.2f}"
+                print(line, flush=True)
+            source.unlink()
+
+
 def first_steps(data: Path, runs: Path) -> str:
     """The time to the first step and the peak RSS of ``cpt --max-steps`` 1 and 3 on ``data``."""
     steps = []
@@ -166,8 +215,13 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=None, help="[128; --scale 512]")
     parser.add_argument("--scale", action="store_true")
     parser.add_argument("--sizes", default="20,200,2000", help="--scale: corpus sizes in MB")
+    parser.add_argument("--sft", action="store_true", help="--scale: instruction rows")
+    parser.add_argument("--model", default="runs/demo/cpt/model", help="--sft: the model tuned")
     args = parser.parse_args()
-    if args.scale:
+    if args.scale and args.sft:
+        args.max_length = args.max_length or 512
+        scale_sft(args)
+    elif args.scale:
         args.max_length = args.max_length or 512
         scale(args)
     else:

@@ -3,7 +3,7 @@ import json
 import datasets
 import pytest
 
-from diffutron_data import DataError, Source, build_sft_dataset, encode_example, render_chat
+from diffutron_data import DataError, Source, build_sft_dataset, encode_example, render_chat, stream
 from diffutron_data.chat import split_prompt_response
 
 ALPACA = [
@@ -164,3 +164,49 @@ def test_extra_conversations_and_unknown_schema(tmp_path, tokenizer):
         build_sft_dataset([source], tokenizer, tmp_path / "y", tokenizer_name="tiny")
     with pytest.raises(DataError, match="no usable instruction rows"):
         build_sft_dataset(None, tokenizer, tmp_path / "z", tokenizer_name="tiny")
+
+
+def test_rows_stream_in_chunks_in_order_the_same_with_two_processes(
+    tmp_path, tokenizer, monkeypatch
+):
+    monkeypatch.setattr(stream, "CHUNK", 7)  # four chunks: two worker processes start
+    rows = [
+        {
+            "instruction": f"Soru {i}?" + " uzun" * (40 * (i % 4 == 1)),
+            "input": "",
+            "output": f"{i}.",
+        }
+        for i in range(25)
+    ]
+    source = write_jsonl(tmp_path / "rows.jsonl", rows)
+    built = {
+        n: build_sft_dataset(
+            [source],
+            tokenizer,
+            tmp_path / f"p{n}",
+            tokenizer_name="tiny",
+            max_length=32,
+            num_proc=n,
+        )
+        for n in (1, 2)
+    }
+    assert built[1] == built[2]
+    for name in ("data-00000-of-00001.arrow", "state.json", "dataset_info.json", "manifest.json"):
+        assert (tmp_path / "p1" / name).read_bytes() == (tmp_path / "p2" / name).read_bytes()
+    expected = []
+    for row in rows:  # each row as encode_example makes it alone; the long prompts are dropped
+        messages = [
+            {"role": "user", "content": row["instruction"]},
+            {"role": "assistant", "content": row["output"]},
+        ]
+        one, _ = encode_example(*split_prompt_response(messages), tokenizer, max_length=32)
+        expected += [one] if one else []
+    data = datasets.load_from_disk(str(tmp_path / "p2"))
+    assert 0 < len(expected) < len(rows) and built[2]["dropped"] == {
+        "prompt_too_long": len(rows) - len(expected)
+    }
+    assert [{k: r[k] for k in expected[0]} for r in data] == expected
+    assert built[2]["tokens"] == sum(len(r["input_ids"]) for r in expected)
+    assert [r["origin"] for r in data] == [
+        f"{source.location}:{i + 1}" for i, row in enumerate(rows) if i % 4 != 1
+    ]

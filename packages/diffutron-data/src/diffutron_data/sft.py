@@ -7,28 +7,37 @@ True on the response and its end marker; the pad tail is the collator's business
 ``prompt_length``. Rows whose prompt leaves no room for a response within ``max_length`` are
 dropped; rows whose response does not fit are dropped (default: every kept row ends with its end
 marker) or right-truncated on request. Every drop is counted by reason.
+
+The rows are built in bounded memory, as the CPT corpus is (:mod:`diffutron_data.stream`): the
+sources are read in chunks while ``num_proc`` processes tokenise them, and each chunk's kept rows
+are appended to the dataset's Arrow file in input order; what is held whole is one length and
+one status per row, never the token ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from diffutron_common import check_number
+import numpy as np
+import pyarrow as pa
+
+from diffutron_common import check_number, write_text
+from diffutron_data import stream
 from diffutron_data.build import (
     atomic_output,
-    column,
+    fingerprint,
     histogram,
     recipe_fingerprint,
     recipe_header,
-    save,
     start_build,
-    write_arrow,
 )
 from diffutron_data.chat import DLLM_BERT_CHAT_TEMPLATE, split_prompt_response
 from diffutron_data.errors import DataError, ReadReport
@@ -76,22 +85,48 @@ def _assemble(prompt_ids, response_ids, max_length, truncate_response):
     return row, status
 
 
-def _encode_batch(batch, tokenizer, max_length, truncate_response):
-    backend = tokenizer.backend_tokenizer
-    prompts = backend.encode_batch(batch["prompt"], add_special_tokens=False)
-    responses = backend.encode_batch(batch["response"], add_special_tokens=False)
-    out: dict[str, list] = {"input_ids": [], "maskable": [], "prompt_length": [], "status": []}
-    for p, r in zip(prompts, responses, strict=True):
-        row, status = _assemble(p.ids, r.ids, max_length, truncate_response)
-        row = row or {"input_ids": [], "maskable": [], "prompt_length": 0}
-        for key, value in row.items():
-            out[key].append(value)
-        out["status"].append(status)
-    return out
+SCHEMA = pa.schema(
+    [
+        ("origin", pa.string()),
+        ("input_ids", pa.list_(pa.int32())),
+        ("maskable", pa.list_(pa.bool_())),
+        ("prompt_length", pa.int64()),
+    ]
+)
 
 
-def _usable(statuses: list[str]) -> list[bool]:
-    return [s in (KEPT, TRUNCATED) for s in statuses]
+def encode_chunk(chunk: tuple[list[str], list[str], list[str], int, bool]):
+    """``(record batch of the kept rows, each row's status)`` of a chunk of ``(prompts,
+    responses, origins, max_length, truncate_response)``, tokenised by the worker's tokenizer."""
+    prompts, responses, origins, max_length, truncate_response = chunk
+    backend = stream.worker_tokenizer()
+    encoded = zip(
+        backend.encode_batch(prompts, add_special_tokens=False),
+        backend.encode_batch(responses, add_special_tokens=False),
+        origins,
+        strict=True,
+    )
+    rows, kept, statuses = [], [], []
+    for prompt, response, origin in encoded:
+        row, status = _assemble(prompt.ids, response.ids, max_length, truncate_response)
+        statuses.append(status)
+        if row is not None:
+            rows.append(row)
+            kept.append(origin)
+    lengths = np.fromiter((len(r["input_ids"]) for r in rows), np.int64, len(rows))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    total = int(lengths.sum())
+
+    def flat(key: str, dtype) -> np.ndarray:
+        return np.fromiter(itertools.chain.from_iterable(r[key] for r in rows), dtype, total)
+
+    columns = [
+        pa.array(kept, pa.string()),
+        pa.ListArray.from_arrays(offsets, pa.array(flat("input_ids", np.int32))),
+        pa.ListArray.from_arrays(offsets, pa.array(flat("maskable", np.bool_))),
+        pa.array([r["prompt_length"] for r in rows], pa.int64()),
+    ]
+    return pa.record_batch(columns, schema=SCHEMA), statuses
 
 
 def sft_recipe(
@@ -146,45 +181,52 @@ def _records(sources: list[Source], extra: list, recipe: dict[str, Any], report:
         yield {"prompt": prompt, "response": response, "origin": f"{name}:{i + 1}"}
 
 
-def _encode(rows, recipe: dict[str, Any], tokenizer, work: Path, key: str, num_proc: int):
-    """``(kept rows, status counts)``: ``rows`` tokenised, those that do not fit dropped."""
-    encoded = rows.map(
-        _encode_batch,
-        batched=True,
-        num_proc=num_proc if 1 < num_proc < len(rows) else None,  # one process: no pool
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "max_length": recipe["max_length"],
-            "truncate_response": recipe["truncate_response"],
-        },
-        remove_columns=["prompt", "response"],
-        cache_file_name=str(work / "encoded.arrow"),
-        new_fingerprint=f"{key}-encoded",
-        desc="tokenising",
-    )
-    statuses = Counter(column(encoded, "status"))
-    kept = encoded.filter(
-        _usable,
-        input_columns="status",
-        batched=True,
-        cache_file_name=str(work / "kept.arrow"),
-        new_fingerprint=f"{key}-kept",
-    ).remove_columns("status")
-    return kept, statuses
+def _chunks(records: Iterator[dict[str, str]], recipe: dict[str, Any], read: list[int]):
+    """``records`` in chunks of :data:`~diffutron_data.stream.CHUNK` for :func:`encode_chunk`,
+    counting them in ``read[0]``."""
+    while block := list(itertools.islice(records, stream.CHUNK)):
+        read[0] += len(block)
+        yield (
+            [r["prompt"] for r in block],
+            [r["response"] for r in block],
+            [r["origin"] for r in block],
+            recipe["max_length"],
+            recipe["truncate_response"],
+        )
 
 
-def _manifest(recipe, key, report: ReadReport, extra: list, kept, statuses) -> dict[str, Any]:
-    row_lengths = [len(ids) for ids in column(kept, "input_ids")]
+def _write_rows(chunks, tokenizer, num_proc: int, path: Path, schema) -> tuple[Any, Counter]:
+    """Write the kept rows of ``chunks`` to the Arrow stream file ``path`` (``schema``: the
+    dataset's, with its features); ``(each kept row's length, status counts)``."""
+    lengths = [np.zeros(0, np.int64)]
+    statuses: Counter[str] = Counter()
+    with (
+        pa.OSFile(str(path), "wb") as sink,
+        pa.ipc.new_stream(sink, schema) as writer,
+        stream.encoding(chunks, tokenizer, num_proc, encode_chunk) as encoded,
+    ):
+        for batch, found in encoded:
+            statuses.update(found)
+            if batch.num_rows:
+                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+                ids = batch.column("input_ids")
+                lengths.append(np.diff(ids.offsets.to_numpy()).astype(np.int64))
+    return np.concatenate(lengths), statuses
+
+
+def _manifest(recipe, key, report: ReadReport, extra: list, row_lengths, statuses):
+    """The manifest: the recipe, what was read, kept, truncated and dropped (by reason), and the
+    kept rows' lengths (``row_lengths``, in order)."""
     dropped = Counter(report.skipped)
     dropped.update({k: v for k, v in statuses.items() if k not in (KEPT, TRUNCATED)})
     return {
         **recipe,
         "read": report.read + len(extra),
-        "kept": len(kept),
+        "kept": len(row_lengths),
         "truncated": statuses.get(TRUNCATED, 0),
         "dropped": dict(sorted(dropped.items())),
-        "rows": len(kept),
-        "tokens": sum(row_lengths),
+        "rows": len(row_lengths),
+        "tokens": int(row_lengths.sum()),
         "token_length_histogram": histogram(row_lengths, recipe["max_length"]),
         "problems": report.problems,
         "fingerprint": key,
@@ -207,7 +249,6 @@ def build_sft_dataset(
     :func:`sft_recipe`'s (``schema``, ``max_length``, ``truncate_response``, ``chat_template``,
     ``extra_name``)."""
     import datasets
-    import pyarrow as pa
 
     sources = list(sources or [])
     start_build(tokenizer, tokenizer_name, num_proc)
@@ -215,20 +256,25 @@ def build_sft_dataset(
     recipe = sft_recipe(
         sources, tokenizer, tokenizer_name=tokenizer_name, extra_conversations=extra, **settings
     )
-    key, report = recipe_fingerprint(recipe), ReadReport()
+    key, report, read = recipe_fingerprint(recipe), ReadReport(), [0]
+    features = datasets.Features.from_arrow_schema(SCHEMA)
     with atomic_output(output_dir, kind="sft-data", overwrite=overwrite) as (work, final):
-        columns = {"prompt": pa.string(), "response": pa.string(), "origin": pa.string()}
-        count = write_arrow(_records(sources, extra, recipe, report), columns, work / "rows.arrow")
-        if count == 0:
+        rows = work / "rows.arrow"
+        chunks = _chunks(_records(sources, extra, recipe, report), recipe, read)
+        lengths, statuses = _write_rows(chunks, tokenizer, num_proc, rows, features.arrow_schema)
+        if read[0] == 0:
             raise DataError("no usable instruction rows were read")
-        rows = datasets.Dataset.from_file(str(work / "rows.arrow"))
-        kept, statuses = _encode(rows, recipe, tokenizer, work, key, num_proc)
-        manifest = _manifest(recipe, key, report, extra, kept, statuses)
-        if not len(kept):
+        manifest = _manifest(recipe, key, report, extra, lengths, statuses)
+        if not len(lengths):
             raise DataError(
                 f"every row was dropped ({manifest['dropped']}); is max_length too small?"
             )
-        save(kept, final, manifest)
+        # the rows file is this build's own, in its work folder beside the output
+        stream.save_dataset(
+            final, lambda out, _: os.replace(rows, out), fingerprint(manifest), features
+        )
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        write_text(final / "manifest.json", text)
     for reason, n in sorted(manifest["dropped"].items()):
         logger.warning("dropped %d row(s): %s", n, reason.replace("_", " "))
     return manifest

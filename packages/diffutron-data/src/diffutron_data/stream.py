@@ -66,19 +66,39 @@ def _encode(chunk: tuple[list[str], list[str]]) -> tuple[np.ndarray, np.ndarray,
     return ids, lengths, origins
 
 
+def worker_tokenizer() -> Any:
+    """The Rust tokenizer that :func:`encoding`'s ``work`` runs with, in this process or in a
+    worker."""
+    return _TOKENIZER
+
+
 @contextlib.contextmanager
-def _encoder(tokenizer: Any, num_proc: int) -> Iterator[Any]:
-    """``map(chunks) -> (ids, lengths, origins)`` in order: in this process, or in ``num_proc``
+def _encoder(tokenizer: Any, num_proc: int, work: Callable[[Any], Any]) -> Iterator[Any]:
+    """``map(chunks) -> work(chunk)`` in order: in this process, or in ``num_proc``
     fresh worker processes (spawned, not forked: a fork of a process with threads can hang), a
     few chunks ahead of what is written; a worker that dies is an error, never a hang. Workers
     run one thread each (``build.start_build`` turns the Rust tokenizer's threads off)."""
     backend = tokenizer.backend_tokenizer
     if num_proc == 1:  # the Rust tokenizer's own threads, unless TOKENIZERS_PARALLELISM is off
         _start(backend)
-        yield lambda chunks: map(_encode, chunks)
+        yield lambda chunks: map(work, chunks)
         return
     with _started(num_proc, backend) as pool:
-        yield lambda chunks: _ahead(pool, _encode, chunks, 2 * num_proc)
+        yield lambda chunks: _ahead(pool, work, chunks, 2 * num_proc)
+
+
+@contextlib.contextmanager
+def encoding(
+    chunks: Iterable[Any], tokenizer: Any, num_proc: int, work: Callable[[Any], Any] = _encode
+) -> Iterator[Iterator[Any]]:
+    """``work`` (a module-level function, which reads :func:`worker_tokenizer`) over
+    ``chunks``, in order, as they are asked for (the sources are read while the workers
+    tokenise): in ``num_proc`` worker processes, or here when there is one process or one
+    chunk (no workers started for it)."""
+    chunks = iter(chunks)
+    first = list(itertools.islice(chunks, 2))
+    with _encoder(tokenizer, num_proc if len(first) > 1 else 1, work) as encode:
+        yield encode(itertools.chain(first, chunks))
 
 
 def _ready(_: int) -> None:
@@ -149,18 +169,14 @@ def tokenise(
 ) -> Any:
     """Tokenise ``chunks`` of documents (``(texts, origins)``, read as they are asked for: the
     sources are read while the workers tokenise) and write those of at most ``max_length``
-    tokens to ``kept``; the token lengths of every document, in order. Input of one chunk is
-    tokenised here, without starting worker processes."""
-    chunks = iter(chunks)
-    first = list(itertools.islice(chunks, 2))
-    workers = num_proc if len(first) > 1 else 1
+    tokens to ``kept``; the token lengths of every document, in order."""
     lengths = [np.zeros(0, np.int64)]
     with (
         pa.OSFile(str(kept), "wb") as sink,
         pa.ipc.new_stream(sink, SCHEMA) as writer,
-        _encoder(tokenizer, workers) as encode,
+        encoding(chunks, tokenizer, num_proc) as encoded,
     ):
-        for ids, sizes, origins in encode(itertools.chain(first, chunks)):
+        for ids, sizes, origins in encoded:
             lengths.append(sizes)
             writer.write_batch(_kept_batch(ids, sizes, origins, max_length))
     return np.concatenate(lengths)
@@ -238,12 +254,12 @@ def write_in_order(
             writer.write_table(pending.combine_chunks())
 
 
-def save_dataset(folder: Path, write, fingerprint: str) -> None:
+def save_dataset(folder: Path, write, fingerprint: str, features: Any = None) -> None:
     """A dataset folder ``datasets.load_from_disk`` reads: ``write(path, schema)`` writes its one
-    Arrow file; its features and state beside it."""
+    Arrow file; its ``features`` (the CPT corpus's unless given) and state beside it."""
     import datasets
 
-    features = datasets.Features(
+    features = features or datasets.Features(
         {
             "origin": datasets.Value("string"),
             "input_ids": datasets.List(datasets.Value("int32")),
