@@ -95,14 +95,16 @@ SCHEMA = pa.schema(
 )
 
 
-def encode_chunk(chunk: tuple[list[str], list[str], list[str], int, bool]):
-    """``(record batch of the kept rows, each row's status)`` of a chunk of ``(prompts,
-    responses, origins, max_length, truncate_response)``, tokenised by the worker's tokenizer."""
-    prompts, responses, origins, max_length, truncate_response = chunk
+def encode_chunk(chunk: tuple[list[list[dict[str, str]]], list[str], str, int, bool]):
+    """``(record batch of the kept rows, each row's status)`` of a chunk of ``(conversations,
+    origins, chat_template, max_length, truncate_response)``: each conversation split into
+    prompt and response with the template, tokenised by the worker's tokenizer."""
+    conversations, origins, template, max_length, truncate_response = chunk
+    split = [split_prompt_response(m, template=template) for m in conversations]
     backend = stream.worker_tokenizer()
     encoded = zip(
-        backend.encode_batch(prompts, add_special_tokens=False),
-        backend.encode_batch(responses, add_special_tokens=False),
+        backend.encode_batch([prompt for prompt, _ in split], add_special_tokens=False),
+        backend.encode_batch([response for _, response in split], add_special_tokens=False),
         origins,
         strict=True,
     )
@@ -167,32 +169,25 @@ def sft_recipe(
 
 
 def _records(sources: list[Source], extra: list, recipe: dict[str, Any], report: ReadReport):
-    """``{prompt, response, origin}`` of every conversation of ``sources`` and then ``extra``."""
-    template, name = recipe["chat_template"], (recipe["extra"] or {}).get("name", "extra")
+    """``(messages, origin)`` of every conversation of ``sources`` and then ``extra``."""
+    name = (recipe["extra"] or {}).get("name", "extra")
     for source in sources:
         before = report.mark()
         conversations = iter_conversations(source, report, schema=recipe["schema"])
-        for messages, origin in progress(conversations, desc=f"reading {source}", unit="row"):
-            prompt, response = split_prompt_response(messages, template=template)
-            yield {"prompt": prompt, "response": response, "origin": origin}
+        yield from progress(conversations, desc=f"reading {source}", unit="row")
         report.check_yielded(source, before, what="instruction rows")
     for i, messages in enumerate(extra):
-        prompt, response = split_prompt_response(messages, template=template)
-        yield {"prompt": prompt, "response": response, "origin": f"{name}:{i + 1}"}
+        yield messages, f"{name}:{i + 1}"
 
 
-def _chunks(records: Iterator[dict[str, str]], recipe: dict[str, Any], read: list[int]):
-    """``records`` in chunks of :data:`~diffutron_data.stream.CHUNK` for :func:`encode_chunk`,
-    counting them in ``read[0]``."""
+def _chunks(records: Iterator[tuple[list, str]], recipe: dict[str, Any], read: list[int]):
+    """``records`` in chunks of :data:`~diffutron_data.stream.CHUNK` for :func:`encode_chunk`
+    (which renders them: in the workers), counting them in ``read[0]``."""
     while block := list(itertools.islice(records, stream.CHUNK)):
         read[0] += len(block)
-        yield (
-            [r["prompt"] for r in block],
-            [r["response"] for r in block],
-            [r["origin"] for r in block],
-            recipe["max_length"],
-            recipe["truncate_response"],
-        )
+        messages, origins = (list(part) for part in zip(*block, strict=True))
+        settings = (recipe["chat_template"], recipe["max_length"], recipe["truncate_response"])
+        yield messages, origins, *settings
 
 
 def _write_rows(chunks, tokenizer, num_proc: int, path: Path, schema) -> tuple[Any, Counter]:
