@@ -1,6 +1,6 @@
 """`prepare` at the edges, in a process of its own: a 200 MB file with no newline (built here,
 not committed) is refused in one line with bounded memory, and SIGTERM part-way through
-tokenising ends the build promptly, leaving nothing behind."""
+tokenising (a corpus, or instruction rows) ends the build promptly, leaving nothing behind."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def environment() -> dict[str, str]:
     return {**os.environ, "DIFFUTRON_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"}
 
 
-def prepare(source: Path, output: Path, *extra: str) -> list[str]:
-    argv = [sys.executable, "-m", "diffutron_cli.train", "prepare", "cpt", "--preset", "tiny"]
+def prepare(source: Path, output: Path, *extra: str, kind: str = "cpt") -> list[str]:
+    argv = [sys.executable, "-m", "diffutron_cli.train", "prepare", kind, "--preset", "tiny"]
     return [*argv, "--source", str(source), "--output-dir", str(output), *extra]
 
 
@@ -67,14 +67,23 @@ def test_a_200_mb_line_is_one_line_of_error_in_bounded_memory(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_sigterm_while_tokenising_ends_prepare_promptly_leaving_nothing(tmp_path, processes):
-    corpus = tmp_path / "corpus.txt"
-    line = "Bugün hava çok güzel ve kediler bahçede süt içip uyuyor.\n"
-    corpus.write_text(line * 400_000, encoding="utf-8")  # 24 MB: tens of seconds to tokenise
+@pytest.mark.parametrize(
+    ("kind", "processes"),
+    [("cpt", "1"), ("cpt", "2"), ("sft", "2")],
+    ids=["cpt-1", "cpt-2", "sft-2"],
+)
+def test_sigterm_while_tokenising_ends_prepare_promptly_leaving_nothing(tmp_path, kind, processes):
+    line = "Bugün hava çok güzel ve kediler bahçede süt içip uyuyor."
+    if kind == "cpt":
+        source, started = tmp_path / "corpus.txt", "pool-0-kept.arrow"
+        source.write_text(f"{line}\n" * 400_000, encoding="utf-8")  # 24 MB: tens of seconds
+    else:
+        source, started = tmp_path / "rows.jsonl", "rows.arrow"
+        row = json.dumps({"instruction": line, "input": line, "output": line}, ensure_ascii=False)
+        source.write_text(f"{row}\n" * 150_000, encoding="utf-8")  # 27 MB of rows
     output = tmp_path / "out"
     process = subprocess.Popen(
-        prepare(corpus, output, "--num-proc", processes),
+        prepare(source, output, "--num-proc", processes, kind=kind),
         env=environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -82,7 +91,7 @@ def test_sigterm_while_tokenising_ends_prepare_promptly_leaving_nothing(tmp_path
     )
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
-        if any(p.name == "pool-0-kept.arrow" for p in tmp_path.rglob("*")):
+        if any(p.name == started for p in tmp_path.rglob("*")):
             break  # tokenising has begun
         time.sleep(0.05)
     time.sleep(1.0)
