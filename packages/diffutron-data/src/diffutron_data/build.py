@@ -1,9 +1,9 @@
-"""Shared machinery of the dataset builders: stream records to Arrow on disk, finish atomically.
+"""Shared machinery of the dataset builders: checks, fingerprints, manifests, and an output that
+appears only when complete.
 
-Records are written in chunks to an Arrow stream file in a work folder beside the output, so a
-source never sits in memory; the builders then tokenise it with ``num_proc`` processes (the CPT
-corpus in bounded memory: :mod:`diffutron_data.stream`). The finished dataset and its
-``manifest.json`` appear in the output folder by one rename.
+The builders read their sources in chunks while ``num_proc`` processes tokenise them
+(:mod:`diffutron_data.stream`), with a scratch folder beside the output for their own files. The
+finished dataset and its ``manifest.json`` appear in the output folder by one rename.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from diffutron_common import PathError, building_folder, reason, temp_sibling, write_text
+from diffutron_common import PathError, building_folder, reason, temp_sibling
 from diffutron_data.errors import DataError
 from diffutron_data.progress import progress_enabled
 from diffutron_data.sources import Source, check_file
 
 BUILDER_VERSION = version("diffutron-data")
-CHUNK = 10_000
 
 
 def start_build(tokenizer, tokenizer_name: str, num_proc: int) -> None:
@@ -39,39 +38,6 @@ def start_build(tokenizer, tokenizer_name: str, num_proc: int) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not progress_enabled():
         datasets.disable_progress_bars()
-
-
-def write_arrow(records: Iterable[dict[str, Any]], columns: dict[str, Any], path: Path) -> int:
-    """Write dicts with ``columns``' keys to an Arrow stream file; return how many."""
-    import pyarrow as pa
-
-    schema = pa.schema(list(columns.items()))
-    count = 0
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        buffer: dict[str, list] = {name: [] for name in columns}
-
-        def flush() -> None:
-            if buffer[next(iter(columns))]:
-                writer.write_batch(pa.record_batch([buffer[n] for n in columns], schema=schema))
-                for values in buffer.values():
-                    values.clear()
-
-        for record in records:
-            for name in columns:
-                buffer[name].append(record[name])
-            count += 1
-            if count % CHUNK == 0:
-                flush()
-        flush()
-    return count
-
-
-def column(dataset, name: str) -> list:
-    """One column as a Python list, in the dataset's order, in one Arrow conversion.
-
-    (Iterating ``dataset[name]`` element by element costs a ``datasets`` call per row.)
-    """
-    return dataset.with_format("arrow")[name].to_pylist()
 
 
 def histogram(lengths: Iterable[int], max_length: int) -> list[dict[str, int | str]]:
@@ -131,13 +97,6 @@ def atomic_output(
                 shutil.rmtree(work, ignore_errors=True)
     except PathError as exc:
         raise DataError(str(exc)) from None
-
-
-def save(dataset, final: Path, manifest: dict[str, Any]) -> None:
-    """Save ``dataset`` with a fingerprint derived from the manifest, then write the manifest."""
-    dataset = dataset.flatten_indices(new_fingerprint=fingerprint(manifest))
-    dataset.save_to_disk(str(final))
-    write_text(final / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 def recipe_header(kind: str, tokenizer, tokenizer_name: str, max_length: int) -> dict[str, Any]:
