@@ -30,6 +30,7 @@ import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("DIFFUTRON_NO_PROGRESS", "1")
@@ -98,29 +99,44 @@ RUNS = [  # (name, processes, environment): one core, then the tokenizer's threa
 ]
 
 
-def scale(args) -> None:
-    lines = sentences()
-    print(f"{os.cpu_count()} CPUs; synthetic documents of {len(lines)} sentences, tiny tokenizer")
-    head = "size MB | processes     | prepare s | speed-up | MB/s | tokens/s | peak RSS GB"
-    print(f"{head} | first step s | first-step RSS GB | 3 steps s | 3-step RSS GB")
+def sized(sizes: str, suffix: str, make, lines: list[str]) -> Iterator[tuple[float, Path, Path]]:
+    """For each size in MB of ``sizes`` (comma-separated): ``(size, a file that make(path, size,
+    lines) wrote, a scratch folder)``; the file goes after its turn."""
     with tempfile.TemporaryDirectory() as tmp:
-        for megabytes in (float(s) for s in args.sizes.split(",")):
-            source = Path(tmp) / f"corpus-{megabytes:g}.txt"
-            synthetic(source, megabytes, lines)
-            single = None
-            for name, processes, env in RUNS:
-                out = Path(tmp) / "prepared"
-                built = prepare(source, out, args.max_length, processes, **env)
-                single = single or built["seconds"]
-                line = (
-                    f"{megabytes:>7g} | {name:<13} | {built['seconds']:>9.1f} | "
-                    f"{single / built['seconds']:>7.2f}x | {megabytes / built['seconds']:>4.1f} | "
-                    f"{built['tokens'] / built['seconds']:>8,.0f} | {built['peak'] / 1e9:>11.2f}"
-                )
-                if name == RUNS[-1][0]:
-                    line += " | " + first_steps(out, Path(tmp) / f"run{megabytes:g}")
-                print(line, flush=True)
+        for megabytes in (float(s) for s in sizes.split(",")):
+            source = Path(tmp) / f"data-{megabytes:g}{suffix}"
+            make(source, megabytes, lines)
+            yield megabytes, source, Path(tmp)
             source.unlink()
+
+
+def announced(what: str, head: str) -> list[str]:
+    """The sentences the synthetic data is made of, once the run's header is printed."""
+    lines = sentences()
+    print(f"{os.cpu_count()} CPUs; synthetic {what} of {len(lines)} sentences, tiny tokenizer")
+    print(head)
+    return lines
+
+
+def scale(args) -> None:
+    head = "size MB | processes     | prepare s | speed-up | MB/s | tokens/s | peak RSS GB"
+    lines = announced(
+        "documents", f"{head} | first step s | first-step RSS GB | 3 steps s | 3-step RSS GB"
+    )
+    for megabytes, source, tmp in sized(args.sizes, ".txt", synthetic, lines):
+        single = None
+        for name, processes, env in RUNS:
+            out = tmp / "prepared"
+            built = prepare(source, out, args.max_length, processes, **env)
+            single = single or built["seconds"]
+            line = (
+                f"{megabytes:>7g} | {name:<13} | {built['seconds']:>9.1f} | "
+                f"{single / built['seconds']:>7.2f}x | {megabytes / built['seconds']:>4.1f} | "
+                f"{built['tokens'] / built['seconds']:>8,.0f} | {built['peak'] / 1e9:>11.2f}"
+            )
+            if name == RUNS[-1][0]:
+                line += " | " + first_steps(out, tmp / f"run{megabytes:g}")
+            print(line, flush=True)
 
 
 def synthetic_rows(path: Path, megabytes: float, lines: list[str]) -> None:
@@ -138,33 +154,27 @@ def synthetic_rows(path: Path, megabytes: float, lines: list[str]) -> None:
 
 
 def scale_sft(args) -> None:
-    lines = sentences()
-    print(f"{os.cpu_count()} CPUs; synthetic Alpaca rows of {len(lines)} sentences, tiny tokenizer")
     head = "size MB | processes | prepare s | MB/s | tokens/s | peak RSS GB"
-    print(f"{head} | first step s | first-step RSS GB")
-    with tempfile.TemporaryDirectory() as tmp:
-        for megabytes in (float(s) for s in args.sizes.split(",")):
-            source = Path(tmp) / f"rows-{megabytes:g}.jsonl"
-            synthetic_rows(source, megabytes, lines)
-            for processes in (1, 2):
-                out = Path(tmp) / "prepared"
-                argv = [*TRAIN, "prepare", "sft", "--preset", "tiny", "--source", str(source)]
-                argv += ["--output-dir", str(out), "--max-length", str(args.max_length)]
-                argv += ["--synthetic", "0", "--num-proc", str(processes), "--overwrite"]
-                built = measured(argv)
-                tokens = json.loads((out / "manifest.json").read_text())["tokens"]
-                line = (
-                    f"{megabytes:>7g} | {processes:>9} | {built['seconds']:>9.1f} | "
-                    f"{megabytes / built['seconds']:>4.1f} | {tokens / built['seconds']:>8,.0f} | "
-                    f"{built['peak'] / 1e9:>11.2f}"
-                )
-                if processes == 2:
-                    run = [*TRAIN, "sft", "--model", args.model, "--data", str(out)]
-                    run += ["--output-dir", f"{tmp}/sft{megabytes:g}", "--max-steps", "1"]
-                    step = measured([*run, "--save-every", "1000"])
-                    line += f" | {step['seconds']:>12.1f} | {step['peak'] / 1e9:>17.2f}"
-                print(line, flush=True)
-            source.unlink()
+    lines = announced("Alpaca rows", f"{head} | first step s | first-step RSS GB")
+    for megabytes, source, tmp in sized(args.sizes, ".jsonl", synthetic_rows, lines):
+        for processes in (1, 2):
+            out = tmp / "prepared"
+            argv = [*TRAIN, "prepare", "sft", "--preset", "tiny", "--source", str(source)]
+            argv += ["--output-dir", str(out), "--max-length", str(args.max_length)]
+            argv += ["--synthetic", "0", "--num-proc", str(processes), "--overwrite"]
+            built = measured(argv)
+            tokens = json.loads((out / "manifest.json").read_text())["tokens"]
+            line = (
+                f"{megabytes:>7g} | {processes:>9} | {built['seconds']:>9.1f} | "
+                f"{megabytes / built['seconds']:>4.1f} | {tokens / built['seconds']:>8,.0f} | "
+                f"{built['peak'] / 1e9:>11.2f}"
+            )
+            if processes == 2:
+                run = [*TRAIN, "sft", "--model", args.model, "--data", str(out)]
+                run += ["--output-dir", f"{tmp}/sft{megabytes:g}", "--max-steps", "1"]
+                step = measured([*run, "--save-every", "1000"])
+                line += f" | {step['seconds']:>12.1f} | {step['peak'] / 1e9:>17.2f}"
+            print(line, flush=True)
 
 
 def first_steps(data: Path, runs: Path) -> str:
