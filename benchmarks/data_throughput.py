@@ -14,7 +14,9 @@ MB, and for each: ``prepare cpt`` with 1 process on one core (the tokenizer's th
 process with the tokenizer's threads (the default: all cores) and 2 processes (wall time, the
 speed-up over one core, MB/s, tokens/s, peak RSS), then ``cpt --data`` on the prepared folder
 with ``--max-steps 1`` (the time to the first step, start-up included) and ``--max-steps 3``
-(wall, peak RSS). Every command runs in a process of its own, measured from a parent of its own.
+(wall, peak RSS). Every command runs in a process of its own, measured from a parent of its own;
+its peak RSS is that of its largest process (``ru_maxrss`` of the children): with 2 processes,
+the parent's or one worker's, not their sum.
 
 ``--scale --sft``: the same for instruction rows: synthetic Alpaca rows (an instruction of one
 sentence, an input of 0 to 3, an output of 1 to 4) of each size, ``prepare sft`` with 1 and 2
@@ -228,6 +230,10 @@ def main() -> None:
     parser.add_argument("--sft", action="store_true", help="--scale: instruction rows")
     parser.add_argument("--model", default="runs/demo/cpt/model", help="--sft: the model tuned")
     args = parser.parse_args()
+    if args.sft and not args.scale:
+        parser.error("--sft goes with --scale")
+    if args.sft and not Path(args.model, "config.json").is_file():
+        parser.error(f"no model at {args.model} to tune: run `uv run diffutron demo` or --model")
     if args.scale and args.sft:
         args.max_length = args.max_length or 512
         scale_sft(args)

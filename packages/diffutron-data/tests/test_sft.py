@@ -1,4 +1,6 @@
+import copy
 import json
+import threading
 
 import datasets
 import pytest
@@ -210,3 +212,37 @@ def test_rows_stream_in_chunks_in_order_the_same_with_two_processes(
     assert [r["origin"] for r in data] == [
         f"{source.location}:{i + 1}" for i, row in enumerate(rows) if i % 4 != 1
     ]
+
+
+def test_two_builds_at_once_in_threads_each_use_their_own_tokenizer(
+    tmp_path, tokenizer, monkeypatch
+):
+    monkeypatch.setattr(stream, "CHUNK", 5)  # many chunks, interleaved between the two builds
+    other = copy.deepcopy(tokenizer)
+    other.backend_tokenizer.enable_truncation(3)  # another tokenizer: at most 3 ids a text
+    talk = [
+        [{"role": "user", "content": f"soru {i} " * 5}, {"role": "assistant", "content": "evet"}]
+        for i in range(200)
+    ]
+
+    def build(name, tok):
+        return build_sft_dataset(
+            None, tok, tmp_path / name, tokenizer_name="tiny", extra_conversations=talk
+        )
+
+    alone = {name: build(f"{name}-alone", tok) for name, tok in (("a", tokenizer), ("b", other))}
+    together = {}
+    threads = [
+        threading.Thread(target=lambda n=name, t=tok: together.update({n: build(n, t)}))
+        for name, tok in (("a", tokenizer), ("b", other))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert alone["a"]["tokens"] != alone["b"]["tokens"]
+    for name in ("a", "b"):
+        assert together[name]["tokens"] == alone[name]["tokens"]
+        assert (tmp_path / name / "data-00000-of-00001.arrow").read_bytes() == (
+            tmp_path / f"{name}-alone" / "data-00000-of-00001.arrow"
+        ).read_bytes()

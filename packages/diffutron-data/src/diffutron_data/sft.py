@@ -95,13 +95,12 @@ SCHEMA = pa.schema(
 )
 
 
-def encode_chunk(chunk: tuple[list[list[dict[str, str]]], list[str], str, int, bool]):
+def encode_chunk(chunk: tuple[list[list[dict[str, str]]], list[str], str, int, bool], backend):
     """``(record batch of the kept rows, each row's status)`` of a chunk of ``(conversations,
     origins, chat_template, max_length, truncate_response)``: each conversation split into
-    prompt and response with the template, tokenised by the worker's tokenizer."""
+    prompt and response with the template, tokenised by ``backend`` (a Rust tokenizer)."""
     conversations, origins, template, max_length, truncate_response = chunk
     split = [split_prompt_response(m, template=template) for m in conversations]
-    backend = stream.worker_tokenizer()
     encoded = zip(
         backend.encode_batch([prompt for prompt, _ in split], add_special_tokens=False),
         backend.encode_batch([response for _, response in split], add_special_tokens=False),
@@ -116,7 +115,7 @@ def encode_chunk(chunk: tuple[list[list[dict[str, str]]], list[str], str, int, b
             rows.append(row)
             kept.append(origin)
     lengths = np.fromiter((len(r["input_ids"]) for r in rows), np.int64, len(rows))
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())  # never wraps
     total = int(lengths.sum())
 
     def flat(key: str, dtype) -> np.ndarray:

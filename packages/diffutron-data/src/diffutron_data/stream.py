@@ -1,4 +1,5 @@
-"""The CPT corpus in bounded memory (docs/training.md#bounded-memory): every pass over the data
+"""The CPT corpus in bounded memory (docs/training.md#bounded-memory), and the tokenising in
+``num_proc`` processes that the SFT rows share (:func:`encoding`): every pass over the data
 reads in chunks: the sources as they are tokenised in ``num_proc`` processes, and its own Arrow
 files in record batches with plain reads (no memory map, whose pages would stay resident); it
 writes what it keeps as it goes. What
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import itertools
 import json
 import multiprocessing
@@ -32,7 +34,7 @@ from diffutron_common import write_text
 from diffutron_data.errors import DataError
 
 CHUNK = 4_096
-"""Documents a worker tokenises at a time."""
+"""Documents (or SFT conversations) a worker tokenises at a time."""
 BUCKET_TOKENS = 4 << 20
 """About this many tokens per bucket of the final shuffle (16 MB of int32 ids) ..."""
 MAX_BUCKETS = 512
@@ -41,6 +43,7 @@ SCHEMA = pa.schema(
     [("origin", pa.string()), ("input_ids", pa.list_(pa.int32())), ("length", pa.int64())]
 )
 _TOKENIZER: Any = None
+"""A worker process's tokenizer (set once, when the worker starts)."""
 
 
 def batches(path: Path) -> Iterator[pa.RecordBatch]:
@@ -49,52 +52,59 @@ def batches(path: Path) -> Iterator[pa.RecordBatch]:
         yield from pa.ipc.open_stream(source)
 
 
-def _start(tokenizer: Any, worker: bool = False) -> None:
+def _start(tokenizer: Any) -> None:
+    """A worker's start: its tokenizer kept; Ctrl-C, which reaches the whole process group,
+    ignored (the parent alone answers it)."""
     global _TOKENIZER
     _TOKENIZER = tokenizer
-    if worker:  # Ctrl-C reaches the whole process group: the parent alone answers it
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _encode(chunk: tuple[list[str], list[str]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``(ids, lengths, origins)`` of a chunk of ``(texts, origins)``, tokenised with the
-    model's special tokens and never truncated: the int32 ids of every text one after another."""
+def _in_worker(work: Callable[[Any, Any], Any], chunk: Any) -> Any:
+    """``work(chunk, backend)`` in a worker, with the tokenizer it started with (never a global
+    read in the parent, where two builds may run at once in threads)."""
+    return work(chunk, _TOKENIZER)
+
+
+def _encode(
+    chunk: tuple[list[str], list[str]], backend: Any
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(ids, lengths, origins)`` of a chunk of ``(texts, origins)``, tokenised by ``backend``
+    with the model's special tokens and never truncated: the int32 ids of every text one after
+    another."""
     texts, origins = chunk
-    found = _TOKENIZER.encode_batch(texts, add_special_tokens=True)
+    found = backend.encode_batch(texts, add_special_tokens=True)
     lengths = np.fromiter((len(e.ids) for e in found), np.int64, len(found))
     ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in found), np.int32, lengths.sum())
     return ids, lengths, origins
 
 
-def worker_tokenizer() -> Any:
-    """The Rust tokenizer that :func:`encoding`'s ``work`` runs with, in this process or in a
-    worker."""
-    return _TOKENIZER
-
-
 @contextlib.contextmanager
-def _encoder(tokenizer: Any, num_proc: int, work: Callable[[Any], Any]) -> Iterator[Any]:
-    """``map(chunks) -> work(chunk)`` in order: in this process, or in ``num_proc``
-    fresh worker processes (spawned, not forked: a fork of a process with threads can hang), a
-    few chunks ahead of what is written; a worker that dies is an error, never a hang. Workers
-    run one thread each (``build.start_build`` turns the Rust tokenizer's threads off)."""
+def _encoder(tokenizer: Any, num_proc: int, work: Callable[[Any, Any], Any]) -> Iterator[Any]:
+    """``map(chunks) -> work(chunk, backend)`` in order, ``backend`` being the Rust tokenizer:
+    in this process, or in ``num_proc`` fresh worker processes (spawned, not forked: a fork of a
+    process with threads can hang), a few chunks ahead of what is written; a worker that dies is
+    an error, never a hang. Workers run one thread each (``build.start_build`` turns the Rust
+    tokenizer's threads off)."""
     backend = tokenizer.backend_tokenizer
     if num_proc == 1:  # the Rust tokenizer's own threads, unless TOKENIZERS_PARALLELISM is off
-        _start(backend)
-        yield lambda chunks: map(work, chunks)
+        yield lambda chunks: (work(chunk, backend) for chunk in chunks)
         return
     with _started(num_proc, backend) as pool:
-        yield lambda chunks: _ahead(pool, work, chunks, 2 * num_proc)
+        yield lambda chunks: _ahead(pool, functools.partial(_in_worker, work), chunks, 2 * num_proc)
 
 
 @contextlib.contextmanager
 def encoding(
-    chunks: Iterable[Any], tokenizer: Any, num_proc: int, work: Callable[[Any], Any] = _encode
+    chunks: Iterable[Any],
+    tokenizer: Any,
+    num_proc: int,
+    work: Callable[[Any, Any], Any] = _encode,
 ) -> Iterator[Iterator[Any]]:
-    """``work`` (a module-level function, which reads :func:`worker_tokenizer`) over
-    ``chunks``, in order, as they are asked for (the sources are read while the workers
-    tokenise): in ``num_proc`` worker processes, or here when there is one process or one
-    chunk (no workers started for it)."""
+    """``work(chunk, backend)`` (a module-level function; ``backend`` is the Rust tokenizer of
+    ``tokenizer``) over ``chunks``, in order, as they are asked for (the sources are read while
+    the workers tokenise): in ``num_proc`` worker processes, or here when there is one process
+    or one chunk (no workers started for it)."""
     chunks = iter(chunks)
     first = list(itertools.islice(chunks, 2))
     with _encoder(tokenizer, num_proc if len(first) > 1 else 1, work) as encode:
@@ -116,7 +126,7 @@ def _started(num_proc: int, backend: Any) -> Iterator[ProcessPoolExecutor]:
     main = threading.current_thread() is threading.main_thread()  # only it may set handlers
     handlers = {s: signal.signal(s, lambda n, _: caught.append(n)) for s in stops if main}
     try:
-        pool = ProcessPoolExecutor(num_proc, context, initializer=_start, initargs=(backend, True))
+        pool = ProcessPoolExecutor(num_proc, context, initializer=_start, initargs=(backend,))
         list(pool.map(_ready, range(num_proc)))
     finally:
         for stop, handler in handlers.items():
@@ -150,11 +160,11 @@ def _kept_batch(ids: np.ndarray, sizes: np.ndarray, origins: list[str], max_leng
     """The record batch of a chunk's documents of at most ``max_length`` tokens."""
     inside = sizes <= max_length
     values = ids[np.repeat(inside, sizes)]
-    offsets = np.concatenate([[0], np.cumsum(sizes[inside])]).astype(np.int32)
+    offsets = np.concatenate([[0], np.cumsum(sizes[inside])])
     chosen = [o for o, k in zip(origins, inside.tolist(), strict=True) if k]
     columns = [
         pa.array(chosen, pa.string()),
-        pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.int32())),
+        pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, pa.int32())),
         pa.array(sizes[inside], pa.int64()),
     ]
     return pa.record_batch(columns, schema=SCHEMA)
@@ -259,12 +269,16 @@ def save_dataset(folder: Path, write, fingerprint: str, features: Any = None) ->
     Arrow file; its ``features`` (the CPT corpus's unless given) and state beside it."""
     import datasets
 
-    features = features or datasets.Features(
-        {
-            "origin": datasets.Value("string"),
-            "input_ids": datasets.List(datasets.Value("int32")),
-            "length": datasets.Value("int64"),
-        }
+    features = (
+        features
+        if features is not None
+        else datasets.Features(
+            {
+                "origin": datasets.Value("string"),
+                "input_ids": datasets.List(datasets.Value("int32")),
+                "length": datasets.Value("int64"),
+            }
+        )
     )
     name = "data-00000-of-00001.arrow"
     write(folder / name, features.arrow_schema)
