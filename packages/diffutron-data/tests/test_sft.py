@@ -168,10 +168,17 @@ def test_extra_conversations_and_unknown_schema(tmp_path, tokenizer):
         build_sft_dataset(None, tokenizer, tmp_path / "z", tokenizer_name="tiny")
 
 
-def test_rows_stream_in_chunks_in_order_the_same_with_two_processes(
+def test_rows_stream_in_chunks_in_order_the_same_with_several_processes(
     tmp_path, tokenizer, monkeypatch
 ):
-    monkeypatch.setattr(stream, "CHUNK", 7)  # four chunks: two worker processes start
+    monkeypatch.setattr(stream, "CHUNK", 7)  # four chunks
+    started, real = [], stream._started
+
+    def counted(num_proc, backend):
+        started.append(num_proc)
+        return real(num_proc, backend)
+
+    monkeypatch.setattr(stream, "_started", counted)
     rows = [
         {
             "instruction": f"Soru {i}?" + " uzun" * (40 * (i % 4 == 1)),
@@ -190,11 +197,12 @@ def test_rows_stream_in_chunks_in_order_the_same_with_two_processes(
             max_length=32,
             num_proc=n,
         )
-        for n in (1, 2)
+        for n in (1, 8)
     }
-    assert built[1] == built[2]
+    assert started == [4]  # one process starts none; eight asked, four chunks: four workers
+    assert built[1] == built[8]
     for name in ("data-00000-of-00001.arrow", "state.json", "dataset_info.json", "manifest.json"):
-        assert (tmp_path / "p1" / name).read_bytes() == (tmp_path / "p2" / name).read_bytes()
+        assert (tmp_path / "p1" / name).read_bytes() == (tmp_path / "p8" / name).read_bytes()
     expected = []
     for row in rows:  # each row as encode_example makes it alone; the long prompts are dropped
         messages = [
@@ -203,12 +211,12 @@ def test_rows_stream_in_chunks_in_order_the_same_with_two_processes(
         ]
         one, _ = encode_example(*split_prompt_response(messages), tokenizer, max_length=32)
         expected += [one] if one else []
-    data = datasets.load_from_disk(str(tmp_path / "p2"))
-    assert 0 < len(expected) < len(rows) and built[2]["dropped"] == {
+    data = datasets.load_from_disk(str(tmp_path / "p8"))
+    assert 0 < len(expected) < len(rows) and built[8]["dropped"] == {
         "prompt_too_long": len(rows) - len(expected)
     }
     assert [{k: r[k] for k in expected[0]} for r in data] == expected
-    assert built[2]["tokens"] == sum(len(r["input_ids"]) for r in expected)
+    assert built[8]["tokens"] == sum(len(r["input_ids"]) for r in expected)
     assert [r["origin"] for r in data] == [
         f"{source.location}:{i + 1}" for i, row in enumerate(rows) if i % 4 != 1
     ]

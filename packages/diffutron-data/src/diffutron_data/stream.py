@@ -103,11 +103,11 @@ def encoding(
 ) -> Iterator[Iterator[Any]]:
     """``work(chunk, backend)`` (a module-level function; ``backend`` is the Rust tokenizer of
     ``tokenizer``) over ``chunks``, in order, as they are asked for (the sources are read while
-    the workers tokenise): in ``num_proc`` worker processes, or here when there is one process
-    or one chunk (no workers started for it)."""
+    the workers tokenise): in ``num_proc`` worker processes, never more than there are chunks,
+    or here when there is one process or one chunk (no workers started for it)."""
     chunks = iter(chunks)
-    first = list(itertools.islice(chunks, 2))
-    with _encoder(tokenizer, num_proc if len(first) > 1 else 1, work) as encode:
+    first = list(itertools.islice(chunks, num_proc))  # at most num_proc chunks read ahead
+    with _encoder(tokenizer, len(first) if len(first) > 1 else 1, work) as encode:
         yield encode(itertools.chain(first, chunks))
 
 
