@@ -4,7 +4,8 @@ The model's time is what runs inside its backbone (the Hugging Face ``model.mode
 block cache's layer loop over the same modules) and its output layer (``head`` to ``decoder``),
 timed with forward hooks (re-entrant calls counted once). Everything else in ``Engine.step``
 (planning, batching, guidance and penalty arithmetic, drawing, commit selection, reading back and
-bookkeeping) is the engine's. Greedy, repetition penalty 1.2.
+bookkeeping) is the engine's. Greedy, repetition penalty 1.2. The heap is frozen once the model
+is loaded (:func:`diffutron_sample.freeze_heap`), as the server and the CLI do.
 
     uv run python benchmarks/engine_overhead.py [--model runs/demo/sft/model] [--skip-mmbert]
 
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 
 import diffutron_sample.cache as cache_module
-from diffutron_sample import Engine, MaskedLM, SamplerConfig
+from diffutron_sample import Engine, MaskedLM, SamplerConfig, freeze_heap
 
 
 class ModelClock:
@@ -102,6 +103,7 @@ def demo_model(model_dir: Path, batches) -> None:
     from diffutron_sample import load_model, prompt_ids
 
     model, tokenizer = load_model(str(model_dir), device="cpu", dtype=torch.float32)
+    freeze_heap()  # as `diffutron-serve` and `diffutron-sample` do once the model is loaded
     held_out = corpus_sentences(heldout=True)
     tasks = ("is_question", "first_word", "repeat", "last_word")
     rows = [r for task in tasks for r in make_task_rows(task, held_out, n=16, seed=1)]
@@ -128,6 +130,7 @@ def mmbert_model(batches) -> None:
     from sample_speed import mmbert_shaped
 
     model = mmbert_shaped()
+    freeze_heap()
     config = SamplerConfig(
         steps=16, max_new_tokens=64, block_length=32, temperature=0.0, repetition_penalty=1.2
     )

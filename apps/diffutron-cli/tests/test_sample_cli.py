@@ -1,3 +1,4 @@
+import gc
 import json
 
 import pytest
@@ -47,7 +48,12 @@ def run(*args, **kwargs):
 
 
 def test_generate_one_prompt_prints_one_reply(model_dir):
-    result = run("generate", "--model", model_dir, "--prompt", "Merhaba, nasılsın?")
+    gc.unfreeze()
+    try:
+        result = run("generate", "--model", model_dir, "--prompt", "Merhaba, nasılsın?")
+        assert gc.get_freeze_count() > 0  # the loaded model is out of the collector's sight
+    finally:
+        gc.unfreeze()
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 1
 

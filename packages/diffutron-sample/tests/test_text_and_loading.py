@@ -1,3 +1,5 @@
+import gc
+
 import pytest
 import torch
 
@@ -158,3 +160,19 @@ def test_a_length_cut_answer_never_ends_with_a_piece_of_a_marker_or_stop_string(
     assert (stop.text, stop.finish_reason) == ("su", "length")
     plain = reader.read(ids(tokenizer, "su çay ekmek"), done=True)
     assert (plain.text, plain.finish_reason, plain.tokens) == ("su çay", "length", 2)
+
+
+def test_freeze_heap_takes_what_lives_now_out_of_the_collectors_sight():
+    from diffutron_sample import freeze_heap
+
+    gc.unfreeze()
+    kept = [[] for _ in range(3)]
+    assert any(o is kept for o in gc.get_objects())
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is kept for o in gc.get_objects())  # a collection no longer walks it
+        later = [[]]
+        assert any(o is later for o in gc.get_objects())  # what comes after is collected
+    finally:
+        gc.unfreeze()

@@ -4,6 +4,7 @@ only JSON bodies, and no cross-origin request without the key."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -56,6 +57,7 @@ def test_the_probes_through_a_load(model_dir):
     server, release = app.state.server, threading.Event()
     load = server.loader
     server.loader = lambda: (release.wait(30), load())[1]
+    gc.unfreeze()
     running = serve_in_thread(app, wait_loaded=False)
     try:
         health = httpx.get(f"{running.url}/health", timeout=10)
@@ -63,14 +65,17 @@ def test_the_probes_through_a_load(model_dir):
         assert httpx.get(f"{running.url}/ready", timeout=10).status_code == 503
         early = chat(running.url, model_dir.name)
         assert early.status_code == 503 and early.json()["error"]["code"] == "model_loading"
+        assert gc.get_freeze_count() == 0
         release.set()
         assert server.loaded.wait(30)
+        assert gc.get_freeze_count() > 0  # the loaded model is out of the collector's sight
         ready = httpx.get(f"{running.url}/ready", timeout=10)
         assert ready.status_code == 200 and ready.json() == {"status": "ready"}
         assert chat(running.url, model_dir.name).status_code == 200
     finally:
         release.set()
         running.stop()
+        gc.unfreeze()
 
 
 def test_the_probes_after_a_failed_load(tmp_path):

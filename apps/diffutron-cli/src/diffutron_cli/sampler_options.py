@@ -173,7 +173,14 @@ def load_for_sampling(kwargs):
     it runs (``--compile``)."""
     from diffutron_common import check_model_source
     from diffutron_core import generator
-    from diffutron_sample import Execution, MaskedLM, SamplerConfig, find_commit_policy, load_model
+    from diffutron_sample import (
+        Execution,
+        MaskedLM,
+        SamplerConfig,
+        find_commit_policy,
+        freeze_heap,
+        load_model,
+    )
     from diffutron_sample.policies import RULE_SETTINGS
 
     check_model_source(kwargs["model_path"])  # a missing folder is named before anything else
@@ -204,6 +211,7 @@ def load_for_sampling(kwargs):
         kwargs["model_path"], tokenizer, required=config.policy == "learned"
     )
     lm = MaskedLM(model, execution=execution, commit_policy=policy)
+    freeze_heap()  # no full collection walks the model while generating
     return lm, tokenizer, config, seeded
 
 

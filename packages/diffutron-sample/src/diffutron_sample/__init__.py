@@ -25,7 +25,7 @@ from diffutron_sample.errors import SampleError
 from diffutron_sample.generation import generate_texts, infill_text
 from diffutron_sample.learned import CommitPolicy, find_commit_policy, tokenizer_fingerprint
 from diffutron_sample.masked_lm import Execution, MaskedLM
-from diffutron_sample.model import available_devices, load_model, resolve_device
+from diffutron_sample.model import available_devices, freeze_heap, load_model, resolve_device
 from diffutron_sample.penalty import apply_repetition_penalty
 from diffutron_sample.prompts import PromptRow, PromptsFile, read_prompts
 from diffutron_sample.sampler import generate, infill, left_pad
@@ -63,6 +63,7 @@ __all__ = [
     "check_fits",
     "decode_new",
     "find_commit_policy",
+    "freeze_heap",
     "generate",
     "generate_texts",
     "infill",

@@ -4,6 +4,8 @@ device and dtype it runs on. The wrapper the sampler runs it through is
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -195,3 +197,18 @@ def _set_chat_template(
             "[Answer] … [/Answer]; --chat-template FILE to give another)",
             name_or_path,
         )
+
+
+def freeze_heap() -> None:
+    """Collect once, then take every object alive now (the model, the tokenizer, the imported
+    libraries: some 400,000 objects with transformers) out of the garbage collector's sight
+    (``gc.freeze``), as vLLM's engine does after its start-up. Without it, each full collection
+    while generating walks them all: about 180 ms, one pause every few dozen steps on the CPU
+    machine. Called by ``diffutron-serve`` and ``diffutron-sample`` once the model is loaded;
+    a program embedding the engine calls it once its own start-up is done. Those objects are
+    not collected until ``gc.unfreeze``, which runs at exit (so that extension modules that
+    count their objects at shutdown, such as triton's, find none left over)."""
+    gc.collect()
+    gc.freeze()
+    atexit.unregister(gc.unfreeze)  # once, however often it is called
+    atexit.register(gc.unfreeze)

@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from diffutron_common import reason
-from diffutron_sample import SamplerConfig
+from diffutron_sample import SamplerConfig, freeze_heap
 from diffutron_serve import replies
 from diffutron_serve.answers import Progress
 from diffutron_serve.errors import APIError, bad_request
@@ -81,6 +81,7 @@ class Server:
             worker = Worker(model, tokenizer, observer=self.metrics, **self.limits)
             if self.policy is not None:
                 worker.engine.lm.commit_policy = self.policy(tokenizer)
+            freeze_heap()  # as vLLM: no full collection walks the model while serving
             worker.start()
         except Exception as exc:  # said to every caller, never a crash of the server
             with self.changing:
