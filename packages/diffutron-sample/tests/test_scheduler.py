@@ -151,6 +151,26 @@ def test_commits_mix_counts_and_thresholds_in_one_selection():
     ]
 
 
+def test_rule_rows_select_the_same_without_the_sort():
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        rows, width = 6, 9
+        levels = torch.tensor([float("-inf"), 0.1, 0.3, 0.3, 0.6, 0.9, 0.95], dtype=torch.float64)
+        scores = levels[torch.randint(len(levels), (rows, width), generator=generator)]
+        scores[0] = float("-inf")  # a row with nothing to choose
+        thresholds = levels[torch.randint(1, len(levels), (rows,), generator=generator)]
+        thresholds[1] = float("inf")  # a rule other than the confidence's
+        accepted = torch.rand(rows, width, generator=generator) < 0.2
+        counts = torch.zeros(rows, dtype=torch.long)
+        for given in (None, accepted):
+            sorted_ = select_commits(scores, counts, thresholds, given)
+            assert torch.equal(
+                select_commits(scores, counts, thresholds, given, counted=False), sorted_
+            )
+        best = select_commits(scores, counts, torch.full((rows,), float("inf")), counted=False)
+        assert best[1:].sum(dim=1).tolist() == [1] * (rows - 1)  # one best, even on ties
+
+
 def test_early_stop_pads_what_follows_a_committed_end_only_when_nothing_before_is_masked():
     M, E, P = MASK, EOS, PAD
     canvas = torch.tensor([[7, 8, E, M, M], [7, M, E, M, M], [7, 8, E, M, M]])

@@ -21,12 +21,21 @@ def select_commits(
     counts: torch.Tensor,
     thresholds: torch.Tensor,
     accepted: torch.Tensor | None = None,
+    *,
+    counted: bool = True,
 ) -> torch.Tensor:
     """(B, W) bool: each row's ``counts[b]`` best scores; or, for a row whose ``thresholds[b]`` is
     not NaN (a parallel rule), its best score, every score at or above the threshold, and every
     position its rule ``accepted`` (``+inf`` thresholds a row whose rule is not the
-    confidence's). One sort over the padded batch, no loop over rows."""
+    confidence's). One sort over the padded batch, no loop over rows. ``counted=False`` (the
+    host knows that no row is ruled by its count) finds each row's best by ``argmax`` instead of
+    the sort: its first maximum, which is the stable sort's first."""
     valid = scores > float("-inf")
+    if not counted:
+        columns = torch.arange(scores.shape[1], device=scores.device)
+        best = columns == scores.argmax(dim=1, keepdim=True)
+        by_rule = (scores >= thresholds[:, None]) | best
+        return valid & (by_rule if accepted is None else by_rule | accepted)
     _, ranks = ranks_of(scores)
     by_count = ranks < counts[:, None]
     by_rule = (scores >= thresholds[:, None]) | (ranks == 0)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -99,7 +100,7 @@ class SamplerConfig:
     def num_blocks(self) -> int:
         return self.max_new_tokens // self.block_length
 
-    @property
+    @cached_property  # read for every row at every step; a frozen config never changes it
     def rule(self) -> str | None:
         """The parallel commit rule in use (docs/sampling.md#commit-policies); None for the
         reference schedule, whose ``steps`` then apply."""

@@ -135,7 +135,10 @@ class Runner:
             policy=self.lm.commit_policy,
             tracer=self.tracer,
         )
-        commit = select_commits(scores, rows.counts, decision.thresholds, decision.accepted)
+        some_counted = any(r.config.rule is None for r in requests)  # else the best by argmax
+        commit = select_commits(
+            scores, rows.counts, decision.thresholds, decision.accepted, counted=some_counted
+        )
         if any(r.config.dilation > 1 for r in requests):
             dilation = torch.tensor([r.config.dilation for r in requests]).to(scores.device)
             counted = torch.isnan(decision.thresholds)
