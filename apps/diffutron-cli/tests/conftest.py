@@ -3,6 +3,7 @@ models, and the one check every case makes."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,16 @@ import pytest
 os.environ.setdefault("DIFFUTRON_NO_PROGRESS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def collectable():
+    """A sampling command run in-process freezes the heap once its model is loaded, as in a
+    process of its own (``diffutron_sample.freeze_heap``); it is given back after each test, so
+    that the tests' models can be collected."""
+    yield
+    gc.unfreeze()
+
 
 XCOPA = {
     "premise": "Adam kolunu kırdı.",

@@ -49,13 +49,10 @@ def run(*args, **kwargs):
 
 def test_generate_one_prompt_prints_one_reply(model_dir):
     gc.unfreeze()
-    try:
-        result = run("generate", "--model", model_dir, "--prompt", "Merhaba, nasılsın?")
-        assert gc.get_freeze_count() > 0  # the loaded model is out of the collector's sight
-    finally:
-        gc.unfreeze()
+    result = run("generate", "--model", model_dir, "--prompt", "Merhaba, nasılsın?")
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 1
+    assert gc.get_freeze_count() > 0  # the loaded model is out of the collector's sight
 
 
 def test_generate_prompts_file_writes_jsonl_and_reports_bad_rows(model_dir, tmp_path):

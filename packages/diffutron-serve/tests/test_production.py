@@ -53,7 +53,7 @@ def served(model_dir, **options):
 def test_the_probes_through_a_load(model_dir):
     from diffutron_serve import create_app, serve_in_thread
 
-    app = create_app(str(model_dir))
+    app = create_app(str(model_dir), freeze_heap=True)  # as `serve` makes it
     server, release = app.state.server, threading.Event()
     load = server.loader
     server.loader = lambda: (release.wait(30), load())[1]
@@ -75,7 +75,7 @@ def test_the_probes_through_a_load(model_dir):
     finally:
         release.set()
         running.stop()
-        gc.unfreeze()
+    assert gc.get_freeze_count() == 0  # given back when the engine stopped
 
 
 def test_the_probes_after_a_failed_load(tmp_path):

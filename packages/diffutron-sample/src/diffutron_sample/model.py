@@ -201,11 +201,12 @@ def _set_chat_template(
 
 def freeze_heap() -> None:
     """Collect once, then take every object alive now (the model, the tokenizer, the imported
-    libraries: some 400,000 objects with transformers) out of the garbage collector's sight
+    libraries: some 430,000 objects with transformers) out of the garbage collector's sight
     (``gc.freeze``), as vLLM's engine does after its start-up. Without it, each full collection
     while generating walks them all: a pause of about 180 ms on the CPU machine (one came in a
-    64-step run at batch 16 of the demo model). Called by ``diffutron-serve`` and ``diffutron-sample`` once the model is loaded;
-    a program embedding the engine calls it once its own start-up is done. Those objects are
+    64-step run at batch 16 of the demo model). Called by ``diffutron-serve`` and
+    ``diffutron-sample`` once the model is loaded; a program embedding the engine calls it once
+    its own start-up is done. Those objects are
     not collected until ``gc.unfreeze``, which runs at exit (so that extension modules that
     count their objects at shutdown, such as triton's, find none left over)."""
     gc.collect()

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
@@ -81,6 +82,15 @@ def protection(metrics_public: bool) -> Callable[[str], bool]:
     return protected
 
 
+APP_SETTINGS: dict[str, Any] = {
+    "title": "Diffutron",
+    "summary": "An OpenAI-compatible server for masked diffusion language models.",
+    "docs_url": "/docs",
+    "redoc_url": None,
+    "openapi_url": "/openapi.json",
+}
+
+
 def create_app(
     model_dir: str,
     *,
@@ -94,13 +104,15 @@ def create_app(
     sampler: dict[str, Any] | None = None,
     compile: bool = False,
     metrics_public: bool = False,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The server for the model in ``model_dir`` (or a Hub id). It answers as soon as it starts;
     the model loads in the background meanwhile (``/ready`` says when it is done) and its engine
     loop stops with the app. ``sampler`` changes the model's sampler defaults (e.g.
     ``{"cache": "dual"}``); a request's extra fields change them again. ``compile`` runs the
     steps compiled on CUDA (:class:`diffutron_sample.Execution`). ``/metrics`` needs the key
-    when there is one, unless ``metrics_public``."""
+    when there is one, unless ``metrics_public``. ``freeze_heap``: the load ends with
+    :func:`diffutron_sample.freeze_heap` until the engine stops (as :func:`serve` asks)."""
     check_model_source(model_dir)  # a missing folder is said now, not after the server started
     defaults = SamplerConfig.from_pretrained(model_dir, **(sampler or {}))
     name = model_name or Path(model_dir.rstrip("/")).name or model_dir
@@ -116,17 +128,10 @@ def create_app(
         max_batch=max_batch,
         max_queue=max_queue,
         execution=Execution(compile=compile),
+        freeze=freeze_heap,
     )
 
-    app = FastAPI(
-        title="Diffutron",
-        summary="An OpenAI-compatible server for masked diffusion language models.",
-        version=version("diffutron-serve"),
-        docs_url="/docs",
-        redoc_url=None,
-        openapi_url="/openapi.json",
-        lifespan=_lifespan(server),
-    )
+    app = FastAPI(lifespan=_lifespan(server), **APP_SETTINGS, version=version("diffutron-serve"))
     app.state.server = server
     _document(app)
     _handlers(app)
@@ -155,6 +160,8 @@ def _lifespan(server: Server) -> Callable[[FastAPI], contextlib.AbstractAsyncCon
             server.state = "draining" if server.state == "ready" else server.state
             if server.worker is not None:
                 server.worker.stop()
+            if server.freeze:
+                gc.unfreeze()  # what the load froze can be collected again
 
     return lifespan
 

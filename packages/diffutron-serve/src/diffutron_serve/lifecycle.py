@@ -59,6 +59,7 @@ def serve(
     :func:`create_app` and run otherwise stays up, and its ``/health`` says why)."""
     if not (math.isfinite(drain_timeout) and drain_timeout >= 0):
         raise ValueError(f"drain_timeout must be a finite number >= 0, got {drain_timeout}")
+    options.setdefault("freeze_heap", True)  # this process only serves
     app = create_app(model_dir, **options)
     served = app.state.server
     config = uvicorn.Config(

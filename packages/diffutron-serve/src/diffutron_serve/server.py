@@ -58,11 +58,15 @@ class Server:
         name: str,
         *,
         policy: Callable[[Any], Any] | None = None,
+        freeze: bool = False,
         **limits: Unpack[Limits],
     ) -> None:
         self.loader, self.defaults, self.name, self.limits = loader, defaults, name, limits
         self.policy = policy
         """``policy(tokenizer)``: the model's learned commit policy, or None."""
+        self.freeze = freeze
+        """Whether the load ends with :func:`diffutron_sample.freeze_heap` (a process that only
+        serves: ``diffutron-serve``); given back when the engine stops."""
         self.state = LOADING
         self.failure: str | None = None
         self.worker: Worker | None = None
@@ -81,7 +85,8 @@ class Server:
             worker = Worker(model, tokenizer, observer=self.metrics, **self.limits)
             if self.policy is not None:
                 worker.engine.lm.commit_policy = self.policy(tokenizer)
-            freeze_heap()  # as vLLM: no full collection walks the model while serving
+            if self.freeze:  # as vLLM: no full collection walks the model while serving
+                freeze_heap()
             worker.start()
         except Exception as exc:  # said to every caller, never a crash of the server
             with self.changing:
