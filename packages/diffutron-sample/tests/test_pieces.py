@@ -3,7 +3,7 @@ import torch
 
 from diffutron_sample import SamplerConfig, apply_repetition_penalty, generate, left_pad
 from diffutron_sample.penalty import present_ids as _present_ids
-from diffutron_sample.proposals import _draw, logsumexp_into
+from diffutron_sample.vocabulary import draw, logsumexp_into
 
 from .conftest import EOS, MASK, PAD
 
@@ -95,7 +95,7 @@ def test_a_draw_never_proposes_a_banned_id_and_reports_the_whole_rows_peak(tempe
     logits[::2, MASK] = 50.0  # the mask is the best id of every other row
     before = logits.clone()
     config = SamplerConfig(temperature=temperature)
-    x0, peak = _draw(logits, banned, config, torch.Generator().manual_seed(2))
+    x0, peak = draw(logits, banned, config, torch.Generator().manual_seed(2))
     assert torch.equal(logits, before)  # the banned columns are put back
     assert not torch.isin(x0, banned).any()
     assert torch.equal(peak, before.amax(dim=1))  # banned ids included: the softmax's maximum

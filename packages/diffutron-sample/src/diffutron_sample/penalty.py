@@ -56,7 +56,7 @@ def penalize_canvas_ids(
     :func:`apply_repetition_penalty` over :func:`present_ids`, touching ``M x W`` logits instead
     of reading an ``(M, V)`` table. ``spare_id`` is an id no ``use`` position holds (the mask):
     the other positions point at it, and its logit is put back after. ``penalty`` ``(M, 1)``."""
-    ids = torch.where(use, canvas, spare_id)[rows]  # (M, W)
+    ids = torch.where(use, canvas, spare_id).index_select(0, rows)  # (M, W); faster than [rows]
     spare = logits[:, spare_id].clone()
     values = logits.gather(1, ids)
     # an id repeated on a canvas is written as often, always with the same value

@@ -9,49 +9,17 @@ committed is the runner's business (:mod:`diffutron_sample.runner`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import cast
 
 import torch
 
-from diffutron_core import gumbel_argmax, peak_argmax
 from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.masked_lm import MaskedLM, Where
 from diffutron_sample.penalty import penalize_canvas_ids
-
-
-def _draw(
-    logits: torch.Tensor,
-    banned: torch.Tensor,
-    config: SamplerConfig,
-    generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x0, peak)``: each row of ``logits`` drawn with the row's temperature, never a ``banned``
-    id (those columns are set to ``-inf`` for the draw and put back after: no copy of the
-    logits), and the row's largest logit, banned ids included. A greedy draw is the argmax
-    (:func:`~diffutron_core.peak_argmax`, the first maximal value, as ``max(dim)``), whose pass
-    over the vocabulary gives the peak as well."""
-    saved = logits[:, banned]
-    logits[:, banned] = float("-inf")
-    if config.temperature == 0:
-        peak, x0 = peak_argmax(logits)
-        if saved.shape[1]:  # max is exact: the larger of the parts' peaks is the row's
-            peak = torch.maximum(peak, saved.amax(dim=1))
-        logits[:, banned] = saved
-        return x0, peak
-    x0 = gumbel_argmax(logits, config.temperature, generator=generator)
-    logits[:, banned] = saved
-    return x0, logits.amax(dim=1)
-
-
-def logsumexp_into(logits: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
-    """``torch.logsumexp(logits, dim=1)`` bit for bit, given each row's maximum ``peak``, computed
-    in the storage of ``logits``, which it overwrites: torch's shift (an infinite peak counts as
-    0), ``exp`` and sum, without its max pass and its ``(M, V)`` temporary."""
-    shift = peak.masked_fill(peak.abs() == float("inf"), 0)
-    total = logits.sub_(shift[:, None]).exp_().sum(dim=1)
-    return total.log_().add_(shift)
+from diffutron_sample.vocabulary import draw, logsumexp_into
 
 
 @dataclass
@@ -133,7 +101,7 @@ def batch_logits(
             where[0],
             batch.canvas,
             use,
-            values[where[0]][:, None],
+            values.index_select(0, where[0])[:, None],
             spare_id=mask_token_id,
         )
     return logits
@@ -214,24 +182,46 @@ def _draw_all(
 ) -> tuple[torch.Tensor, torch.Tensor, _Randoms]:
     """Every candidate's token and its logit's peak, drawn group by group (rows that share a
     sampling setting), and the random scores of the ``remasking="random"`` groups."""
+    groups = _draw_groups(batch)
+    if len(groups) == 1 and len(rows):  # one group (the common case): its draw is the whole
+        config, generator = batch.configs[0], batch.generators[0]
+        x0, peak = draw(logits, _banned(batch.never[0], logits.device), config, generator)
+        return x0, peak, _random_scores(config, generator, slice(None), len(rows), x0.device)
     x0 = torch.zeros(len(rows), dtype=torch.long, device=logits.device)
     peak = torch.empty(len(rows), dtype=logits.dtype, device=logits.device)
     randoms: _Randoms = []
     starts = _entry_starts(batch)  # once per step, not once per group
-    for group in _draw_groups(batch):
+    for group in groups:
         mine = _entries_of(starts, rows, group)
         own = logits[mine]
         if len(own) == 0:
             continue
         config, generator = batch.configs[group[0]], batch.generators[group[0]]
-        banned = torch.tensor(batch.never[group[0]], dtype=torch.long, device=own.device)
-        x0[mine], peak[mine] = _draw(own, banned, config, generator)
-        if config.remasking == "random":  # drawn after the tokens, from the same generator
-            drawn = torch.rand(
-                (len(own),), generator=generator, device=own.device, dtype=torch.float64
-            )
-            randoms.append((mine, drawn))
+        banned = _banned(batch.never[group[0]], own.device)
+        x0[mine], peak[mine] = draw(own, banned, config, generator)
+        randoms += _random_scores(config, generator, mine, len(own), own.device)
     return x0, peak, randoms
+
+
+@functools.lru_cache(maxsize=64)
+def _banned(never: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The ids a row may not propose as an index, made once per set of ids and device."""
+    return torch.tensor(never, dtype=torch.long, device=device)
+
+
+def _random_scores(
+    config: SamplerConfig,
+    generator: torch.Generator | None,
+    mine: torch.Tensor | slice,
+    count: int,
+    device: torch.device,
+) -> _Randoms:
+    """A ``remasking="random"`` group's scores, drawn after its tokens from the same generator;
+    none for a group ranked by confidence."""
+    if config.remasking != "random":
+        return []
+    drawn = torch.rand((count,), generator=generator, device=device, dtype=torch.float64)
+    return [(mine, drawn)]
 
 
 def propose(
