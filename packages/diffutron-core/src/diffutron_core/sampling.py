@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 
 import torch
@@ -102,6 +102,12 @@ def gumbel_argmax(
     return (logits.to(torch.float64) / temperature + gumbel).max(dim=-1).indices
 
 
+@lru_cache(maxsize=256)
+def _row_starts(rows: int, step: int, device: torch.device) -> torch.Tensor:
+    """``arange(rows) * step``, made once per shape (read only)."""
+    return torch.arange(rows, device=device) * step
+
+
 @cache
 def _chunk_length(width: int) -> int:
     """How many columns of a ``width``-wide row :func:`peak_argmax` reads as one chunk: the
@@ -128,7 +134,7 @@ def peak_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     chunks = width // size
     rows = logits.reshape(-1, chunks, size)
     peak, chunk = rows.amax(dim=2).max(dim=1)  # the first chunk holding the peak
-    first = torch.arange(len(rows), device=rows.device) * chunks  # each row's first chunk
+    first = _row_starts(len(rows), chunks, rows.device)  # each row's first chunk
     inside = rows.reshape(-1, size).index_select(0, first + chunk)  # (N, size); not rows[i, j]:
     # advanced indexing is several times slower on the CPU for the same copy
     column = inside.max(dim=1).indices  # the first column in it that holds the peak

@@ -9,7 +9,6 @@ committed is the runner's business (:mod:`diffutron_sample.runner`).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -185,7 +184,7 @@ def _draw_all(
     groups = _draw_groups(batch)
     if len(groups) == 1 and len(rows):  # one group (the common case): its draw is the whole
         config, generator = batch.configs[0], batch.generators[0]
-        x0, peak = draw(logits, _banned(batch.never[0], logits.device), config, generator)
+        x0, peak = draw(logits, batch.never[0], config, generator)
         return x0, peak, _random_scores(config, generator, slice(None), len(rows), x0.device)
     x0 = torch.zeros(len(rows), dtype=torch.long, device=logits.device)
     peak = torch.empty(len(rows), dtype=logits.dtype, device=logits.device)
@@ -197,16 +196,9 @@ def _draw_all(
         if len(own) == 0:
             continue
         config, generator = batch.configs[group[0]], batch.generators[group[0]]
-        banned = _banned(batch.never[group[0]], own.device)
-        x0[mine], peak[mine] = draw(own, banned, config, generator)
+        x0[mine], peak[mine] = draw(own, batch.never[group[0]], config, generator)
         randoms += _random_scores(config, generator, mine, len(own), own.device)
     return x0, peak, randoms
-
-
-@functools.lru_cache(maxsize=64)
-def _banned(never: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """The ids a row may not propose as an index, made once per set of ids and device."""
-    return torch.tensor(never, dtype=torch.long, device=device)
 
 
 def _random_scores(
@@ -266,8 +258,8 @@ def propose(
     scores[rows, cols] = confidence
     chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
     chosen[rows, cols] = x0
-    bad = torch.zeros(len(batch.canvas), dtype=torch.long, device=logits.device)
-    bad.index_add_(0, rows, (~torch.isfinite(lse)).long())
+    bad = torch.zeros(len(batch.canvas), dtype=torch.bool, device=logits.device)
+    bad.index_put_((rows,), ~torch.isfinite(lse), accumulate=True)  # any of the row's entries
     if entries is not None:
         entries.rows, entries.cols, entries.tokens, entries.measures = rows, cols, x0, measures
-    return scores, chosen, bad == 0
+    return scores, chosen, ~bad

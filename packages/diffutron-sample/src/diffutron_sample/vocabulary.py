@@ -12,7 +12,7 @@ from diffutron_sample.config import SamplerConfig
 
 def draw(
     logits: torch.Tensor,
-    banned: torch.Tensor,
+    banned: tuple[int, ...],
     config: SamplerConfig,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,18 +20,20 @@ def draw(
     id (those columns are set to ``-inf`` for the draw and put back after: no copy of the
     logits), and the row's largest logit, banned ids included. A greedy draw is the argmax
     (:func:`~diffutron_core.peak_argmax`, the first maximal value, as ``max(dim)``), whose pass
-    over the vocabulary gives the peak as well."""
-    saved = logits[:, banned]
-    logits[:, banned] = float("-inf")
+    over the vocabulary gives the peak as well. The banned columns (one or two ids) are views,
+    not an index: no index kernel."""
+    saved = [logits[:, i].clone() for i in banned]
+    for i in banned:
+        logits[:, i] = float("-inf")
     if config.temperature == 0:
         peak, x0 = peak_argmax(logits)
-        if saved.shape[1]:  # max is exact: the larger of the parts' peaks is the row's
-            peak = torch.maximum(peak, saved.amax(dim=1))
-        logits[:, banned] = saved
-        return x0, peak
-    x0 = gumbel_argmax(logits, config.temperature, generator=generator)
-    logits[:, banned] = saved
-    return x0, logits.amax(dim=1)
+        for column in saved:  # max is exact: the larger of the parts' peaks is the row's
+            peak = torch.maximum(peak, column)
+    else:
+        x0 = gumbel_argmax(logits, config.temperature, generator=generator)
+    for i, column in zip(banned, saved, strict=True):
+        logits[:, i] = column
+    return x0, peak if config.temperature == 0 else logits.amax(dim=1)
 
 
 def logsumexp_into(logits: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
