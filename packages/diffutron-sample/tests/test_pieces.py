@@ -103,3 +103,15 @@ def test_a_draw_never_proposes_a_banned_id_and_reports_the_whole_rows_peak(tempe
         allowed = before.clone()
         allowed[:, banned] = float("-inf")
         assert torch.equal(x0, allowed.max(dim=1).indices)
+
+
+def test_row_values_are_made_once_per_set_of_values_nan_included():
+    from diffutron_sample.rowvalues import row_values
+
+    nan = float("nan")
+    first = row_values([0.9, nan, float("inf")], torch.float64, "cpu")
+    again = row_values([0.9, float("nan"), float("inf")], torch.float64, "cpu")
+    assert again is first  # a NaN made afresh finds the same tensor
+    assert first[0] == 0.9 and first[1].isnan() and first[2] == float("inf")
+    assert row_values([0.9, nan, 1.0], torch.float64, "cpu") is not first
+    assert row_values([0.9, nan, float("inf")], torch.float32, "cpu").dtype == torch.float32

@@ -13,6 +13,7 @@ import torch
 
 from diffutron_sample.commits import entropy_accepts
 from diffutron_sample.proposals import Entries
+from diffutron_sample.rowvalues import row_values
 from diffutron_sample.scheduler import Request
 from diffutron_sample.traces import Trace, features
 
@@ -47,7 +48,7 @@ class Decision(NamedTuple):
 def _per_row(
     requests: list[Request], value: Callable[[Request], float], device: Any
 ) -> torch.Tensor:
-    return torch.tensor([value(r) for r in requests], dtype=torch.float64).to(device)
+    return row_values([value(r) for r in requests], torch.float64, device)  # shared: read only
 
 
 def _threshold(request: Request) -> float:

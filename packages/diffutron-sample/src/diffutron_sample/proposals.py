@@ -18,6 +18,7 @@ from diffutron_sample.cache import Span
 from diffutron_sample.config import SamplerConfig
 from diffutron_sample.masked_lm import MaskedLM, Where
 from diffutron_sample.penalty import penalize_canvas_ids
+from diffutron_sample.rowvalues import row_values
 from diffutron_sample.vocabulary import draw, logsumexp_into
 
 
@@ -93,7 +94,7 @@ def batch_logits(
         use = batch.attention & (batch.canvas != mask_token_id)
         if eos_token_id is not None:
             use &= batch.canvas != eos_token_id
-        values = torch.tensor(penalties, device=logits.device, dtype=logits.dtype)
+        values = row_values(penalties, logits.dtype, logits.device)  # shared: read only
         # a row whose penalty is 1.0 is unchanged (x / 1 and x * 1 are exact)
         penalize_canvas_ids(
             logits,
