@@ -206,9 +206,9 @@ def freeze_heap() -> None:
     while generating walks them all: a pause of about 180 ms on the CPU machine (one came in a
     64-step run at batch 16 of the demo model). Called by ``diffutron-serve`` and
     ``diffutron-sample`` once the model is loaded; a program embedding the engine calls it once
-    its own start-up is done. Those objects are
-    not collected until ``gc.unfreeze``, which runs at exit (so that extension modules that
-    count their objects at shutdown, such as triton's, find none left over)."""
+    its own start-up is done. Those objects are not collected until ``gc.unfreeze``, which runs
+    at exit (so that extension modules that count their objects at shutdown, such as triton's,
+    find none left over)."""
     gc.collect()
     gc.freeze()
     atexit.unregister(gc.unfreeze)  # once, however often it is called

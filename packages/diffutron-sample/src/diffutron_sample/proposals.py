@@ -259,8 +259,8 @@ def propose(
     scores[rows, cols] = confidence
     chosen = torch.zeros_like(batch.candidates, dtype=torch.long)
     chosen[rows, cols] = x0
-    bad = torch.zeros(len(batch.canvas), dtype=torch.bool, device=logits.device)
-    bad.index_put_((rows,), ~torch.isfinite(lse), accumulate=True)  # any of the row's entries
+    bad = torch.zeros(len(batch.canvas), dtype=torch.long, device=logits.device)
+    bad.index_add_(0, rows, (~torch.isfinite(lse)).long())
     if entries is not None:
         entries.rows, entries.cols, entries.tokens, entries.measures = rows, cols, x0, measures
-    return scores, chosen, ~bad
+    return scores, chosen, bad == 0
