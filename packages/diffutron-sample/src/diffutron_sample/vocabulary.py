@@ -25,15 +25,16 @@ def draw(
     saved = [logits[:, i].clone() for i in banned]
     for i in banned:
         logits[:, i] = float("-inf")
-    if config.temperature == 0:
-        peak, x0 = peak_argmax(logits)
-        for column in saved:  # max is exact: the larger of the parts' peaks is the row's
-            peak = torch.maximum(peak, column)
-    else:
+    if config.temperature > 0:
         x0 = gumbel_argmax(logits, config.temperature, generator=generator)
+        for i, column in zip(banned, saved, strict=True):
+            logits[:, i] = column
+        return x0, logits.amax(dim=1)
+    peak, x0 = peak_argmax(logits)
     for i, column in zip(banned, saved, strict=True):
         logits[:, i] = column
-    return x0, peak if config.temperature == 0 else logits.amax(dim=1)
+        peak = torch.maximum(peak, column)  # max is exact: the larger of the parts' peaks
+    return x0, peak
 
 
 def logsumexp_into(logits: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:

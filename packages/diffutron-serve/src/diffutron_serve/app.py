@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from importlib.metadata import version
@@ -158,10 +157,7 @@ def _lifespan(server: Server) -> Callable[[FastAPI], contextlib.AbstractAsyncCon
             yield
         finally:
             server.state = "draining" if server.state == "ready" else server.state
-            if server.worker is not None:
-                server.worker.stop()
-            if server.freeze:
-                gc.unfreeze()  # what the load froze can be collected again
+            server.stop()
 
     return lifespan
 

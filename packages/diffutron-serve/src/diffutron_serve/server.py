@@ -5,6 +5,7 @@ process exits."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -101,6 +102,13 @@ class Server:
                     self.state = READY
         finally:
             self.loaded.set()
+
+    def stop(self) -> None:
+        """Stop the engine loop; what the load froze (``freeze``) can be collected again."""
+        if self.worker is not None:
+            self.worker.stop()
+        if self.freeze:
+            gc.unfreeze()
 
     def start_loading(self) -> threading.Thread:
         thread = threading.Thread(target=self.load, name="diffutron-load", daemon=True)
